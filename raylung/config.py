@@ -1,0 +1,179 @@
+"""One typed config tree for every raylung job.
+
+A job reads ``--config FILE.yaml`` (optional) and then ``key=value`` overrides with dotted keys
+(``ingest.spacing_mm=[1,1,2]``); values are parsed with ``yaml.safe_load`` so lists and numbers
+work. The resolved tree is validated by pydantic and written next to every output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DOMAINS = ("healthy", "pathological")
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the config tree."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PhantomConfig(_Section):
+    """Synthetic thorax CT, the embedded default data set."""
+
+    cases: int = Field(8, ge=1, description="number of cases to make")
+    pathological_fraction: float = Field(0.5, ge=0.0, le=1.0)
+    seed: int = 0
+    size: int = Field(256, ge=64, le=1024, description="in-plane voxels (square)")
+    slices: tuple[int, int] = Field((80, 120), description="min/max slice count")
+
+    @field_validator("slices")
+    @classmethod
+    def _ordered(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not 8 <= v[0] <= v[1]:
+            raise ValueError("slices must be [min, max] with 8 <= min <= max")
+        return v
+
+
+class IngestConfig(_Section):
+    """How source CT becomes canonical arrays in the store."""
+
+    # (x, y, z) in mm as SimpleITK orders it; null keeps each case's own spacing.
+    # 1x1x2 mm keeps a 350 mm thorax near 350 px in-plane and halves slice count of thin-slice CT.
+    spacing_mm: tuple[float, float, float] | None = (1.0, 1.0, 2.0)
+    # Stored HU are clipped to this window (int16 holds it; below -1024 is only reconstruction noise).
+    hu_window: tuple[int, int] = (-1024, 3071)
+    # Labels of a multi-label mask that make the lung; empty means every non-zero label.
+    lung_labels: list[int] = Field(default_factory=list)
+    # Chunk shape (z, y, x) of every stored array; chosen with benchmarks/ingest.py.
+    chunks: tuple[int, int, int] = (16, 64, 64)
+    compression_level: int = Field(3, ge=1, le=22, description="zstd level")
+    # Thorax crop: body is the largest component above body_hu, bone is above bone_hu inside it.
+    body_hu: int = -500
+    bone_hu: int = 200
+    min_bone_voxels: int = Field(20, ge=1, description="smaller bone specks are removed as noise")
+    domain: Literal["healthy", "pathological"] | None = Field(
+        None, description="domain of every case when SRC is a folder without cases.csv"
+    )
+
+    @field_validator("hu_window")
+    @classmethod
+    def _window(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not -32768 <= v[0] < v[1] <= 32767:
+            raise ValueError("hu_window must be [low, high] within int16 with low < high")
+        return v
+
+    @field_validator("spacing_mm")
+    @classmethod
+    def _spacing(cls, v: tuple[float, float, float] | None) -> tuple[float, float, float] | None:
+        if v is not None and min(v) <= 0:
+            raise ValueError("spacing_mm must be positive")
+        return v
+
+    @field_validator("chunks")
+    @classmethod
+    def _chunks(cls, v: tuple[int, int, int]) -> tuple[int, int, int]:
+        if min(v) < 1:
+            raise ValueError("chunks must be positive")
+        return v
+
+
+class StorageConfig(_Section):
+    """Where stores live; options go to fsspec (e.g. S3 endpoint and keys)."""
+
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class RayConfig(_Section):
+    """How raylung reaches Ray: no address starts a local cluster (laptop), ``auto`` joins one."""
+
+    address: str | None = None
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of a local cluster (None: all)")
+    max_parallel_cases: int = Field(2, ge=1, description="ingest tasks in flight at once")
+
+
+class Config(_Section):
+    """The root of the tree; every job reads the sections it needs."""
+
+    phantom: PhantomConfig = Field(default_factory=PhantomConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+
+    @model_validator(mode="after")
+    def _labels(self) -> Config:
+        if any(label <= 0 for label in self.ingest.lung_labels):
+            raise ValueError("ingest.lung_labels must be positive label values")
+        return self
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Build the config from an optional YAML file plus ``key=value`` overrides."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        tree = _read_yaml(Path(path))
+    for item in overrides:
+        _apply_override(tree, item)
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_one_line(err, path)) from None
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML (atomic: temp file then rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(dump_config(config))
+    tmp.replace(path)
+
+
+def dump_config(config: Config) -> str:
+    """The resolved config as YAML text."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections")
+    return tree
+
+
+def _apply_override(tree: dict[str, Any], item: str) -> None:
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {item!r}: expected key=value, e.g. ingest.spacing_mm=[1,1,2]")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    node = tree
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {item!r}: {part} is not a section")
+    node[leaf] = value
+
+
+def _one_line(err: ValidationError, path: str | Path | None) -> str:
+    where = f"{path}: " if path else ""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        parts.append(f"{loc}: {e['msg']}" if loc else e["msg"])
+    return f"{where}invalid config: " + "; ".join(parts)

@@ -1,0 +1,132 @@
+"""Turn one case's source files into canonical arrays and attributes, checking them on the way.
+
+Pure functions (no Ray, no store): the image is read, reoriented to LPS, resampled to the
+configured spacing and clipped to the HU window; masks are checked against the image in physical
+space and resampled onto the same grid; the thorax box is found from bone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from raylung.config import IngestConfig
+from raylung.errors import InputError
+from raylung.ingest.sources import CaseSource
+from raylung.io.geometry import canonical_grid, overlap_fraction, resample_to
+from raylung.io.read import read_mask, read_volume
+from raylung.preprocess.thorax_crop import NoBoneError, thorax_box
+
+STORE_FORMAT = 1  # bump when the stored arrays change meaning, so reruns re-ingest
+
+
+@dataclass
+class PreparedCase:
+    """Canonical arrays of one case and the attributes stored with them."""
+
+    arrays: dict[str, np.ndarray]
+    attrs: dict[str, Any]
+
+
+def prepare_case(source: CaseSource, cfg: IngestConfig) -> PreparedCase:
+    """Read, check and canonicalise one case; raise InputError naming the bad file."""
+    image = read_volume(source.image)
+    _check_finite(source.image, image)
+    grid = canonical_grid(image, cfg.spacing_mm)
+    arrays = {"image": _hu_array(image, grid, cfg.hu_window)}
+    if source.lung:
+        arrays["lung"] = _mask_array(source.lung, image, grid, cfg.lung_labels)
+        if not arrays["lung"].any():
+            raise InputError(source.lung, "lung mask is empty for a labelled case")
+    if source.lesion:
+        arrays["lesion"] = _mask_array(source.lesion, image, grid, [])
+    try:
+        box = thorax_box(arrays["image"], cfg.body_hu, cfg.bone_hu, cfg.min_bone_voxels)
+    except NoBoneError as err:
+        raise InputError(source.image, f"{err}: cannot find the thorax box") from None
+    return PreparedCase(arrays, _attrs(source, grid, box.as_list(), arrays))
+
+
+def source_hash(source: CaseSource, cfg: IngestConfig) -> str:
+    """Hash of the source bytes and every setting that shapes the stored arrays."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([STORE_FORMAT, source.case_id, source.domain,
+                              cfg.model_dump(mode="json", exclude={"domain"})]).encode())
+    for path in (source.image, source.lung, source.lesion):
+        digest.update(b"|")
+        if path:
+            _hash_path(Path(path), digest)
+    return digest.hexdigest()
+
+
+def lung_hu_stats(image: np.ndarray, lung: np.ndarray) -> dict[str, float]:
+    """HU statistics inside the lung (feeds the store's data-derived settings)."""
+    values = image[lung > 0].astype(np.float64)
+    p05, p995 = np.percentile(values, [0.5, 99.5])
+    return {"lung_voxels": int(values.size), "lung_hu_mean": float(values.mean()),
+            "lung_hu_std": float(values.std()), "lung_hu_p005": float(p05),
+            "lung_hu_p995": float(p995)}
+
+
+def _hu_array(image: sitk.Image, grid: sitk.Image, window: tuple[int, int]) -> np.ndarray:
+    resampled = resample_to(sitk.Cast(image, sitk.sitkFloat32), grid, label=False, fill=window[0])
+    values = sitk.GetArrayFromImage(resampled)
+    return np.clip(np.rint(values), *window).astype(np.int16)
+
+
+def _mask_array(path: str, image: sitk.Image, grid: sitk.Image, labels: list[int]) -> np.ndarray:
+    mask = read_mask(path)
+    if overlap_fraction(image, mask) == 0:
+        raise InputError(path, "mask does not overlap its image in physical space "
+                               "(different origin/spacing/direction)")
+    values = sitk.GetArrayViewFromImage(mask)
+    binary = np.isin(values, labels) if labels else values != 0
+    binary_image = sitk.GetImageFromArray(binary.astype(np.uint8))
+    binary_image.CopyInformation(mask)
+    return sitk.GetArrayFromImage(resample_to(binary_image, grid, label=True, fill=0))
+
+
+def _check_finite(path: str, image: sitk.Image) -> None:
+    values = sitk.GetArrayViewFromImage(image)
+    if values.dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        if bad:
+            raise InputError(path, f"image has {bad} NaN/inf voxels")
+
+
+def _attrs(source: CaseSource, grid: sitk.Image, box: list[int], arrays: dict) -> dict[str, Any]:
+    attrs = {
+        "case_id": source.case_id,
+        "domain": source.domain,
+        "labelled": source.labelled,
+        "has_lesion": "lesion" in arrays,
+        "shape": list(arrays["image"].shape),
+        "spacing": list(grid.GetSpacing()),
+        "origin": list(grid.GetOrigin()),
+        "direction": list(grid.GetDirection()),
+        "thorax_box": box,
+        "sources": {"image": source.image, "lung": source.lung, "lesion": source.lesion},
+    }
+    if source.labelled:
+        attrs.update(lung_hu_stats(arrays["image"], arrays["lung"]))
+    return attrs
+
+
+def _hash_path(path: Path, digest: Any) -> None:
+    if not path.exists():
+        raise InputError(path, "file not found")
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(file.name.encode())
+        try:
+            with open(file, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError as err:
+            raise InputError(file, f"cannot read ({err.strerror})") from None

@@ -1,0 +1,100 @@
+"""``raylung ingest``: every case becomes a committed zarr group, in parallel Ray tasks.
+
+A rerun skips cases whose commit record carries the same source hash, rewrites changed or
+interrupted ones, and reports every failing case in one line (stderr and ingest_report.csv).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import ray
+from tqdm import tqdm
+
+from raylung.config import Config, IngestConfig, dump_config
+from raylung.errors import InputError
+from raylung.ingest.case import prepare_case, source_hash
+from raylung.ingest.sources import CaseSource, Failure, read_sources
+from raylung.runtime import connect
+from raylung.store.case_store import CaseStore
+from raylung.store.manifest import write_manifest
+
+REPORT = "ingest_report.csv"
+
+
+@dataclass
+class IngestResult:
+    """What one ingest run did."""
+
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def ingest(src: str, store_url: str, config: Config, progress: bool = True) -> IngestResult:
+    """Ingest every case of ``src`` into the store at ``store_url``."""
+    sources, failures = read_sources(src, config.ingest.domain)
+    store = CaseStore(store_url, config.storage.storage_options)
+    store.write_bytes("raylung_config.yaml", dump_config(config).encode())
+    result = IngestResult(failures=list(failures))
+    if sources:
+        connect(config.ray)
+        _run_tasks(sources, store, config, result, progress)
+    store.write_table(REPORT, pd.DataFrame([vars(f) for f in result.failures],
+                                           columns=["case", "file", "reason"]))
+    write_manifest(store)
+    return result
+
+
+def _run_tasks(sources: list[CaseSource], store: CaseStore, config: Config,
+               result: IngestResult, progress: bool) -> None:
+    """Keep at most ``ray.max_parallel_cases`` tasks in flight; collect outcomes as they end."""
+    pending = list(reversed(sources))
+    running: list[ray.ObjectRef] = []
+    bar = tqdm(total=len(sources), desc="ingest", unit="case", disable=not progress,
+               file=sys.stderr)
+    while pending or running:
+        while pending and len(running) < config.ray.max_parallel_cases:
+            running.append(_ingest_case.remote(pending.pop(), store.url,
+                                               store.storage_options, config.ingest))
+        done, running = ray.wait(running, num_returns=1)
+        _collect(ray.get(done[0]), result, bar)
+    bar.close()
+
+
+def _collect(outcome: dict[str, Any], result: IngestResult, bar: tqdm) -> None:
+    bar.update(1)
+    if outcome["status"] == "failed":
+        failure = Failure(outcome["case"], outcome["file"], outcome["reason"])
+        result.failures.append(failure)
+        bar.write(f"raylung ingest: case {failure.case}: {failure.file}: {failure.reason}",
+                  file=sys.stderr)
+    else:
+        getattr(result, outcome["status"]).append(outcome["case"])
+
+
+@ray.remote(num_cpus=1, max_retries=0)
+def _ingest_case(source: CaseSource, url: str, options: dict, cfg: IngestConfig) -> dict[str, Any]:
+    """Ingest one case; every problem comes back as a failure outcome, never as an exception."""
+    store = CaseStore(url, options)
+    outcome = {"case": source.case_id, "file": source.image, "reason": ""}
+    try:
+        digest = source_hash(source, cfg)
+        if (store.committed(source.case_id) or {}).get("source_hash") == digest:
+            return {**outcome, "status": "skipped"}
+        case = prepare_case(source, cfg)
+        store.write_case(source.case_id, case.arrays, case.attrs, {"source_hash": digest},
+                         cfg.chunks, cfg.compression_level)
+    except InputError as err:
+        return {**outcome, "status": "failed", "file": err.path, "reason": err.problem}
+    except Exception as err:  # one bad case must not stop the others; report it in one line
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        return {**outcome, "status": "failed", "reason": reason}
+    return {**outcome, "status": "written"}

@@ -1,0 +1,134 @@
+"""What to ingest: a table (CSV/parquet) of cases, or a folder of case folders.
+
+A table has the columns ``case_id, image, lung, lesion, domain`` (``lung`` and ``lesion`` may be
+empty); relative paths are relative to the table's folder. A folder with ``cases.csv`` or
+``cases.parquet`` is read through that table; any other folder is scanned: each sub-folder is a
+case whose ``image.*`` (a file, or an ``image/`` DICOM folder), ``lung.*`` and ``lesion.*`` are
+found by name, and every case gets the domain given by ``ingest.domain``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from raylung.config import DOMAINS
+from raylung.errors import InputError
+
+TABLE_NAMES = ("cases.csv", "cases.parquet")
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm")
+REQUIRED_COLUMNS = ("case_id", "image", "domain")
+
+
+@dataclass(frozen=True)
+class CaseSource:
+    """The files of one case, as given by the user."""
+
+    case_id: str
+    image: str
+    lung: str | None
+    lesion: str | None
+    domain: str
+
+    @property
+    def labelled(self) -> bool:
+        return self.lung is not None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One line of the ingest report."""
+
+    case: str
+    file: str
+    reason: str
+
+
+def read_sources(src: str | Path, domain: str | None = None) -> tuple[list[CaseSource], list[Failure]]:
+    """Every case in ``src``; rows that cannot be ingested come back as failures."""
+    src = Path(src)
+    if src.is_dir():
+        table_path = next((src / n for n in TABLE_NAMES if (src / n).exists()), None)
+        if table_path is None:
+            return _validate(_scan_folder(src, domain), src)
+        src = table_path
+    if not src.exists():
+        raise InputError(src, "source not found (expected a folder of cases or a cases table)")
+    return _validate(_read_table(src), src)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str)
+    except Exception as err:  # pandas raises many types for a malformed table
+        raise InputError(path, f"unreadable cases table ({err})") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(path, f"cases table lacks column(s) {', '.join(missing)}")
+    table = table.astype(object).where(table.notna(), None)
+    for column in ("image", "lung", "lesion"):
+        if column in table:
+            table[column] = [_resolve(path.parent, v) for v in table[column]]
+    return table
+
+
+def _scan_folder(folder: Path, domain: str | None) -> pd.DataFrame:
+    if domain is None:
+        raise InputError(folder, "folder has no cases.csv: set ingest.domain=healthy|pathological "
+                                 "for its cases, or give a cases table")
+    rows = []
+    for case_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        rows.append({
+            "case_id": case_dir.name,
+            "image": _find(case_dir, "image") or str(case_dir / "image"),
+            "lung": _find(case_dir, "lung"),
+            "lesion": _find(case_dir, "lesion"),
+            "domain": domain,
+        })
+    if not rows:
+        raise InputError(folder, "folder holds no case folders")
+    return pd.DataFrame(rows)
+
+
+def _find(case_dir: Path, stem: str) -> str | None:
+    if (case_dir / stem).is_dir():
+        return str(case_dir / stem)
+    for suffix in IMAGE_SUFFIXES:
+        if (case_dir / f"{stem}{suffix}").exists():
+            return str(case_dir / f"{stem}{suffix}")
+    return None
+
+
+def _resolve(base: Path, value: object) -> str | None:
+    if value is None or str(value).strip() == "":
+        return None
+    path = Path(str(value).strip())
+    return str(path if path.is_absolute() or "://" in str(value) else base / path)
+
+
+def _validate(table: pd.DataFrame, origin: Path) -> tuple[list[CaseSource], list[Failure]]:
+    counts = table["case_id"].value_counts()
+    sources, failures = [], []
+    for row in table.to_dict("records"):
+        case_id = str(row["case_id"] or "").strip()
+        problem = _row_problem(case_id, row, counts)
+        if problem:
+            failures.append(Failure(case_id, str(origin), problem))
+            continue
+        sources.append(CaseSource(case_id, row["image"], row.get("lung"), row.get("lesion"),
+                                  row["domain"]))
+    return sources, failures
+
+
+def _row_problem(case_id: str, row: dict, counts: pd.Series) -> str | None:
+    if not case_id or "/" in case_id or case_id.startswith("."):
+        return f"invalid case id {case_id!r} (non-empty, no '/', not starting with '.')"
+    if counts[row["case_id"]] > 1:
+        return f"duplicate case id {case_id!r} ({counts[row['case_id']]} rows); ids must be unique"
+    if row["domain"] not in DOMAINS:
+        return f"unknown domain {row['domain']!r} (expected one of {', '.join(DOMAINS)})"
+    if not row["image"]:
+        return "no image path given"
+    return None

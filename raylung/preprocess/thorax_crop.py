@@ -1,0 +1,70 @@
+"""The thorax crop box: the box spanned by ribs and vertebrae (METHOD.md, pre-processing).
+
+Cropping every case to this box removes field-of-view and zoom differences between scans, which
+a GAN would otherwise learn as the difference between the healthy and pathological domains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from skimage import measure, morphology
+
+
+@dataclass(frozen=True)
+class Box:
+    """A half-open voxel box ``[z0, z1) x [y0, y1) x [x0, x1)`` on the canonical grid."""
+
+    z0: int
+    z1: int
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+
+    def slices(self) -> tuple[slice, slice, slice]:
+        """Numpy slices that cut the box out of a (z, y, x) array."""
+        return slice(self.z0, self.z1), slice(self.y0, self.y1), slice(self.x0, self.x1)
+
+    def as_list(self) -> list[int]:
+        return [self.z0, self.z1, self.y0, self.y1, self.x0, self.x1]
+
+
+class NoBoneError(ValueError):
+    """The image holds no bone inside the body, so the thorax box is undefined."""
+
+
+def body_mask(image: np.ndarray, body_hu: int) -> np.ndarray:
+    """The largest connected component above ``body_hu``, holes filled slice by slice."""
+    labels = measure.label(image > body_hu, connectivity=1)
+    if labels.max() == 0:
+        return np.zeros(image.shape, dtype=bool)
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    body = labels == sizes.argmax()
+    return np.stack([ndimage.binary_fill_holes(s) for s in body])
+
+
+def bone_mask(image: np.ndarray, body: np.ndarray, bone_hu: int, min_voxels: int) -> np.ndarray:
+    """Voxels above ``bone_hu`` inside the body, with specks under ``min_voxels`` removed."""
+    bone = (image > bone_hu) & body
+    return morphology.remove_small_objects(bone, max_size=min_voxels - 1, connectivity=3)
+
+
+def thorax_box(image: np.ndarray, body_hu: int, bone_hu: int, min_voxels: int) -> Box:
+    """Bounding box of the bone (ribs, vertebrae) inside the largest body component."""
+    bone = bone_mask(image, body_mask(image, body_hu), bone_hu, min_voxels)
+    if not bone.any():
+        raise NoBoneError(f"no bone above {bone_hu} HU inside the body")
+    return _bounding_box(bone)
+
+
+def _bounding_box(mask: np.ndarray) -> Box:
+    bounds = []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        hit = np.flatnonzero(mask.any(axis=other))
+        bounds += [int(hit[0]), int(hit[-1]) + 1]
+    return Box(*bounds)

@@ -1,0 +1,150 @@
+"""The raylung store: one zarr v3 group per case, plus tables and files beside them.
+
+Layout (``STORE`` is a local path or an fsspec URL such as ``s3://bucket/store``)::
+
+    STORE/zarr.json                root group
+    STORE/cases/<case_id>/         group: image int16, lung uint8, lesion uint8 (when present)
+    STORE/manifest.parquet         one row per committed case
+    STORE/summary.json             data-derived settings (spacing, shapes, HU statistics)
+    STORE/ingest_report.csv        failures of the last ingest run
+    STORE/raylung_config.yaml      the resolved config of the last ingest run
+
+A case is committed by writing ``attrs["raylung"]["committed"]`` after all its chunks are
+written; readers only open committed cases, so none ever sees half a case, on a local disk or on
+object storage alike. A rewrite removes the old group first.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from typing import Any
+
+import fsspec
+import numpy as np
+import pandas as pd
+import zarr
+from fsspec.implementations.local import LocalFileSystem
+
+CASES = "cases"
+
+
+class StoreError(ValueError):
+    """A store that cannot be opened or a case that is missing or incomplete."""
+
+
+class CaseStore:
+    """Read and write cases and side files of one raylung store."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.url = str(url).rstrip("/")
+        self.storage_options = dict(storage_options or {})
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        self._local = isinstance(self.fs, LocalFileSystem)
+
+    def group(self, mode: str = "a") -> zarr.Group:
+        """The root zarr group (created on first write)."""
+        try:
+            return zarr.open_group(self.url, mode=mode, **self._zarr_kw())
+        except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+            raise StoreError(f"{self.url}: no raylung store here (run `raylung ingest` first)") from None
+
+    def case_ids(self) -> list[str]:
+        """Ids of every committed case, sorted."""
+        if not self.fs.exists(f"{self.root}/{CASES}"):
+            return []
+        cases = self.group("r")[CASES]
+        return sorted(k for k in cases.group_keys() if self.committed(k) is not None)
+
+    def committed(self, case_id: str) -> dict[str, Any] | None:
+        """The commit record of a case, or None when it is absent or was never finished."""
+        try:
+            attrs = zarr.open_group(self._case_url(case_id), mode="r", **self._zarr_kw()).attrs
+        except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+            return None
+        return attrs.get("raylung", {}).get("committed")
+
+    def open_case(self, case_id: str) -> zarr.Group:
+        """The group of a committed case; raises StoreError for a missing or partial case."""
+        if self.committed(case_id) is None:
+            raise StoreError(f"{self._case_url(case_id)}: case {case_id!r} is missing or incomplete")
+        return self.group("r")[f"{CASES}/{case_id}"]
+
+    def write_case(
+        self,
+        case_id: str,
+        arrays: dict[str, np.ndarray],
+        attrs: dict[str, Any],
+        commit: dict[str, Any],
+        chunks: tuple[int, int, int],
+        level: int,
+    ) -> None:
+        """Write a whole case, then commit it; an older version of the case is removed first."""
+        self.remove_case(case_id)
+        try:
+            group = self.group("a").require_group(CASES).create_group(case_id)
+            for name, data in arrays.items():
+                _write_array(group, name, data, chunks, level)
+            group.attrs["raylung"] = {**attrs, "committed": commit}
+        except BaseException:
+            self.remove_case(case_id)
+            raise
+
+    def remove_case(self, case_id: str) -> None:
+        """Delete a case group, complete or not (no-op when absent)."""
+        path = f"{self.root}/{CASES}/{case_id}"
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Write a side file atomically (temp + rename locally; one PUT on object storage)."""
+        path = f"{self.root}/{name}"
+        if not self._local:
+            self.fs.pipe_file(path, data)
+            return
+        self.fs.makedirs(self.root, exist_ok=True)
+        tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+        self.fs.pipe_file(tmp, data)
+        self.fs.mv(tmp, path)
+
+    def read_bytes(self, name: str) -> bytes:
+        """Read a side file; StoreError when it does not exist."""
+        try:
+            return self.fs.cat_file(f"{self.root}/{name}")
+        except FileNotFoundError:
+            raise StoreError(f"{self.url}/{name}: not found (run `raylung ingest` first)") from None
+
+    def write_table(self, name: str, table: pd.DataFrame) -> None:
+        """Write a pandas table as parquet or CSV, chosen by the file name."""
+        buffer = io.BytesIO()
+        if name.endswith(".parquet"):
+            table.to_parquet(buffer, index=False)
+        else:
+            table.to_csv(buffer, index=False)
+        self.write_bytes(name, buffer.getvalue())
+
+    def read_table(self, name: str) -> pd.DataFrame:
+        """Read a table written by :meth:`write_table`."""
+        data = io.BytesIO(self.read_bytes(name))
+        return pd.read_parquet(data) if name.endswith(".parquet") else pd.read_csv(data)
+
+    def disk_bytes(self, case_id: str | None = None) -> int:
+        """Bytes on disk of one case, or of the whole store."""
+        path = f"{self.root}/{CASES}/{case_id}" if case_id else self.root
+        return int(self.fs.du(path, total=True))
+
+    def _case_url(self, case_id: str) -> str:
+        return f"{self.url}/{CASES}/{case_id}"
+
+    def _zarr_kw(self) -> dict[str, Any]:
+        return {} if self._local else {"storage_options": self.storage_options}
+
+
+def _write_array(group: zarr.Group, name: str, data: np.ndarray,
+                 chunks: tuple[int, int, int], level: int) -> None:
+    chunk = tuple(min(c, s) for c, s in zip(chunks, data.shape))
+    array = group.create_array(
+        name, shape=data.shape, dtype=data.dtype, chunks=chunk,
+        compressors=zarr.codecs.ZstdCodec(level=level), dimension_names=("z", "y", "x"),
+    )
+    array[...] = data

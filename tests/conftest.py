@@ -1,0 +1,62 @@
+"""Shared fixtures: one local Ray cluster per test session, small phantoms, the real-CT folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import ray
+
+from raylung.config import PhantomConfig
+
+REAL_CT = Path(os.environ.get("RAYLUNG_REAL_CT", Path(__file__).parents[2] / "shared/data/real-ct"))
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A 2-CPU local Ray cluster shared by every test that needs one."""
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def small_phantoms(tmp_path_factory) -> Path:
+    """Four small phantom cases (two pathological) written once per session."""
+    from raylung.phantom import write_phantoms
+
+    out = tmp_path_factory.mktemp("phantoms")
+    write_phantoms(out, PhantomConfig(cases=4, pathological_fraction=0.5, seed=3, size=96,
+                                      slices=(16, 20)))
+    return out
+
+
+@pytest.fixture
+def real_ct() -> Path:
+    """The real TotalSegmentator CT folder, or a skip that says where it was looked for."""
+    if not (REAL_CT / "example_ct_sm.nii.gz").exists():
+        pytest.skip(f"real CT not found at {REAL_CT} (set RAYLUNG_REAL_CT to its folder)")
+    return REAL_CT
+
+
+def write_image(path: Path, array, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0),
+                direction=None) -> Path:
+    """Write a numpy array (z, y, x) as an image file with the given geometry."""
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(spacing[: image.GetDimension()])
+    image.SetOrigin(origin[: image.GetDimension()])
+    if direction is not None:
+        image.SetDirection(direction)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+@pytest.fixture
+def image_writer():
+    """The ``write_image`` helper, as a fixture so test modules need no imports from tests/."""
+    return write_image

@@ -1,0 +1,88 @@
+"""Reading volumes and masks: every unfit file is an InputError naming it."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from raylung.errors import InputError
+from raylung.io.read import read_mask, read_volume
+
+
+def test_formats_read_the_same_voxels(tmp_path, image_writer):
+    array = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)
+    for suffix in (".nii.gz", ".mha", ".nrrd"):
+        path = image_writer(tmp_path / f"ct{suffix}", array, spacing=(0.7, 0.7, 2.5))
+        image = read_volume(path)
+        assert np.array_equal(sitk.GetArrayFromImage(image), array)
+        assert np.allclose(image.GetSpacing(), (0.7, 0.7, 2.5))
+
+
+def test_dicom_series_folder_reads_as_volume(tmp_path):
+    import pydicom.data
+
+    src = pydicom.data.get_testdata_file("CT_small.dcm")
+    shutil.copy(src, tmp_path / "slice.dcm")
+    image = read_volume(tmp_path)
+    assert image.GetSize() == (128, 128, 1)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="nope.nii.gz: file not found"):
+        read_volume(tmp_path / "nope.nii.gz")
+
+
+def test_truncated_nifti(tmp_path, image_writer):
+    path = image_writer(tmp_path / "ct.nii.gz", np.zeros((8, 8, 8), np.int16))
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(InputError, match=r"ct.nii.gz: unreadable image"):
+        read_volume(path)
+
+
+def test_zero_byte_file(tmp_path):
+    (tmp_path / "ct.nii.gz").write_bytes(b"")
+    with pytest.raises(InputError, match=r"ct.nii.gz: file is empty"):
+        read_volume(tmp_path / "ct.nii.gz")
+
+
+def test_garbage_dicom_folder(tmp_path):
+    (tmp_path / "dcm").mkdir()
+    (tmp_path / "dcm" / "a.dcm").write_bytes(b"not a dicom file" * 10)
+    with pytest.raises(InputError, match=r"dcm: folder holds no readable DICOM series"):
+        read_volume(tmp_path / "dcm")
+
+
+@pytest.mark.parametrize("name", ["slice.png", "slice.nii.gz"])
+def test_2d_image_rejected(tmp_path, image_writer, name):
+    path = image_writer(tmp_path / name, np.zeros((16, 16), np.uint8))
+    with pytest.raises(InputError, match=rf"{name}: image is 2-D, expected a 3-D volume"):
+        read_volume(path)
+
+
+def test_vector_pixels_rejected(tmp_path):
+    image = sitk.Image([4, 4, 4], sitk.sitkVectorFloat32, 3)
+    sitk.WriteImage(image, str(tmp_path / "rgb.mha"))
+    with pytest.raises(InputError, match=r"rgb.mha: pixel type vector of 32-bit float is not a scalar"):
+        read_volume(tmp_path / "rgb.mha")
+
+
+def test_float_mask_with_whole_numbers_is_a_label_map(tmp_path, image_writer):
+    path = image_writer(tmp_path / "m.nii.gz", np.array([[[0, 1], [2, 0]]], np.float32))
+    assert sitk.GetArrayFromImage(read_mask(path)).tolist() == [[[0, 1], [2, 0]]]
+
+
+def test_probability_mask_rejected(tmp_path, image_writer):
+    path = image_writer(tmp_path / "m.nii.gz", np.full((2, 2, 2), 0.7, np.float32))
+    with pytest.raises(InputError, match="m.nii.gz: mask is not an integer label map"):
+        read_mask(path)
+
+
+def test_zero_size_volume(tmp_path):
+    header = ("ObjectType = Image\nNDims = 3\nDimSize = 10 10 0\nElementType = MET_SHORT\n"
+              "ElementSpacing = 1 1 1\nElementDataFile = LOCAL\n")
+    (tmp_path / "empty.mha").write_text(header)
+    with pytest.raises(InputError, match=r"empty.mha: image has zero size \(10, 10, 0\)"):
+        read_volume(tmp_path / "empty.mha")

@@ -1,0 +1,60 @@
+"""The config tree: YAML + key=value overrides, validation in one line, round trip."""
+
+from __future__ import annotations
+
+import pytest
+
+from raylung.config import ConfigError, load_config, save_config
+
+
+def test_defaults_validate():
+    config = load_config()
+    assert config.ingest.spacing_mm == (1.0, 1.0, 2.0)
+    assert config.ingest.lung_labels == []
+
+
+def test_overrides_parse_yaml_values():
+    config = load_config(None, ["ingest.spacing_mm=[0.8,0.8,1.5]", "phantom.cases=3",
+                                "ingest.lung_labels=[10,11]"])
+    assert config.ingest.spacing_mm == (0.8, 0.8, 1.5)
+    assert config.phantom.cases == 3
+    assert config.ingest.lung_labels == [10, 11]
+
+
+def test_file_then_overrides(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text("phantom:\n  cases: 5\n  seed: 7\n")
+    config = load_config(path, ["phantom.seed=9"])
+    assert (config.phantom.cases, config.phantom.seed) == (5, 9)
+
+
+def test_saved_config_reloads_identically(tmp_path):
+    config = load_config(None, ["ingest.hu_window=[-1000,2000]", "ingest.spacing_mm=null"])
+    save_config(config, tmp_path / "resolved.yaml")
+    assert load_config(tmp_path / "resolved.yaml") == config
+
+
+@pytest.mark.parametrize("override, message", [
+    ("ingest.spacin_mm=[1,1,1]", "ingest.spacin_mm: Extra inputs are not permitted"),
+    ("ingest.hu_window=[100,-100]", "hu_window must be [low, high]"),
+    ("phantom.cases=0", "phantom.cases: Input should be greater than or equal to 1"),
+    ("ingest.lung_labels=[0]", "lung_labels must be positive"),
+    ("nonsense", "expected key=value"),
+])
+def test_bad_override_is_one_clear_line(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_bad_yaml_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("phantom: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_config(path)
+
+
+def test_missing_file_names_it(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
+        load_config(tmp_path / "nope.yaml")

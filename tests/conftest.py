@@ -41,7 +41,7 @@ def real_ct() -> Path:
     return REAL_CT
 
 
-def write_image(path: Path, array, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0),
+def _write_image(path: Path, array, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0),
                 direction=None) -> Path:
     """Write a numpy array (z, y, x) as an image file with the given geometry."""
     import SimpleITK as sitk
@@ -56,7 +56,38 @@ def write_image(path: Path, array, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def image_writer():
-    """The ``write_image`` helper, as a fixture so test modules need no imports from tests/."""
-    return write_image
+    """Writes a numpy array (z, y, x) as an image file with the given geometry."""
+    return _write_image
+
+
+def _write_dicom_series(image, folder: Path) -> Path:
+    """Write an int16 SimpleITK volume as a CT DICOM series, one file per slice."""
+    import SimpleITK as sitk
+
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    direction = image.GetDirection()
+    series_tags = [
+        ("0008|0060", "CT"), ("0020|000e", "1.2.826.0.1.3680043.2.1125.1.1"),
+        ("0020|000d", "1.2.826.0.1.3680043.2.1125.1.2"),
+        ("0020|0037", "\\".join(f"{direction[i]:.6f}" for i in (0, 3, 6, 1, 4, 7))),
+    ]
+    for z in range(image.GetDepth()):
+        slice_ = image[:, :, z]
+        for tag, value in series_tags:
+            slice_.SetMetaData(tag, value)
+        x, y, zz = image.TransformIndexToPhysicalPoint((0, 0, z))
+        slice_.SetMetaData("0020|0032", f"{x:.6f}\\{y:.6f}\\{zz:.6f}")
+        slice_.SetMetaData("0020|0013", str(z + 1))
+        writer.SetFileName(str(folder / f"slice_{z:04d}.dcm"))
+        writer.Execute(slice_)
+    return folder
+
+
+@pytest.fixture
+def dicom_writer():
+    """Writes an int16 SimpleITK volume as a DICOM series folder."""
+    return _write_dicom_series

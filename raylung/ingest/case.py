@@ -37,7 +37,6 @@ class PreparedCase:
 def prepare_case(source: CaseSource, cfg: IngestConfig) -> PreparedCase:
     """Read, check and canonicalise one case; raise InputError naming the bad file."""
     image = read_volume(source.image)
-    _check_finite(source.image, image)
     grid = canonical_grid(image, cfg.spacing_mm)
     arrays = {"image": _hu_array(image, grid, cfg.hu_window)}
     if source.lung:
@@ -90,14 +89,6 @@ def _mask_array(path: str, image: sitk.Image, grid: sitk.Image, labels: list[int
     binary_image = sitk.GetImageFromArray(binary.astype(np.uint8))
     binary_image.CopyInformation(mask)
     return sitk.GetArrayFromImage(resample_to(binary_image, grid, label=True, fill=0))
-
-
-def _check_finite(path: str, image: sitk.Image) -> None:
-    values = sitk.GetArrayViewFromImage(image)
-    if values.dtype.kind == "f":
-        bad = int(np.count_nonzero(~np.isfinite(values)))
-        if bad:
-            raise InputError(path, f"image has {bad} NaN/inf voxels")
 
 
 def _attrs(source: CaseSource, grid: sitk.Image, box: list[int], arrays: dict) -> dict[str, Any]:

@@ -44,6 +44,8 @@ def ingest(src: str, store_url: str, config: Config, progress: bool = True) -> I
     store = CaseStore(store_url, config.storage.storage_options)
     store.write_bytes("raylung_config.yaml", dump_config(config).encode())
     result = IngestResult(failures=list(failures))
+    for failure in failures:
+        _print_failure(failure)
     if sources:
         connect(config.ray)
         _run_tasks(sources, store, config, result, progress)
@@ -74,10 +76,15 @@ def _collect(outcome: dict[str, Any], result: IngestResult, bar: tqdm) -> None:
     if outcome["status"] == "failed":
         failure = Failure(outcome["case"], outcome["file"], outcome["reason"])
         result.failures.append(failure)
-        bar.write(f"raylung ingest: case {failure.case}: {failure.file}: {failure.reason}",
-                  file=sys.stderr)
+        _print_failure(failure)
     else:
         getattr(result, outcome["status"]).append(outcome["case"])
+
+
+def _print_failure(failure: Failure) -> None:
+    """One line on stderr, written around any progress bar."""
+    tqdm.write(f"raylung ingest: case {failure.case}: {failure.file}: {failure.reason}",
+               file=sys.stderr)
 
 
 @ray.remote(num_cpus=1, max_retries=0)

@@ -9,6 +9,7 @@ found by name, and every case gets the domain given by ``ingest.domain``.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,22 +60,22 @@ def read_sources(src: str | Path, domain: str | None = None) -> tuple[list[CaseS
     return _validate(_read_table(src), src)
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _read_table(path: Path) -> list[dict]:
     try:
-        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str)
+        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str, keep_default_na=False)
     except Exception as err:  # pandas raises many types for a malformed table
         raise InputError(path, f"unreadable cases table ({err})") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise InputError(path, f"cases table lacks column(s) {', '.join(missing)}")
-    table = table.astype(object).where(table.notna(), None)
-    for column in ("image", "lung", "lesion"):
-        if column in table:
-            table[column] = [_resolve(path.parent, v) for v in table[column]]
-    return table
+    rows = table.to_dict("records")
+    for row in rows:
+        for column in ("image", "lung", "lesion"):
+            row[column] = _resolve(path.parent, row.get(column))
+    return rows
 
 
-def _scan_folder(folder: Path, domain: str | None) -> pd.DataFrame:
+def _scan_folder(folder: Path, domain: str | None) -> list[dict]:
     if domain is None:
         raise InputError(folder, "folder has no cases.csv: set ingest.domain=healthy|pathological "
                                  "for its cases, or give a cases table")
@@ -89,7 +90,7 @@ def _scan_folder(folder: Path, domain: str | None) -> pd.DataFrame:
         })
     if not rows:
         raise InputError(folder, "folder holds no case folders")
-    return pd.DataFrame(rows)
+    return rows
 
 
 def _find(case_dir: Path, stem: str) -> str | None:
@@ -102,33 +103,44 @@ def _find(case_dir: Path, stem: str) -> str | None:
 
 
 def _resolve(base: Path, value: object) -> str | None:
-    if value is None or str(value).strip() == "":
+    text = _text(value)
+    if text is None:
         return None
-    path = Path(str(value).strip())
-    return str(path if path.is_absolute() or "://" in str(value) else base / path)
+    path = Path(text)
+    return str(path if path.is_absolute() else base / path)
 
 
-def _validate(table: pd.DataFrame, origin: Path) -> tuple[list[CaseSource], list[Failure]]:
-    counts = table["case_id"].value_counts()
+def _validate(rows: list[dict], origin: Path) -> tuple[list[CaseSource], list[Failure]]:
+    for row in rows:
+        row["case_id"] = _text(row["case_id"]) or ""
+        row["domain"] = _text(row["domain"])
+    counts = Counter(row["case_id"] for row in rows)
     sources, failures = [], []
-    for row in table.to_dict("records"):
-        case_id = str(row["case_id"] or "").strip()
-        problem = _row_problem(case_id, row, counts)
+    for row in rows:
+        problem = _row_problem(row, counts[row["case_id"]])
         if problem:
-            failures.append(Failure(case_id, str(origin), problem))
+            failures.append(Failure(row["case_id"], str(origin), problem))
             continue
-        sources.append(CaseSource(case_id, row["image"], row.get("lung"), row.get("lesion"),
-                                  row["domain"]))
+        sources.append(CaseSource(row["case_id"], row["image"], row.get("lung"),
+                                  row.get("lesion"), row["domain"]))
     return sources, failures
 
 
-def _row_problem(case_id: str, row: dict, counts: pd.Series) -> str | None:
+def _row_problem(row: dict, count: int) -> str | None:
+    case_id = row["case_id"]
     if not case_id or "/" in case_id or case_id.startswith("."):
         return f"invalid case id {case_id!r} (non-empty, no '/', not starting with '.')"
-    if counts[row["case_id"]] > 1:
-        return f"duplicate case id {case_id!r} ({counts[row['case_id']]} rows); ids must be unique"
+    if count > 1:
+        return f"duplicate case id {case_id!r} ({count} rows); ids must be unique"
     if row["domain"] not in DOMAINS:
         return f"unknown domain {row['domain']!r} (expected one of {', '.join(DOMAINS)})"
     if not row["image"]:
         return "no image path given"
     return None
+
+
+def _text(value: object) -> str | None:
+    """A stripped string, or None for an empty or missing table cell."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return str(value).strip() or None

@@ -14,9 +14,14 @@ _IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
 
 def canonical_grid(image: sitk.Image, spacing_mm: tuple[float, float, float] | None) -> sitk.Image:
-    """An empty reference image: identity direction, covering ``image``, at ``spacing_mm``."""
+    """An empty reference image: identity direction, covering ``image``, at ``spacing_mm``.
+
+    An axis one voxel thick (a single slice) keeps its spacing: there is nothing to resample.
+    """
     oriented = sitk.DICOMOrient(image, "LPS")
-    spacing = np.asarray(spacing_mm or oriented.GetSpacing(), dtype=float)
+    native = np.asarray(oriented.GetSpacing(), dtype=float)
+    spacing = np.asarray(spacing_mm or native, dtype=float)
+    spacing = np.where(np.asarray(oriented.GetSize()) == 1, native, spacing)
     lo, hi = physical_bounds(oriented)
     size = np.maximum(1, np.round((hi - lo) / spacing)).astype(int)
     origin = lo + spacing / 2

@@ -12,6 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from raylung.errors import InputError
+from raylung.io.nifti import check_nifti, is_nifti
 
 # ITK prints warnings (e.g. for odd DICOM tags) straight to stderr; raylung reports its own.
 sitk.ProcessObject_SetGlobalWarningDisplay(False)
@@ -47,6 +48,8 @@ def read_mask(path: str | Path) -> sitk.Image:
 def _read_file(path: Path) -> sitk.Image:
     if path.stat().st_size == 0:
         raise InputError(path, "file is empty (0 bytes)")
+    if is_nifti(path):
+        check_nifti(path)
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as err:
@@ -83,6 +86,11 @@ def _check_volume(path: Path, image: sitk.Image) -> None:
     spacing = np.asarray(image.GetSpacing())
     if not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
         raise InputError(path, f"invalid voxel spacing {tuple(spacing)}")
+    values = sitk.GetArrayViewFromImage(image)
+    if values.dtype.kind == "f":
+        nonfinite = int(np.count_nonzero(~np.isfinite(values)))
+        if nonfinite:
+            raise InputError(path, f"image has {nonfinite} NaN/inf voxels")
 
 
 def _itk_reason(err: RuntimeError) -> str:

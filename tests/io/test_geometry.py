@@ -59,3 +59,10 @@ def test_overlap_fraction():
     assert overlap_fraction(a, a) == 1.0
     assert overlap_fraction(a, shifted) == 0.5
     assert overlap_fraction(a, far) == 0.0
+
+
+def test_single_slice_stays_single():
+    image = _image(np.zeros((1, 8, 8), np.float32), spacing=(0.5, 0.5, 5.0))
+    grid = canonical_grid(image, (1.0, 1.0, 2.0))
+    assert grid.GetSize() == (4, 4, 1)
+    assert grid.GetSpacing() == (1.0, 1.0, 5.0)

@@ -35,10 +35,21 @@ def test_missing_file(tmp_path):
         read_volume(tmp_path / "nope.nii.gz")
 
 
-def test_truncated_nifti(tmp_path, image_writer):
-    path = image_writer(tmp_path / "ct.nii.gz", np.zeros((8, 8, 8), np.int16))
-    path.write_bytes(path.read_bytes()[:40])
-    with pytest.raises(InputError, match=r"ct.nii.gz: unreadable image"):
+@pytest.mark.parametrize("name, words", [("ct.nii.gz", "truncated or corrupt compressed data"),
+                                         ("ct.nii", "truncated NIfTI: 1352 of 2400 bytes")])
+def test_truncated_nifti(tmp_path, image_writer, name, words):
+    """SimpleITK zero-fills a truncated NIfTI silently; raylung must refuse it."""
+    path = image_writer(tmp_path / name, np.ones((8, 8, 16), np.int16))
+    data = path.read_bytes()
+    path.write_bytes(data[:1352] if name == "ct.nii" else data[:-10])
+    with pytest.raises(InputError, match=rf"{name}: {words}"):
+        read_volume(path)
+
+
+def test_truncated_metaimage(tmp_path, image_writer):
+    path = image_writer(tmp_path / "ct.mha", np.ones((8, 8, 16), np.int16))
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(InputError, match=r"ct.mha: unreadable image"):
         read_volume(path)
 
 
@@ -86,3 +97,18 @@ def test_zero_size_volume(tmp_path):
     (tmp_path / "empty.mha").write_text(header)
     with pytest.raises(InputError, match=r"empty.mha: image has zero size \(10, 10, 0\)"):
         read_volume(tmp_path / "empty.mha")
+
+
+@pytest.mark.parametrize("name", ["ct.nii.gz", "ct.nii", "ct.mha"])
+def test_nan_and_inf_voxels_rejected(tmp_path, image_writer, name):
+    """SimpleITK reads NaN in NIfTI as 0; raylung must still see it."""
+    array = np.zeros((6, 7, 8), np.float32)
+    array[0, 0, 0], array[5, 6, 7] = np.nan, np.inf
+    path = image_writer(tmp_path / name, array)
+    with pytest.raises(InputError, match=rf"{name}: image has 2 NaN/inf voxels"):
+        read_volume(path)
+
+
+def test_float64_nifti_without_nan_reads(tmp_path, image_writer):
+    path = image_writer(tmp_path / "ct.nii.gz", np.full((6, 7, 8), -500.0))
+    assert read_volume(path).GetSize() == (8, 7, 6)

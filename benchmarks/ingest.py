@@ -1,0 +1,144 @@
+"""Ingest throughput, compression, and crop read time from the store against the .nii.gz files.
+
+    .venv/bin/python benchmarks/ingest.py              # 20 phantoms of 256x256x~120, 2 workers
+    .venv/bin/python benchmarks/ingest.py --cases 4    # a quick look
+
+Prints three tables and writes them as CSV under benchmarks/results/: the ingest run, the read
+time of one axial slice and one 64^3 patch (store vs NIfTI), and the chunk-shape sweep that
+chose the default ``ingest.chunks``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from raylung.config import load_config
+from raylung.ingest.run import ingest
+from raylung.phantom import write_phantoms
+from raylung.store.case_store import CaseStore
+from raylung.store.manifest import read_manifest, summarise
+
+RESULTS = Path(__file__).parent / "results"
+PATCH = 64
+CHUNK_CANDIDATES = [(1, 512, 512), (4, 128, 128), (8, 64, 64), (16, 64, 64), (32, 64, 64),
+                    (64, 64, 64)]
+
+
+def main() -> None:
+    args = _args()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="raylung-bench-ingest-"))
+    config = load_config(None, [f"phantom.cases={args.cases}", "phantom.size=256",
+                                "phantom.slices=[110,130]", "ray.num_cpus=2",
+                                "ray.max_parallel_cases=2"])
+    print(f"making {args.cases} phantoms in {work} ...")
+    write_phantoms(work / "src", config.phantom)
+    tables = {"ingest": _bench_ingest(work, config)}
+    store = CaseStore(str(work / "store"))
+    tables["reads"] = _bench_reads(work, store, args.repeats)
+    tables["chunks"] = _bench_chunks(work, store, args.repeats)
+    RESULTS.mkdir(exist_ok=True)
+    for name, table in tables.items():
+        print(f"\n## {name}\n{table.to_string(index=False)}")
+        table.to_csv(RESULTS / f"ingest_{name}.csv", index=False)
+    if not args.workdir:
+        shutil.rmtree(work)
+
+
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=20, help="random crops per measurement")
+    parser.add_argument("--workdir", help="keep phantoms and store here (default: a temp dir)")
+    return parser.parse_args()
+
+
+def _bench_ingest(work: Path, config) -> pd.DataFrame:
+    source_voxels = sum(sitk.ReadImage(str(p)).GetNumberOfPixels()
+                        for p in (work / "src").glob("*/image.nii.gz"))
+    start = time.perf_counter()
+    result = ingest(str(work / "src"), str(work / "store"), config, progress=False)
+    seconds = time.perf_counter() - start
+    assert result.ok, result.failures
+    summary = summarise(read_manifest(CaseStore(str(work / "store"))))
+    rerun_start = time.perf_counter()
+    ingest(str(work / "src"), str(work / "store"), config, progress=False)
+    return pd.DataFrame([{
+        "cases": summary["cases"], "workers": 2, "seconds": round(seconds, 1),
+        "cases_per_s": round(summary["cases"] / seconds, 2),
+        "source_MB_per_s": round(source_voxels * 2 / 1e6 / seconds, 1),
+        "stored_raw_MB": round(summary["raw_bytes"] / 1e6, 1),
+        "stored_disk_MB": round(summary["disk_bytes"] / 1e6, 1),
+        "compression_ratio": round(summary["compression_ratio"], 2),
+        "rerun_unchanged_s": round(time.perf_counter() - rerun_start, 1),
+    }])
+
+
+def _bench_reads(work: Path, store: CaseStore, repeats: int) -> pd.DataFrame:
+    manifest = read_manifest(store)
+    rng = np.random.default_rng(0)
+    rows = []
+    for kind in ("slice", "patch64"):
+        zarr_ms, nifti_ms = [], []
+        for _ in range(repeats):
+            case = manifest.iloc[rng.integers(len(manifest))]
+            arr = store.open_case(case.case_id)["image"]
+            crop = _random_crop(arr.shape, kind, rng)
+            zarr_ms.append(_time_ms(lambda: arr[crop]))
+            nifti = work / "src" / case.case_id / "image.nii.gz"
+            nifti_ms.append(_time_ms(lambda: sitk.GetArrayFromImage(sitk.ReadImage(str(nifti)))[crop]))
+        rows.append({"read": kind, "store_ms": round(np.median(zarr_ms), 2),
+                     "nifti_ms": round(np.median(nifti_ms), 1),
+                     "speedup": round(np.median(nifti_ms) / np.median(zarr_ms), 1)})
+    return pd.DataFrame(rows)
+
+
+def _bench_chunks(work: Path, store: CaseStore, repeats: int) -> pd.DataFrame:
+    """Rewrite the first cases with each candidate chunk shape and time the same reads."""
+    case_ids = store.case_ids()[:4]
+    volumes = {c: store.open_case(c)["image"][...] for c in case_ids}
+    rows = []
+    for chunks in CHUNK_CANDIDATES:
+        scratch = CaseStore(str(work / f"chunks_{'x'.join(map(str, chunks))}"))
+        for case_id, volume in volumes.items():
+            scratch.write_case(case_id, {"image": volume}, {}, {"source_hash": ""}, chunks, 3)
+        row = {"chunks_zyx": "x".join(map(str, chunks)),
+               "disk_MB": round(scratch.disk_bytes() / 1e6, 1)}
+        for kind in ("slice", "patch64"):
+            row[f"{kind}_ms"] = round(_median_read(scratch, case_ids, kind, repeats), 2)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _median_read(store: CaseStore, case_ids: list[str], kind: str, repeats: int) -> float:
+    rng = np.random.default_rng(1)
+    times = []
+    for _ in range(repeats):
+        arr = store.open_case(case_ids[rng.integers(len(case_ids))])["image"]
+        crop = _random_crop(arr.shape, kind, rng)
+        times.append(_time_ms(lambda: arr[crop]))
+    return float(np.median(times))
+
+
+def _random_crop(shape: tuple[int, ...], kind: str, rng: np.random.Generator) -> tuple:
+    if kind == "slice":
+        return (int(rng.integers(shape[0])), slice(None), slice(None))
+    starts = [int(rng.integers(0, max(1, s - PATCH + 1))) for s in shape]
+    return tuple(slice(s, s + PATCH) for s in starts)
+
+
+def _time_ms(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000
+
+
+if __name__ == "__main__":
+    main()

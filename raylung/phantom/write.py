@@ -1,0 +1,81 @@
+"""Write the phantom data set: one NIfTI folder per case plus ``cases.csv``.
+
+    OUT_DIR/phantom_0000/image.nii.gz   int16 HU
+    OUT_DIR/phantom_0000/lung.nii.gz    uint8 0/1
+    OUT_DIR/phantom_0000/lesion.nii.gz  uint8 0/1, pathological cases only
+    OUT_DIR/cases.csv                   case_id,image,lung,lesion,domain (paths relative to OUT_DIR)
+
+Every file is written under a temporary name and renamed, ``cases.csv`` last, so a folder with a
+``cases.csv`` is complete. The same config always writes the same folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+from tqdm import tqdm
+
+from raylung.phantom.thorax import PhantomCase, make_case
+
+if TYPE_CHECKING:
+    from raylung.config import PhantomConfig
+
+COLUMNS = ["case_id", "image", "lung", "lesion", "domain"]
+# A spawn key keeps the stream that picks pathological cases apart from every per-case stream.
+SELECTION_KEY = (1,)
+
+
+def write_phantoms(out_dir: str | Path, config: PhantomConfig) -> pd.DataFrame:
+    """Make ``config.cases`` phantom cases and write them under ``out_dir``; returns cases.csv."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    flags = pathological_cases(config.cases, config.pathological_fraction, config.seed)
+    shape = {"size": config.size, "slices": tuple(config.slices)}
+    progress = tqdm(flags, desc="phantoms", unit="case", disable=config.cases < 2)
+    rows = [
+        _write_case(out, make_case(config.seed, index, bool(flag), **shape))
+        for index, flag in enumerate(progress)
+    ]
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    tmp = out / "cases.tmp.csv"
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, out / "cases.csv")
+    return table
+
+
+def pathological_cases(cases: int, fraction: float, seed: int) -> np.ndarray:
+    """Which cases are pathological: exactly ``round(cases * fraction)``, drawn from the seed."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=SELECTION_KEY))
+    chosen = rng.choice(cases, round(cases * fraction), replace=False)
+    flags = np.zeros(cases, dtype=bool)
+    flags[chosen] = True
+    return flags
+
+
+def _write_case(out: Path, case: PhantomCase) -> dict[str, str]:
+    """Write one case's volumes into ``out/<case_id>/``; returns its row of the cases table."""
+    folder = out / case.case_id
+    folder.mkdir(exist_ok=True)
+    volumes = {"image": case.image, "lung": case.lung, "lesion": case.lesion}
+    row = {"case_id": case.case_id, "domain": case.domain, "lesion": ""}
+    for name, array in volumes.items():
+        if array is not None:
+            write_volume(array, case.spacing, folder / f"{name}.nii.gz")
+            row[name] = f"{case.case_id}/{name}.nii.gz"
+    return row
+
+
+def write_volume(array: np.ndarray, spacing: tuple[float, float, float], path: Path) -> None:
+    """Write a (z, y, x) array as NIfTI, centred on (0, 0, 0) mm, atomically."""
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(spacing)
+    size = np.array(array.shape[::-1])
+    image.SetOrigin(tuple(float(o) for o in -(size - 1) / 2 * np.array(spacing)))
+    tmp = path.with_name(path.name.replace(".nii.gz", ".tmp.nii.gz"))
+    sitk.WriteImage(image, str(tmp), useCompression=True)
+    os.replace(tmp, path)

@@ -84,6 +84,53 @@ class IngestConfig(_Section):
         return v
 
 
+class AugmentConfig(_Section):
+    """Classical augmentation; every parameter is drawn from the sample's seed (replayable)."""
+
+    enabled: bool = True
+    flip_prob: float = Field(0.5, ge=0.0, le=1.0, description="per spatial axis")
+    rotate_deg: float = Field(10.0, ge=0.0, le=45.0, description="max |angle| per rotation axis")
+    scale: tuple[float, float] = (0.9, 1.1)
+    hu_shift: float = Field(30.0, ge=0.0, description="max |shift| in HU")
+    hu_scale: tuple[float, float] = (0.95, 1.05)
+    noise_hu: float = Field(10.0, ge=0.0, description="max noise sd in HU")
+
+    @field_validator("scale", "hu_scale")
+    @classmethod
+    def _range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] <= v[1]:
+            raise ValueError("must be [low, high] with 0 < low <= high")
+        return v
+
+
+class DataConfig(_Section):
+    """The Ray Data stream of training samples (raylung/data)."""
+
+    store: str | None = Field(None, description="store path or URL the trainers read")
+    mode: Literal["slice2d", "patch3d"] = "slice2d"
+    slice_size: tuple[int, int] = (256, 256)
+    context_slices: int = Field(0, ge=0, le=8, description="neighbours each side as channels (2.5-D)")
+    patch_size: tuple[int, int, int] = (64, 64, 64)
+    lung_centre_fraction: float = Field(0.67, ge=0.0, le=1.0,
+                                        description="patch centres drawn on the lung, rest random")
+    surround_mm: float = Field(10.0, gt=0.0, description="width of the band outside the lung")
+    # Normalised image = clip(HU, lo, hi) mapped linearly to [-1, 1]; bone saturates at hi.
+    hu_norm: tuple[int, int] = (-1024, 1024)
+    samples_per_epoch: int = Field(256, ge=1)
+    batch_size: int = Field(8, ge=1)
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    seed: int = 0
+    read_concurrency: int = Field(2, ge=1, description="crop-reading actors")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+    @field_validator("split_fractions")
+    @classmethod
+    def _fractions(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if min(v) < 0 or abs(sum(v) - 1.0) > 1e-6:
+            raise ValueError("split_fractions must be three non-negative numbers summing to 1")
+        return v
+
+
 class StorageConfig(_Section):
     """Where stores live; options go to fsspec (e.g. S3 endpoint and keys)."""
 
@@ -103,6 +150,7 @@ class Config(_Section):
 
     phantom: PhantomConfig = Field(default_factory=PhantomConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 

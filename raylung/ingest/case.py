@@ -21,9 +21,10 @@ from raylung.errors import InputError
 from raylung.ingest.sources import CaseSource
 from raylung.io.geometry import canonical_grid, overlap_fraction, resample_to
 from raylung.io.read import read_mask, read_volume
-from raylung.preprocess.thorax_crop import NoBoneError, thorax_box
+from raylung.preprocess.thorax_crop import NoBoneError, bounding_box, thorax_box
 
-STORE_FORMAT = 1  # bump when the stored arrays change meaning, so reruns re-ingest
+STORE_FORMAT = 2  # bump when the stored arrays change meaning, so reruns re-ingest
+MAX_CENTRES = 4096  # cached lung voxels per case for lung-centred patches (as MONAI/nnU-Net do)
 
 
 @dataclass
@@ -43,6 +44,7 @@ def prepare_case(source: CaseSource, cfg: IngestConfig) -> PreparedCase:
         arrays["lung"] = _mask_array(source.lung, image, grid, cfg.lung_labels)
         if not arrays["lung"].any():
             raise InputError(source.lung, "lung mask is empty for a labelled case")
+        arrays["lung_centres"] = lung_centres(arrays["lung"], source.case_id)
     if source.lesion:
         arrays["lesion"] = _mask_array(source.lesion, image, grid, [])
     try:
@@ -62,6 +64,16 @@ def source_hash(source: CaseSource, cfg: IngestConfig) -> str:
         if path:
             _hash_path(Path(path), digest)
     return digest.hexdigest()
+
+
+def lung_centres(lung: np.ndarray, case_id: str) -> np.ndarray:
+    """Up to MAX_CENTRES lung voxel indices (z, y, x), drawn reproducibly per case."""
+    points = np.argwhere(lung > 0).astype(np.int32)
+    if len(points) > MAX_CENTRES:
+        seed = int.from_bytes(hashlib.sha256(case_id.encode()).digest()[:8], "little")
+        keep = np.random.default_rng(seed).choice(len(points), MAX_CENTRES, replace=False)
+        points = points[np.sort(keep)]
+    return points
 
 
 def lung_hu_stats(image: np.ndarray, lung: np.ndarray) -> dict[str, float]:
@@ -105,6 +117,7 @@ def _attrs(source: CaseSource, grid: sitk.Image, box: list[int], arrays: dict) -
         "sources": {"image": source.image, "lung": source.lung, "lesion": source.lesion},
     }
     if source.labelled:
+        attrs["lung_box"] = bounding_box(arrays["lung"]).as_list()
         attrs.update(lung_hu_stats(arrays["image"], arrays["lung"]))
     return attrs
 

@@ -42,6 +42,7 @@ def ingest(src: str, store_url: str, config: Config, progress: bool = True) -> I
     """Ingest every case of ``src`` into the store at ``store_url``."""
     sources, failures = read_sources(src, config.ingest.domain)
     store = CaseStore(store_url, config.storage.storage_options)
+    store.create()
     store.write_bytes("raylung_config.yaml", dump_config(config).encode())
     result = IngestResult(failures=list(failures))
     for failure in failures:

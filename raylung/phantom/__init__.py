@@ -6,7 +6,7 @@
 ('int16', 'pathological')
 """
 
-from raylung.phantom.thorax import PhantomCase, make_case
+from raylung.phantom.case import PhantomCase, make_case
 from raylung.phantom.write import write_phantoms
 
 __all__ = ["PhantomCase", "make_case", "write_phantoms"]

@@ -17,13 +17,11 @@ the lesion mask marks them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import ndtr
 
-if TYPE_CHECKING:
-    from raylung.phantom.thorax import Box, Geometry, Thorax
+from raylung.phantom.thorax import Box, Geometry, Thorax
 
 # Hounsfield units of the opacities (before noise).
 GROUND_GLASS_HU = (-600.0, -300.0)

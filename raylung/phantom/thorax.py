@@ -12,7 +12,7 @@ posterior, x patient right -> left (LPS, SimpleITK's identity direction).
     >>> thorax.tissue.shape == geometry.scan.shape
     True
 
-``make_case`` adds pathology (``pathology.py``) and scanner noise on top and is the public entry.
+``make_case`` (case.py) adds pathology (pathology.py) and scanner noise on top; it is the public entry.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from enum import IntEnum
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from raylung.phantom.pathology import add_opacities, sample_opacities
+from raylung.preprocess.thorax_crop import bounding_box
+
 
 # Hounsfield units of the tissues.
 AIR_HU = -1000.0
@@ -131,18 +132,6 @@ _HU = {
 HU_BY_TISSUE = np.array([_HU[tissue] for tissue in Tissue], dtype=np.float32)
 
 Box = tuple[slice, slice, slice]
-
-
-@dataclass(frozen=True)
-class PhantomCase:
-    """One synthetic CT case with its ground-truth masks, ready to write as NIfTI."""
-
-    case_id: str
-    image: np.ndarray  # int16 HU, axes (z, y, x)
-    lung: np.ndarray  # uint8 0/1; diseased lung tissue included
-    lesion: np.ndarray | None  # uint8 0/1 for pathological cases, None for healthy ones
-    spacing: tuple[float, float, float]  # (x, y, z) mm, SimpleITK order
-    domain: str  # "healthy" | "pathological"
 
 
 @dataclass(frozen=True)
@@ -259,7 +248,7 @@ class Thorax:
     @property
     def lung_box(self) -> Box:
         """Bounding box of the lungs: where textures are worth computing."""
-        return bounding_box(self.lung)
+        return bounding_box(self.lung).slices()
 
     def wall_depth(self, box: Box) -> np.ndarray:
         """Depth below the inner chest wall (reference mm) inside ``box``; negative in the wall."""
@@ -270,45 +259,6 @@ class Thorax:
         """Smooth random field over ``box`` with features about ``cell_mm`` wide."""
         shape = tuple(s.stop - s.start for s in box)
         return smooth_field(rng, shape, self.grid.step, cell_mm)
-
-
-def make_case(
-    seed: int, index: int, pathological: bool, size: int = 256, slices: tuple[int, int] = (80, 120)
-) -> PhantomCase:
-    """Make case ``index`` of the data set ``seed``: a healthy thorax, opacities if pathological."""
-    _check_request(seed, index, size, slices)
-    geometry = sample_geometry(np.random.default_rng([seed, index]), size, slices)
-    thorax = build_thorax(geometry)
-    image, lesion = thorax.image, None
-    if pathological:
-        rng = np.random.default_rng([seed, index, PATHOLOGY_STREAM])
-        image, lesion = add_opacities(thorax, sample_opacities(rng, geometry))
-    noise_rng = np.random.default_rng([geometry.scan.texture_seed, NOISE_STREAM])
-    return PhantomCase(
-        case_id=f"phantom_{index:04d}",
-        image=_add_noise(image, geometry.scan.noise_hu, noise_rng),
-        lung=thorax.lung.astype(np.uint8),
-        lesion=lesion,
-        spacing=geometry.scan.spacing,
-        domain="pathological" if pathological else "healthy",
-    )
-
-
-def _check_request(seed: int, index: int, size: int, slices: tuple[int, int]) -> None:
-    """Reject arguments that cannot make a thorax, with a message that says which."""
-    if seed < 0 or index < 0:
-        raise ValueError(f"seed and index must be >= 0, got seed={seed}, index={index}")
-    if size < 32:
-        raise ValueError(f"size must be >= 32 voxels, got {size}")
-    if not 2 <= slices[0] <= slices[1]:
-        raise ValueError(f"slices must be (min, max) with 2 <= min <= max, got {slices}")
-
-
-def _add_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """Scanner noise, then rounding to int16 HU."""
-    noisy = image + np.float32(sigma) * rng.standard_normal(image.shape, dtype=np.float32)
-    info = np.iinfo(np.int16)
-    return np.clip(np.rint(noisy), info.min, info.max).astype(np.int16)
 
 
 def sample_geometry(rng: np.random.Generator, size: int, slices: tuple[int, int]) -> Geometry:
@@ -588,7 +538,7 @@ def _lung_hu(image: np.ndarray, lung: np.ndarray, grid: Grid, geometry: Geometry
 
 def _add_vessels(image: np.ndarray, lung: np.ndarray, grid: Grid, geometry: Geometry) -> None:
     """Branching vessels where two smooth fields both cross zero; thicker near the hilum."""
-    box = bounding_box(lung)
+    box = bounding_box(lung).slices()
     shape = tuple(s.stop - s.start for s in box)
     rng = np.random.default_rng([geometry.scan.texture_seed, VESSEL_STREAM])
     first = smooth_field(rng, shape, grid.step, VESSEL_CELL_MM)
@@ -637,12 +587,3 @@ def _lerp_axis(values: np.ndarray, positions: np.ndarray, axis: int) -> np.ndarr
     weight = (positions - low).astype(np.float32).reshape(shape)
     below = np.take(values, low, axis=axis)
     return below + (np.take(values, low + 1, axis=axis) - below) * weight
-
-
-def bounding_box(mask: np.ndarray) -> Box:
-    """Smallest box holding every true voxel of a 3-D mask (the whole volume if none)."""
-    box = []
-    for axis in range(3):
-        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
-        box.append(slice(int(hit[0]), int(hit[-1]) + 1) if hit.size else slice(0, mask.shape[axis]))
-    return tuple(box)

@@ -20,7 +20,7 @@ import pandas as pd
 import SimpleITK as sitk
 from tqdm import tqdm
 
-from raylung.phantom.thorax import PhantomCase, make_case
+from raylung.phantom.case import PhantomCase, make_case
 
 if TYPE_CHECKING:
     from raylung.config import PhantomConfig

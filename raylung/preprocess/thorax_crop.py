@@ -58,10 +58,11 @@ def thorax_box(image: np.ndarray, body_hu: int, bone_hu: int, min_voxels: int) -
     bone = bone_mask(image, body_mask(image, body_hu), bone_hu, min_voxels)
     if not bone.any():
         raise NoBoneError(f"no bone above {bone_hu} HU inside the body")
-    return _bounding_box(bone)
+    return bounding_box(bone)
 
 
-def _bounding_box(mask: np.ndarray) -> Box:
+def bounding_box(mask: np.ndarray) -> Box:
+    """The smallest box holding every non-zero voxel of a non-empty mask."""
     bounds = []
     for axis in range(3):
         other = tuple(a for a in range(3) if a != axis)

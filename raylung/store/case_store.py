@@ -3,7 +3,8 @@
 Layout (``STORE`` is a local path or an fsspec URL such as ``s3://bucket/store``)::
 
     STORE/zarr.json                root group
-    STORE/cases/<case_id>/         group: image int16, lung uint8, lesion uint8 (when present)
+    STORE/cases/<case_id>/         group: image int16, lung uint8, lesion uint8 (when present),
+                                   lung_centres int32 (N, 3): cached patch centres on the lung
     STORE/manifest.parquet         one row per committed case
     STORE/summary.json             data-derived settings (spacing, shapes, HU statistics)
     STORE/ingest_report.csv        failures of the last ingest run
@@ -49,6 +50,10 @@ class CaseStore:
         except (FileNotFoundError, zarr.errors.GroupNotFoundError):
             raise StoreError(f"{self.url}: no raylung store here (run `raylung ingest` first)") from None
 
+    def create(self) -> None:
+        """Create the root and ``cases`` groups once, before parallel writers start."""
+        self.group("a").require_group(CASES)
+
     def case_ids(self) -> list[str]:
         """Ids of every committed case, sorted."""
         if not self.fs.exists(f"{self.root}/{CASES}"):
@@ -79,10 +84,13 @@ class CaseStore:
         chunks: tuple[int, int, int],
         level: int,
     ) -> None:
-        """Write a whole case, then commit it; an older version of the case is removed first."""
+        """Write a whole case, then commit it; an older version of the case is removed first.
+
+        Safe to call from parallel tasks once :meth:`create` has run.
+        """
         self.remove_case(case_id)
         try:
-            group = self.group("a").require_group(CASES).create_group(case_id)
+            group = self.group("r+")[CASES].create_group(case_id)
             for name, data in arrays.items():
                 _write_array(group, name, data, chunks, level)
             group.attrs["raylung"] = {**attrs, "committed": commit}
@@ -142,9 +150,12 @@ class CaseStore:
 
 def _write_array(group: zarr.Group, name: str, data: np.ndarray,
                  chunks: tuple[int, int, int], level: int) -> None:
-    chunk = tuple(min(c, s) for c, s in zip(chunks, data.shape))
+    """Volumes (3-D) get the configured chunks; small tables (e.g. centres) are one chunk."""
+    volume = data.ndim == 3
+    chunk = tuple(min(c, s) for c, s in zip(chunks, data.shape)) if volume else data.shape
     array = group.create_array(
         name, shape=data.shape, dtype=data.dtype, chunks=chunk,
-        compressors=zarr.codecs.ZstdCodec(level=level), dimension_names=("z", "y", "x"),
+        compressors=zarr.codecs.ZstdCodec(level=level),
+        dimension_names=("z", "y", "x") if volume else None,
     )
     array[...] = data

@@ -8,14 +8,20 @@ import pytest
 from raylung.store.case_store import CaseStore, StoreError
 
 
+@pytest.fixture
+def store(tmp_path) -> CaseStore:
+    created = CaseStore(str(tmp_path / "s"))
+    created.create()
+    return created
+
+
 def _arrays(seed=0):
     rng = np.random.default_rng(seed)
     return {"image": rng.integers(-1024, 2000, (9, 20, 24)).astype(np.int16),
             "lung": (rng.random((9, 20, 24)) > 0.5).astype(np.uint8)}
 
 
-def test_round_trip_exact(tmp_path):
-    store = CaseStore(str(tmp_path / "s"))
+def test_round_trip_exact(store):
     arrays = _arrays()
     store.write_case("c1", arrays, {"domain": "healthy"}, {"source_hash": "h"}, (4, 8, 8), 3)
     group = store.open_case("c1")
@@ -28,35 +34,31 @@ def test_round_trip_exact(tmp_path):
     assert store.committed("c1") == {"source_hash": "h"}
 
 
-def test_uncommitted_case_is_invisible(tmp_path):
-    store = CaseStore(str(tmp_path / "s"))
-    store.group("a").require_group("cases").create_group("half")
+def test_uncommitted_case_is_invisible(store):
+    store.group("r+")["cases"].create_group("half")
     assert store.case_ids() == []
     with pytest.raises(StoreError, match="case 'half' is missing or incomplete"):
         store.open_case("half")
 
 
-def test_failed_write_leaves_no_group(tmp_path):
-    store = CaseStore(str(tmp_path / "s"))
+def test_failed_write_leaves_no_group(store, tmp_path):
     bad = {"image": _arrays()["image"], "lung": object()}
     with pytest.raises(Exception):
         store.write_case("c1", bad, {}, {"source_hash": "h"}, (4, 8, 8), 3)
     assert not (tmp_path / "s" / "cases" / "c1").exists()
 
 
-def test_rewrite_replaces_old_arrays(tmp_path):
-    store = CaseStore(str(tmp_path / "s"))
+def test_rewrite_replaces_old_arrays(store):
     store.write_case("c1", _arrays(0), {}, {"source_hash": "a"}, (4, 8, 8), 3)
     store.write_case("c1", {"image": _arrays(1)["image"]}, {}, {"source_hash": "b"}, (4, 8, 8), 3)
     assert list(store.open_case("c1").array_keys()) == ["image"]
     assert store.committed("c1") == {"source_hash": "b"}
 
 
-def test_side_files_atomic_and_readable(tmp_path):
-    store = CaseStore(str(tmp_path / "s"))
+def test_side_files_atomic_and_readable(store, tmp_path):
     store.write_bytes("summary.json", b"{}")
     assert store.read_bytes("summary.json") == b"{}"
-    assert [p.name for p in (tmp_path / "s").iterdir()] == ["summary.json"]
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["cases", "summary.json", "zarr.json"]
 
 
 def test_missing_side_file_names_it(tmp_path):

@@ -1,0 +1,60 @@
+"""The installed ``raylung`` command: help, phantom, errors in one line, the demo end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from raylung.cli import main
+from raylung.config import load_config
+
+RAYLUNG = str(Path(sys.executable).parent / "raylung")
+
+
+@pytest.mark.parametrize("command", [[], ["phantom"], ["ingest"], ["info"], ["demo"]])
+def test_help(command):
+    out = subprocess.run([RAYLUNG, *command, "--help"], capture_output=True, encoding="utf-8")
+    assert out.returncode == 0
+    assert "usage: raylung" in out.stdout
+
+
+def test_phantom_writes_cases_and_resolved_config(tmp_path, capsys):
+    status = main(["phantom", str(tmp_path / "p"), "--cases", "3", "--seed", "4",
+                   "phantom.size=64", "phantom.slices=[10,12]"])
+    assert status == 0
+    table = pd.read_csv(tmp_path / "p" / "cases.csv")
+    assert list(table["case_id"]) == ["phantom_0000", "phantom_0001", "phantom_0002"]
+    saved = load_config(tmp_path / "p" / "raylung_config.yaml")
+    assert (saved.phantom.cases, saved.phantom.seed, saved.phantom.size) == (3, 4, 64)
+    assert "wrote 3 cases" in capsys.readouterr().out
+
+
+def test_bad_override_is_one_line(tmp_path, capsys):
+    assert main(["phantom", str(tmp_path), "phantom.cases=-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("raylung phantom: error: invalid config: phantom.cases")
+    assert "\n" not in err
+
+
+def test_info_on_missing_store_is_one_line(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"raylung info: error: {tmp_path / 'none'}/manifest.parquet: not found "
+                   "(run `raylung ingest` first)")
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path):
+    out = subprocess.run(
+        [RAYLUNG, "demo", "--out", str(tmp_path / "demo"), "phantom.cases=3", "phantom.size=96",
+         "phantom.slices=[16,20]"], capture_output=True, encoding="utf-8", timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "ingest: 3 written, 0 unchanged, 0 failed" in out.stdout
+    assert "cases            3 (" in out.stdout
+    for name in ("raylung_config.yaml", "phantoms/cases.csv", "store/manifest.parquet",
+                 "store/raylung_config.yaml"):
+        assert (tmp_path / "demo" / name).exists(), name

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 python="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
-"${pip[@]}" --upgrade pip "setuptools>=68" wheel
+"${pip[@]}" --upgrade pip "setuptools>=77" wheel
 if [ -n "${TORCH_INDEX_URL:-}" ]; then
   "${pip[@]}" "${TORCH_SPEC:-torch==2.13.0}" --index-url "$TORCH_INDEX_URL"
 else

@@ -33,6 +33,19 @@ def small_phantoms(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def phantom_store(small_phantoms, ray_cluster, tmp_path_factory):
+    """The small phantoms ingested once with the default config (a CaseStore)."""
+    from raylung.config import load_config
+    from raylung.ingest.run import ingest
+    from raylung.store.case_store import CaseStore
+
+    url = str(tmp_path_factory.mktemp("store") / "store")
+    result = ingest(str(small_phantoms), url, load_config(), progress=False)
+    assert result.ok and len(result.written) == 4, result.failures
+    return CaseStore(url)
+
+
 @pytest.fixture
 def real_ct() -> Path:
     """The real TotalSegmentator CT folder, or a skip that says where it was looked for."""

@@ -33,14 +33,6 @@ def _reference(path, attrs, *, label: bool) -> np.ndarray:
     return np.clip(np.rint(sitk.GetArrayFromImage(out)), -1024, 3071).astype(np.int16)
 
 
-@pytest.fixture(scope="module")
-def phantom_store(small_phantoms, tmp_path_factory):
-    url = str(tmp_path_factory.mktemp("store") / "store")
-    result = ingest(str(small_phantoms), url, load_config(), progress=False)
-    assert result.ok and len(result.written) == 4
-    return CaseStore(url)
-
-
 def test_round_trip_matches_sitk_resampling(phantom_store, small_phantoms):
     cases = pd.read_csv(small_phantoms / "cases.csv")
     for row in cases.itertuples():
@@ -53,6 +45,9 @@ def test_round_trip_matches_sitk_resampling(phantom_store, small_phantoms):
         assert attrs["spacing"] == [1.0, 1.0, 2.0]
         assert attrs["direction"] == [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0]
         assert attrs["has_lesion"] == (row.domain == "pathological")
+        centres = group["lung_centres"][...]
+        assert len(centres) > 0
+        assert group["lung"].get_coordinate_selection(tuple(centres.T)).all()
 
 
 def test_native_spacing_is_bit_exact(small_phantoms, tmp_path):

@@ -1,0 +1,1 @@
+"""The Ray Data plane: sample specs, crop reading, augmentation, the streaming dataset."""

@@ -1,0 +1,120 @@
+"""The streaming dataset: sample specs -> Ray Data actors that read crops from the zarr store.
+
+    cfg = load_config(None, ["data.store=demo_out/store", "data.mode=patch3d"])
+    ds = build_dataset(cfg, "train", epochs=range(2), domain="healthy")
+    TorchTrainer(..., datasets={"healthy": ds})   # each worker: get_dataset_shard("healthy")
+
+Specs are small and made in the driver; crops are read lazily by an actor pool, so the data set
+is never materialised and object-store memory stays bounded by Ray Data's backpressure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import ray
+import torch
+
+from raylung.config import Config, DataConfig
+from raylung.data.sample import make_sample
+from raylung.data.specs import draw_specs
+from raylung.data.splits import cases_of
+from raylung.store.case_store import CaseStore, StoreError
+from raylung.store.manifest import read_manifest
+
+
+class SampleReadError(RuntimeError):
+    """A crop that could not be read; the message names the case and the store."""
+
+
+def build_dataset(cfg: Config, split: str, epochs: Iterable[int], domain: str | None = None,
+                  labelled_only: bool = False) -> ray.data.Dataset:
+    """A lazily read dataset of ``data.samples_per_epoch`` samples per epoch of one split."""
+    store = _store(cfg)
+    cases = select_cases(read_manifest(store), cfg.data, split, domain, labelled_only)
+    centres = load_centres(store, cases) if cfg.data.mode == "patch3d" else {}
+    stream = f"{split}/{domain}/{labelled_only}"
+    specs = [s for epoch in epochs for s in draw_specs(cases, centres, cfg.data, epoch, stream)]
+    blocks = max(1, -(-len(specs) // cfg.data.batch_size))
+    dataset = ray.data.from_items(specs, override_num_blocks=blocks).map_batches(
+        CropReader,
+        fn_constructor_kwargs={"url": store.url, "options": store.storage_options,
+                               "cfg": cfg.data},
+        batch_size=cfg.data.batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=cfg.data.read_concurrency),
+        num_cpus=1,
+    )
+    dataset.context.execution_options.preserve_order = True
+    return dataset
+
+
+def select_cases(manifest: pd.DataFrame, cfg: DataConfig, split: str, domain: str | None,
+                 labelled_only: bool) -> pd.DataFrame:
+    """The manifest rows a stream draws from; a clear error when none are left."""
+    cases = cases_of(manifest, split, cfg.split_fractions, cfg.seed)
+    if domain is not None:
+        cases = cases[cases["domain"] == domain]
+    if labelled_only:
+        cases = cases[cases["labelled"]]
+    if cases.empty:
+        what = " ".join(w for w in (("labelled" if labelled_only else ""), domain or "") if w)
+        raise ValueError(f"{cfg.store}: no {what + ' ' if what else ''}cases in split {split!r} "
+                         f"({len(manifest)} cases in the store)")
+    return cases.reset_index(drop=True)
+
+
+def load_centres(store: CaseStore, cases: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The cached lung centres of every labelled case (small: a few thousand points each)."""
+    return {c: store.open_case(c)["lung_centres"][...]
+            for c in cases.loc[cases["labelled"], "case_id"]}
+
+
+class CropReader:
+    """Ray Data actor: a batch of specs in, a batch of samples out; keeps cases open."""
+
+    def __init__(self, url: str, options: dict[str, Any], cfg: DataConfig) -> None:
+        self.store = CaseStore(url, options)
+        self.cfg = cfg
+        self._cases: dict[str, tuple[Any, dict[str, Any]]] = {}
+
+    def __call__(self, specs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        keys = list(specs)
+        rows = [self._sample({k: _scalar(specs[k][i]) for k in keys})
+                for i in range(len(specs[keys[0]]))]
+        return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+
+    def _sample(self, spec: dict[str, Any]) -> dict[str, Any]:
+        try:
+            group, attrs = self._case(spec["case_id"])
+            return make_sample(group, attrs, spec, self.cfg)
+        except (StoreError, ValueError, OSError, RuntimeError, KeyError) as err:
+            raise SampleReadError(
+                f"{self.store.url}/cases/{spec['case_id']}: cannot read the crop at z,y,x="
+                f"{spec['z']},{spec['y']},{spec['x']}: {type(err).__name__}: {err}") from None
+
+    def _case(self, case_id: str) -> tuple[Any, dict[str, Any]]:
+        if case_id not in self._cases:
+            group = self.store.open_case(case_id)
+            self._cases[case_id] = (group, dict(group.attrs["raylung"]))
+        return self._cases[case_id]
+
+
+def to_torch(batch: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Collate for ``iter_torch_batches``: numbers become tensors, ids and domains stay lists."""
+    return {k: torch.as_tensor(v) if v.dtype.kind in "biuf" else v.tolist()
+            for k, v in batch.items()}
+
+
+def _store(cfg: Config) -> CaseStore:
+    if not cfg.data.store:
+        raise ValueError("data.store is not set: give the store path, e.g. data.store=demo_out/store")
+    return CaseStore(cfg.data.store, cfg.storage.storage_options)
+
+
+def _scalar(value: Any) -> Any:
+    """numpy scalars from a batch back to Python values (strings stay strings)."""
+    return value.item() if isinstance(value, np.generic) else value

@@ -1,0 +1,63 @@
+"""Sample specs: which case, where, and with which augmentation seed, drawn per epoch.
+
+A spec is a small dict; the crops themselves are read later by the Ray Data actors. Specs
+depend only on (data.seed, epoch, stream, cases), so any epoch can be replayed exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+from raylung.config import DataConfig
+
+
+def draw_specs(cases: pd.DataFrame, centres: dict[str, np.ndarray], cfg: DataConfig,
+               epoch: int, stream: str) -> list[dict]:
+    """``cfg.samples_per_epoch`` specs over ``cases`` (manifest rows) for one epoch."""
+    rng = np.random.default_rng([cfg.seed, epoch, _stream_code(stream)])
+    picks = rng.integers(len(cases), size=cfg.samples_per_epoch)
+    specs = []
+    for index, row in enumerate(cases.iloc[picks].itertuples(index=False)):
+        spec = {"index": index, "epoch": epoch, "case_id": row.case_id, "domain": row.domain,
+                "labelled": bool(row.labelled), "seed": int(rng.integers(2**63 - 1))}
+        if cfg.mode == "slice2d":
+            spec.update(_slice_position(row, cfg, rng))
+        else:
+            spec.update(_patch_position(row, centres.get(row.case_id), cfg, rng))
+        specs.append(spec)
+    return specs
+
+
+def _slice_position(row, cfg: DataConfig, rng: np.random.Generator) -> dict:
+    """An axial slice through the lung (labelled) or the thorax box (unlabelled)."""
+    z0, z1 = ((row.lung_z0, row.lung_z1) if row.labelled else (row.box_z0, row.box_z1))
+    z = int(rng.integers(int(z0), int(z1)))
+    return {"z": z, "y": int(row.box_y0), "x": int(row.box_x0), "lung_centred": bool(row.labelled)}
+
+
+def _patch_position(row, centres: np.ndarray | None, cfg: DataConfig,
+                    rng: np.random.Generator) -> dict:
+    """Patch start: centred on a cached lung voxel, or on a random point of the thorax box."""
+    on_lung = centres is not None and len(centres) > 0 and rng.random() < cfg.lung_centre_fraction
+    if on_lung:
+        centre = centres[rng.integers(len(centres))]
+    else:
+        box = [(row.box_z0, row.box_z1), (row.box_y0, row.box_y1), (row.box_x0, row.box_x1)]
+        centre = [rng.integers(int(lo), int(hi)) for lo, hi in box]
+    shape = (row.shape_z, row.shape_y, row.shape_x)
+    start = [_clamp_start(int(c) - p // 2, p, int(n)) for c, p, n in zip(centre, cfg.patch_size, shape)]
+    return {"z": start[0], "y": start[1], "x": start[2], "lung_centred": bool(on_lung)}
+
+
+def _clamp_start(start: int, size: int, extent: int) -> int:
+    """Keep the patch inside the volume; a volume smaller than the patch is centred (padded)."""
+    if extent < size:
+        return (extent - size) // 2
+    return min(max(start, 0), extent - size)
+
+
+def _stream_code(stream: str) -> int:
+    return int.from_bytes(hashlib.sha256(stream.encode()).digest()[:8], "little")

@@ -1,0 +1,21 @@
+"""HU normalisation for the networks: clip to a window, map linearly to [-1, 1].
+
+With the default window (-1024, 1024) air is -1, water 0 and bone saturates at +1; the tanh
+output of a generator maps back to HU with :func:`to_hu`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def normalise_hu(hu: np.ndarray, window: tuple[int, int]) -> np.ndarray:
+    """float32 in [-1, 1] from HU clipped to ``window``."""
+    lo, hi = window
+    return (np.clip(hu, lo, hi).astype(np.float32) - lo) * np.float32(2.0 / (hi - lo)) - 1.0
+
+
+def to_hu(normalised: np.ndarray, window: tuple[int, int]) -> np.ndarray:
+    """Inverse of :func:`normalise_hu` inside the window."""
+    lo, hi = window
+    return (np.asarray(normalised, np.float32) + 1.0) * np.float32((hi - lo) / 2.0) + lo

@@ -3,6 +3,7 @@
     raylung phantom data/ --cases 8                 # synthetic thorax CT (the built-in data)
     raylung ingest data/ --store store/             # CT files -> zarr store (Ray tasks)
     raylung info store/                             # what a store holds
+    raylung stream store/ --mode patch3d            # the Ray Data stream alone: speed, samples
     raylung demo --out demo_out/                    # the end-to-end demo on phantoms
 
 Every job takes ``--config FILE.yaml`` and ``key=value`` overrides of the config tree
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(bad)} (overrides are key=value)")
     try:
         return args.run(args)
-    except (ConfigError, InputError, StoreError) as err:
+    except (ConfigError, InputError, StoreError, ValueError) as err:
         print(f"raylung {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_phantom(sub)
     _add_ingest(sub)
     _add_info(sub)
+    _add_stream(sub)
     _add_demo(sub)
     return parser
 
@@ -130,6 +132,30 @@ def _print_info(store_url: str, config: Config) -> None:
 
     store = CaseStore(store_url, config.storage.storage_options)
     print(format_summary(store_url, read_manifest(store)))
+
+
+def _add_stream(sub: argparse._SubParsersAction) -> None:
+    job = _job(sub, "stream", _run_stream, "run the Ray Data pipeline alone: throughput and "
+               "a PNG grid of samples", ("store", {"help": "store path or fsspec URL"}))
+    job.add_argument("--mode", choices=["slice2d", "patch3d"], help="data.mode")
+    job.add_argument("--batches", type=int, default=20, help="batches to pull (default 20)")
+    job.add_argument("--split", default="train", choices=["train", "val", "test"])
+    job.add_argument("--out", type=Path, default=Path("stream_out"),
+                     help="folder for the sample grid and the resolved config")
+
+
+def _run_stream(args: argparse.Namespace) -> int:
+    from raylung.data.stream import format_stats, stream
+    from raylung.runtime import connect
+
+    flags = [f"data.store={args.store}"] + ([f"data.mode={args.mode}"] if args.mode else [])
+    config = _config(args, *flags)
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_config(config, args.out / "raylung_config.yaml")
+    connect(config.ray)
+    print(format_stats(stream(config, args.split, args.batches, args.out)))
+    print(f"sample grid -> {args.out / f'stream_{config.data.mode}.png'}")
+    return 0
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:

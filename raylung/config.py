@@ -88,7 +88,10 @@ class AugmentConfig(_Section):
     """Classical augmentation; every parameter is drawn from the sample's seed (replayable)."""
 
     enabled: bool = True
-    flip_prob: float = Field(0.5, ge=0.0, le=1.0, description="per spatial axis")
+    flip_prob: float = Field(0.5, ge=0.0, le=1.0, description="per axis in flip_axes")
+    # Left-right only by default: an anterior-posterior or head-foot flip makes anatomy no
+    # scanner produces, which a GAN would learn as part of the domain.
+    flip_axes: tuple[Literal["z", "y", "x"], ...] = ("x",)
     rotate_deg: float = Field(10.0, ge=0.0, le=45.0, description="max |angle| per rotation axis")
     scale: tuple[float, float] = (0.9, 1.1)
     hu_shift: float = Field(30.0, ge=0.0, description="max |shift| in HU")
@@ -113,7 +116,7 @@ class DataConfig(_Section):
     patch_size: tuple[int, int, int] = (64, 64, 64)
     lung_centre_fraction: float = Field(0.67, ge=0.0, le=1.0,
                                         description="patch centres drawn on the lung, rest random")
-    surround_mm: float = Field(10.0, gt=0.0, description="width of the band outside the lung")
+    surround_mm: float = Field(5.0, gt=0.0, description="width of the band outside the lung")
     # Normalised image = clip(HU, lo, hi) mapped linearly to [-1, 1]; bone saturates at hi.
     hu_norm: tuple[int, int] = (-1024, 1024)
     samples_per_epoch: int = Field(256, ge=1)
@@ -121,6 +124,7 @@ class DataConfig(_Section):
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     seed: int = 0
     read_concurrency: int = Field(2, ge=1, description="crop-reading actors")
+    reader_cpus: float = Field(1.0, gt=0.0, description="CPUs reserved per crop-reading actor")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
     @field_validator("split_fractions")

@@ -79,7 +79,8 @@ def sample_params(cfg: AugmentConfig, seed: int, ndim: int) -> AugmentParams:
         return identity_params(ndim)
     rng = np.random.default_rng(seed)
     # Always draw in the same order, so changing one range does not reshuffle the others.
-    flips = rng.random(ndim) < cfg.flip_prob
+    axes = ("z", "y", "x")[-ndim:]
+    flips = (rng.random(ndim) < cfg.flip_prob) & np.isin(axes, cfg.flip_axes)
     max_angle = np.deg2rad(cfg.rotate_deg)
     angles = rng.uniform(-max_angle, max_angle, len(_PLANES[ndim]))
     scale = float(rng.uniform(*cfg.scale))

@@ -46,7 +46,7 @@ def build_dataset(cfg: Config, split: str, epochs: Iterable[int], domain: str | 
         batch_size=cfg.data.batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=cfg.data.read_concurrency),
-        num_cpus=1,
+        num_cpus=cfg.data.reader_cpus,
     )
     dataset.context.execution_options.preserve_order = True
     return dataset

@@ -50,9 +50,15 @@ def test_same_seed_gives_identical_output():
     np.testing.assert_array_equal(first[1]["lung"], second[1]["lung"])
 
 
+def test_default_flips_left_right_only():
+    for ndim in (2, 3):
+        flips = {sample_params(AugmentConfig(flip_prob=1.0), seed, ndim).flips for seed in range(5)}
+        assert flips == {(False,) * (ndim - 1) + (True,)}
+
+
 def test_params_stay_within_configured_ranges():
-    cfg = AugmentConfig(flip_prob=1.0, rotate_deg=5.0, scale=(0.8, 0.9), hu_shift=20.0,
-                        hu_scale=(0.9, 1.0), noise_hu=3.0)
+    cfg = AugmentConfig(flip_prob=1.0, flip_axes=("z", "y", "x"), rotate_deg=5.0,
+                        scale=(0.8, 0.9), hu_shift=20.0, hu_scale=(0.9, 1.0), noise_hu=3.0)
     for seed in range(20):
         p = sample_params(cfg, seed, 3)
         assert p.flips == (True, True, True)

@@ -28,8 +28,8 @@ from raylung.store.manifest import read_manifest, summarise
 
 RESULTS = Path(__file__).parent / "results"
 PATCH = 64
-CHUNK_CANDIDATES = [(1, 512, 512), (4, 128, 128), (8, 64, 64), (16, 64, 64), (32, 64, 64),
-                    (64, 64, 64)]
+CHUNK_CANDIDATES = [(1, 512, 512), (4, 128, 128), (8, 128, 128), (8, 64, 64), (16, 64, 64),
+                    (32, 64, 64), (64, 64, 64)]
 
 
 def main() -> None:

@@ -145,17 +145,21 @@ def _add_stream(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_stream(args: argparse.Namespace) -> int:
-    from raylung.data.stream import format_stats, stream
-    from raylung.runtime import connect
-
     flags = [f"data.store={args.store}"] + ([f"data.mode={args.mode}"] if args.mode else [])
     config = _config(args, *flags)
     args.out.mkdir(parents=True, exist_ok=True)
     save_config(config, args.out / "raylung_config.yaml")
-    connect(config.ray)
-    print(format_stats(stream(config, args.split, args.batches, args.out)))
-    print(f"sample grid -> {args.out / f'stream_{config.data.mode}.png'}")
+    _stream(config, args.split, args.batches, args.out)
     return 0
+
+
+def _stream(config: Config, split: str, batches: int, out: Path) -> None:
+    from raylung.data.stream import format_stats, stream
+    from raylung.runtime import connect
+
+    connect(config.ray)
+    print(format_stats(stream(config, split, batches, out)))
+    print(f"sample grid -> {out / f'stream_{config.data.mode}.png'}")
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -166,13 +170,15 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from raylung.phantom import write_phantoms
 
-    config = _config(args)
+    config = _config(args, f"data.store={args.out / 'store'}")
     args.out.mkdir(parents=True, exist_ok=True)
     save_config(config, args.out / "raylung_config.yaml")
-    print(f"[1/3] phantoms -> {args.out / 'phantoms'}")
+    print(f"[1/4] phantoms -> {args.out / 'phantoms'}")
     _write_phantoms(args.out / "phantoms", config, write_phantoms)
-    print(f"[2/3] ingest -> {args.out / 'store'}")
+    print(f"[2/4] ingest -> {args.out / 'store'}")
     status = _ingest(str(args.out / "phantoms"), str(args.out / "store"), config)
-    print("[3/3] store summary")
+    print("[3/4] store summary")
     _print_info(str(args.out / "store"), config)
+    print("[4/4] Ray Data stream of training slices")
+    _stream(config, "train", 8, args.out)
     return status

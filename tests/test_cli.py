@@ -15,7 +15,7 @@ from raylung.config import load_config
 RAYLUNG = str(Path(sys.executable).parent / "raylung")
 
 
-@pytest.mark.parametrize("command", [[], ["phantom"], ["ingest"], ["info"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["phantom"], ["ingest"], ["info"], ["stream"], ["demo"]])
 def test_help(command):
     out = subprocess.run([RAYLUNG, *command, "--help"], capture_output=True, encoding="utf-8")
     assert out.returncode == 0
@@ -55,6 +55,19 @@ def test_demo_end_to_end(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "ingest: 3 written, 0 unchanged, 0 failed" in out.stdout
     assert "cases            3 (" in out.stdout
+    assert "samples_per_s" in out.stdout
     for name in ("raylung_config.yaml", "phantoms/cases.csv", "store/manifest.parquet",
-                 "store/raylung_config.yaml"):
+                 "store/raylung_config.yaml", "stream_slice2d.png"):
         assert (tmp_path / "demo" / name).exists(), name
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_stream_prints_throughput_and_saves_grid(phantom_store, tmp_path, capsys):
+    status = main(["stream", phantom_store.url, "--mode", "patch3d", "--batches", "3",
+                   "--out", str(tmp_path), "data.patch_size=[8,24,24]", "data.batch_size=2",
+                   "data.split_fractions=[1,0,0]", "data.reader_cpus=0.5"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "samples          6" in out and "samples_per_s" in out
+    assert (tmp_path / "stream_patch3d.png").stat().st_size > 1000
+    assert load_config(tmp_path / "raylung_config.yaml").data.mode == "patch3d"

@@ -103,6 +103,9 @@ def _lung_and_band(read: Callable[[tuple[int, ...], tuple[int, ...]], np.ndarray
                    start: tuple[int, ...], size: tuple[int, ...], spacing: list[float],
                    width_mm: float) -> tuple[np.ndarray, np.ndarray]:
     """Lung of the crop and its surround band, computed on the crop plus a margin."""
+    if width_mm == 0:
+        lung = read(start, size)
+        return lung, np.zeros_like(lung)
     margin = margin_voxels(spacing, width_mm)
     wide = read(tuple(s - m for s, m in zip(start, margin)),
                 tuple(n + 2 * m for n, m in zip(size, margin)))

@@ -74,3 +74,17 @@ def test_two_train_workers_get_disjoint_shards_covering_the_epoch(phantom_store,
     assert shards[0] and shards[1]
     assert not shards[0] & shards[1]
     assert shards[0] | shards[1] == {(e, i) for e in (0, 1) for i in range(24)}
+
+
+def test_corrupt_chunk_fails_the_stream_naming_the_case(phantom_store, tmp_path):
+    import shutil
+
+    copy = tmp_path / "store"
+    shutil.copytree(phantom_store.url, copy)
+    for chunk in (copy / "cases").glob("*/image/c/*/*/*"):
+        chunk.write_bytes(b"\x00garbage" * 4)
+    cfg = load_config(None, [f"data.store={copy}", "data.mode=patch3d", "data.patch_size=[8,24,24]",
+                             "data.samples_per_epoch=8", "data.split_fractions=[1,0,0]",
+                             "data.reader_cpus=0.5"])
+    with pytest.raises(Exception, match=r"cases/phantom_\d+: cannot read the crop at z,y,x="):
+        _collect(build_dataset(cfg, "train", [0]))

@@ -165,3 +165,12 @@ def test_corrupt_chunk_names_the_case(phantom_store, tmp_path):
             "labelled": True, "index": 0, "epoch": 0, "lung_centred": False}
     with pytest.raises(SampleReadError, match=rf"cases/{case_id}: cannot read the crop at z,y,x=0,0,0"):
         reader({k: np.array([v]) for k, v in spec.items()})
+
+
+def test_zero_width_skips_the_band(phantom_store):
+    cfg = _cfg(*PATCH, "data.surround_mm=0", "data.augment.enabled=false")
+    case_id, group, attrs = _labelled_case(phantom_store)
+    spec = {"case_id": case_id, "z": 0, "y": 20, "x": 9, "seed": 5, "domain": "x",
+            "labelled": True, "index": 0, "epoch": 0, "lung_centred": True}
+    sample = make_sample(group, attrs, spec, cfg)
+    assert sample["lung"].any() and not sample["surround"].any()

@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_ingest(sub)
     _add_info(sub)
     _add_stream(sub)
+    _add_train_gan(sub)
     _add_demo(sub)
     return parser
 
@@ -160,6 +161,27 @@ def _stream(config: Config, split: str, batches: int, out: Path) -> None:
     connect(config.ray)
     print(format_stats(stream(config, split, batches, out)))
     print(f"sample grid -> {out / f'stream_{config.data.mode}.png'}")
+
+
+def _add_train_gan(sub: argparse._SubParsersAction) -> None:
+    _job(sub, "train-gan", _run_train_gan, "train the shape-aware CycleGAN with Ray Train and "
+         "DeepSpeed (rerun the same run.name to resume)")
+
+
+def _run_train_gan(args: argparse.Namespace) -> int:
+    return _train_gan(_config(args))
+
+
+def _train_gan(config: Config) -> int:
+    from raylung.train.runner import fit_gan
+
+    result = fit_gan(config)
+    if result.error:
+        print(f"raylung train-gan: error: {result.error}", file=sys.stderr)
+        return 1
+    export = Path(result.checkpoint.path) / "generator_h2p.pt"
+    print(f"train-gan: step {result.metrics.get('step')} -> generator {export}")
+    return 0
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:

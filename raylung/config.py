@@ -138,6 +138,69 @@ class DataConfig(_Section):
         return v
 
 
+class GanConfig(_Section):
+    """The shape-aware CycleGAN (METHOD.md section 1): networks, loss weights, schedule."""
+
+    width: int = Field(32, ge=1, description="generator base channels")
+    n_blocks: int = Field(6, ge=1, description="generator residual blocks")
+    disc_width: int = Field(64, ge=1)
+    disc_layers: int = Field(3, ge=1)
+    lambda_adv: float = Field(1.0, ge=0.0)
+    lambda_cyc: float = Field(10.0, ge=0.0, description="Zhu et al. 2017")
+    lambda_id: float = Field(5.0, ge=0.0, description="0.5 x lambda_cyc, Zhu et al. 2017")
+    # Same weight as the cycle term: the chest wall must stay as exact as a round trip.
+    lambda_surround: float = Field(10.0, ge=0.0)
+    lr: float = Field(2e-4, gt=0.0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    steps: int = Field(200, ge=1, description="optimiser steps of each engine")
+    decay_start: int = Field(100, ge=0, description="constant lr until here, then linear to 0")
+    pool_size: int = Field(50, ge=0, description="history of fakes shown to the discriminators")
+    log_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(50, ge=1)
+    seed: int = Field(0, description="network initialisation")
+
+    @model_validator(mode="after")
+    def _decay(self) -> GanConfig:
+        if self.decay_start > self.steps:
+            raise ValueError("decay_start must be <= steps")
+        return self
+
+
+class DeepSpeedConfig(_Section):
+    """What raylung turns into a DeepSpeed config (see raylung/train/deepspeed_config.py)."""
+
+    zero_stage: int = 1
+    bf16: bool = Field(True, description="bf16 on GPU; CPU always trains in fp32")
+    grad_clip: float = Field(1.0, ge=0.0)
+    grad_accum: int = Field(1, ge=1)
+
+    @field_validator("zero_stage")
+    @classmethod
+    def _stage(cls, v: int) -> int:
+        if v == 3:
+            raise ValueError("ZeRO stage 3 is not supported: the GAN calls its generators and "
+                             "discriminators outside the engine's forward, which stage 3 needs "
+                             "to gather parameters; use 0, 1 or 2")
+        if v not in (0, 1, 2):
+            raise ValueError("ZeRO stage must be 0, 1 or 2")
+        return v
+
+
+class ScalingSection(_Section):
+    """How many Ray Train workers and what each gets; the only thing a cluster run changes."""
+
+    num_workers: int = Field(1, ge=1)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1.0, gt=0.0)
+
+
+class RunSection(_Section):
+    """Where a training run keeps checkpoints and results; rerunning the same name resumes."""
+
+    name: str = "raylung"
+    storage_path: str = Field("runs", description="local folder or URL (s3://...) for Ray Train")
+
+
 class StorageConfig(_Section):
     """Where stores live; options go to fsspec (e.g. S3 endpoint and keys)."""
 
@@ -158,6 +221,10 @@ class Config(_Section):
     phantom: PhantomConfig = Field(default_factory=PhantomConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     data: DataConfig = Field(default_factory=DataConfig)
+    gan: GanConfig = Field(default_factory=GanConfig)
+    deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig)
+    scaling: ScalingSection = Field(default_factory=ScalingSection)
+    run: RunSection = Field(default_factory=RunSection)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 

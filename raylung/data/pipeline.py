@@ -105,8 +105,9 @@ class CropReader:
 
 def to_torch(batch: dict[str, np.ndarray]) -> dict[str, Any]:
     """Collate for ``iter_torch_batches``: numbers become tensors, ids and domains stay lists."""
-    return {k: torch.as_tensor(v) if v.dtype.kind in "biuf" else v.tolist()
-            for k, v in batch.items()}
+    # Ray hands out read-only views of its object store; torch wants writable memory.
+    return {k: torch.as_tensor(np.require(v, requirements="W")) if v.dtype.kind in "biuf"
+            else v.tolist() for k, v in batch.items()}
 
 
 def _store(cfg: Config) -> CaseStore:

@@ -1,0 +1,1 @@
+"""Networks of the shape-aware CycleGAN: ResNet generator, PatchGAN discriminator (2-D, 3-D)."""

@@ -1,0 +1,106 @@
+"""The CycleGAN ResNet generator (Zhu et al. 2017) for 2-D slices and 3-D patches.
+
+Stem, ``n_down`` stride-2 downsamplings, ``n_blocks`` residual blocks, ``n_down`` upsamplings and
+a tanh head, so it maps images normalised to [-1, 1] to images in [-1, 1] of the same size.
+Instance norm throughout: batch statistics would differ between data-parallel workers.
+"""
+
+from __future__ import annotations
+
+import torch
+from monai.networks.utils import normal_init
+from torch import nn
+
+_CONV = {2: nn.Conv2d, 3: nn.Conv3d}
+_NORM = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def _conv_norm_relu(spatial_dims: int, cin: int, cout: int, kernel: int,
+                    stride: int = 1) -> nn.Sequential:
+    """Reflection-padded conv, instance norm, ReLU: the generator's repeated unit."""
+    # No conv bias: the affine instance norm right after it adds the same shift.
+    conv = _CONV[spatial_dims](cin, cout, kernel, stride=stride, padding=kernel // 2,
+                               padding_mode="reflect", bias=False)
+    return nn.Sequential(conv, _NORM[spatial_dims](cout, affine=True), nn.ReLU())
+
+
+class ResidualBlock(nn.Module):
+    """Two 3-wide conv + instance norm layers added back onto their input."""
+
+    def __init__(self, spatial_dims: int, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv_norm_relu(spatial_dims, channels, channels, 3),
+            _CONV[spatial_dims](channels, channels, 3, padding=1, padding_mode="reflect",
+                                bias=False),
+            _NORM[spatial_dims](channels, affine=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x + body(x)``."""
+        return x + self.body(x)
+
+
+def _upsample(spatial_dims: int, cin: int, cout: int) -> nn.Sequential:
+    """Nearest 2x upsampling then a conv block; avoids the checkerboard of transposed convs."""
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                         _conv_norm_relu(spatial_dims, cin, cout, 3))
+
+
+def _check_args(spatial_dims: int, in_channels: int, out_channels: int, width: int,
+                n_blocks: int, n_down: int) -> None:
+    if spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+    for name, value, low in (("in_channels", in_channels, 1), ("out_channels", out_channels, 1),
+                             ("width", width, 1), ("n_blocks", n_blocks, 0), ("n_down", n_down, 0)):
+        if value < low:
+            raise ValueError(f"{name} must be >= {low}, got {value}")
+
+
+class ResnetGenerator(nn.Module):
+    """CycleGAN ResNet generator; output has the input's size when it is divisible by 2**n_down.
+
+    >>> g = ResnetGenerator(2, width=4, n_blocks=1)
+    >>> g(torch.zeros(1, 1, 16, 16)).shape
+    torch.Size([1, 1, 16, 16])
+    """
+
+    def __init__(self, spatial_dims: int, in_channels: int = 1, out_channels: int = 1,
+                 width: int = 32, n_blocks: int = 6, n_down: int = 2) -> None:
+        super().__init__()
+        _check_args(spatial_dims, in_channels, out_channels, width, n_blocks, n_down)
+        self.spatial_dims = spatial_dims
+        self.n_down = n_down
+        widths = [width * 2**i for i in range(n_down + 1)]
+        self.net = nn.Sequential(
+            _conv_norm_relu(spatial_dims, in_channels, width, 7),
+            *(_conv_norm_relu(spatial_dims, a, b, 3, stride=2) for a, b in zip(widths, widths[1:])),
+            *(ResidualBlock(spatial_dims, widths[-1]) for _ in range(n_blocks)),
+            *(_upsample(spatial_dims, b, a) for a, b in reversed(list(zip(widths, widths[1:])))),
+            _CONV[spatial_dims](width, out_channels, 7, padding=3, padding_mode="reflect"),
+            nn.Tanh(),
+        )
+        # N(0, 0.02) as in CycleGAN, and the same init as the MONAI discriminator.
+        self.apply(normal_init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Translate ``x`` of shape (B, in_channels, *spatial) to (B, out_channels, *spatial)."""
+        self._check_input(x)
+        return self.net(x)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim != self.spatial_dims + 2:
+            raise ValueError(f"expected a (B, C, *spatial) tensor with {self.spatial_dims} spatial "
+                             f"dims, got shape {tuple(x.shape)}")
+        divisor = 2**self.n_down
+        # Reflection padding needs at least 2 voxels per axis at the bottleneck (and 4 at the stem).
+        smallest = max(4, 2 * divisor)
+        spatial = tuple(x.shape[2:])
+        if any(s % divisor for s in spatial) or min(spatial) < smallest:
+            raise ValueError(f"input spatial size {spatial} must be divisible by {divisor} "
+                             f"(2**n_down, n_down={self.n_down}) and at least {smallest} per axis")

@@ -1,0 +1,1 @@
+"""Training: DeepSpeed engines, GAN and segmentation loops, checkpoints, the Ray Train runner."""

@@ -158,6 +158,8 @@ class GanConfig(_Section):
     log_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(50, ge=1)
     seed: int = Field(0, description="network initialisation")
+    val_samples: int = Field(8, ge=0, description="healthy val samples scored at each "
+                             "checkpoint (0: no validation)")
 
     @model_validator(mode="after")
     def _decay(self) -> GanConfig:

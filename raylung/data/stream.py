@@ -10,7 +10,7 @@ import numpy as np
 
 from raylung.config import Config
 from raylung.data.pipeline import build_dataset
-from raylung.data.preview import save_sample_grid
+from raylung.plots import save_sample_grid
 
 
 @dataclass

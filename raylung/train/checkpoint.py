@@ -4,6 +4,7 @@
     state_rank<r>.pt               step and the rank's image pools
     raylung_config.yaml            the resolved config (rank 0)
     generator_h2p.pt               the exported healthy -> pathological generator (rank 0)
+    validation.png                 h, G(h), F(G(h)), |G(h) - h| and the band (rank 0, with val data)
 
 Each engine has its own subfolder because both write a ``latest`` file.
 """
@@ -11,6 +12,7 @@ Each engine has its own subfolder because both write a ``latest`` file.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,10 @@ ENGINES = ("generators", "discriminators")
 
 
 def save_and_report(engines: dict[str, Any], state: dict[str, Any], config: Config,
-                    metrics: dict[str, float]) -> None:
-    """Save this rank's part of the checkpoint and report it with ``metrics``."""
+                    metrics: dict[str, float],
+                    extras: Callable[[Path], dict[str, float]] | None = None) -> None:
+    """Save this rank's part of the checkpoint and report it with ``metrics``; rank 0 also
+    runs ``extras(folder)`` (validation), whose files and metrics join the checkpoint."""
     rank = ray.train.get_context().get_world_rank()
     with tempfile.TemporaryDirectory() as folder:
         for name in ENGINES:
@@ -36,6 +40,8 @@ def save_and_report(engines: dict[str, Any], state: dict[str, Any], config: Conf
             save_config(config, Path(folder, "raylung_config.yaml"))
             export_generator(engines["generators"].module.g, config,
                              Path(folder, "generator_h2p.pt"))
+            if extras is not None:
+                metrics = {**metrics, **extras(Path(folder))}
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
 
 

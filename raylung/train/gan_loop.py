@@ -8,7 +8,8 @@ and reads its shard of the healthy and pathological streams.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import ray.train
@@ -20,6 +21,7 @@ from raylung.train.checkpoint import restore, save_and_report
 from raylung.train.cyclegan import (Discriminators, GanBatch, Generators, discriminator_step,
                                     generator_step, loss_weights)
 from raylung.train.deepspeed_config import deepspeed_config, select_accelerator
+from raylung.train.gan_validation import validate
 from raylung.train.image_pool import ImagePool
 from raylung.train.schedule import linear_decay_lambda
 
@@ -38,7 +40,8 @@ def train_gan_worker(loop_config: dict[str, Any]) -> None:
         for name, pool in pools.items():
             pool.load_state_dict(state["pools"][name])
     batches = _batches(config, skip=step - loop_config["first_step"])
-    _loop(config, engines, pools, batches, step)
+    validation = _validation(config, engines) if loop_config["validate"] and rank == 0 else None
+    _loop(config, engines, pools, batches, step, validation)
 
 
 def _engines(config: Config) -> dict[str, Any]:
@@ -70,8 +73,16 @@ def _batches(config: Config, skip: int) -> Iterator[GanBatch]:
             yield GanBatch(h["image"], h["surround"], p["image"])
 
 
+def _validation(config: Config, engines: dict[str, Any]) -> Callable[[Path], dict[str, float]]:
+    """Rank 0's validation, run at every checkpoint on one fixed batch of val samples."""
+    batch = next(iter(ray.train.get_dataset_shard("val").iter_torch_batches(
+        batch_size=config.gan.val_samples, collate_fn=to_torch)))
+    return lambda folder: validate(engines["generators"].module, batch, config, folder)
+
+
 def _loop(config: Config, engines: dict[str, Any], pools: dict[str, ImagePool],
-          batches: Iterator[GanBatch], step: int) -> None:
+          batches: Iterator[GanBatch], step: int,
+          validation: Callable[[Path], dict[str, float]] | None) -> None:
     gens, discs = engines["generators"], engines["discriminators"]
     dtype = next(gens.module.parameters()).dtype
     weights = loss_weights(config)
@@ -87,16 +98,17 @@ def _loop(config: Config, engines: dict[str, Any], pools: dict[str, ImagePool],
         meter.add(terms)
         if step % config.gan.log_every == 0 or step == config.gan.steps:
             metrics = {**meter.flush(), "step": step, "lr": gens.get_lr()[0]}
-            _report(config, engines, pools, step, metrics)
+            _report(config, engines, pools, step, metrics, validation)
 
 
 def _report(config: Config, engines: dict[str, Any], pools: dict[str, ImagePool], step: int,
-            metrics: dict[str, float]) -> None:
+            metrics: dict[str, float],
+            validation: Callable[[Path], dict[str, float]] | None) -> None:
     if ray.train.get_context().get_world_rank() == 0:
         print(" ".join(f"{k}={v:.4g}" for k, v in metrics.items()), flush=True)
     if step % config.gan.checkpoint_every == 0 or step == config.gan.steps:
         state = {"step": step, "pools": {k: p.state_dict() for k, p in pools.items()}}
-        save_and_report(engines, state, config, metrics)
+        save_and_report(engines, state, config, metrics, validation)
     else:
         ray.train.report(metrics)
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import fsspec
 
+import ray.data
 import ray.train
-from ray.train import FailureConfig, RunConfig, ScalingConfig
+from ray.train import DataConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from raylung.config import Config
@@ -35,16 +37,35 @@ def fit_gan(config: Config) -> ray.train.Result:
         "healthy": build_dataset(config, "train", epochs, "healthy", labelled_only=True),
         "pathological": build_dataset(config, "train", epochs, "pathological"),
     }
+    validation = _validation_dataset(config)
+    if validation is not None:
+        datasets["val"] = validation
     trainer = TorchTrainer(
         train_gan_worker,
         train_loop_config={"config": config.model_dump(mode="json"),
-                           "first_step": first_epoch * per_epoch},
+                           "first_step": first_epoch * per_epoch,
+                           "validate": validation is not None},
         scaling_config=_scaling(config),
         datasets=datasets,
+        dataset_config=DataConfig(datasets_to_split=["healthy", "pathological"]),
         run_config=RunConfig(name=config.run.name, storage_path=_storage(config),
                              failure_config=FailureConfig(max_failures=0)),
     )
     return trainer.fit()
+
+
+def _validation_dataset(config: Config) -> ray.data.Dataset | None:
+    """Fixed healthy samples of the val split (one epoch, same every run), if there are any."""
+    if config.gan.val_samples == 0:
+        return None
+    val = config.model_copy(deep=True)
+    val.data.samples_per_epoch = config.gan.val_samples
+    val.data.augment.enabled = False
+    try:
+        return build_dataset(val, "val", [0], "healthy", labelled_only=True)
+    except ValueError as err:
+        print(f"train-gan: validation skipped: {err}", file=sys.stderr)
+        return None
 
 
 def steps_per_epoch(config: Config) -> int:

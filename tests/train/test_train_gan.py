@@ -45,6 +45,17 @@ def test_two_workers_each_zero_stage(phantom_store, tmp_path, stage):
     assert generator(torch.zeros(1, 1, 32, 32)).shape == (1, 1, 32, 32)
 
 
+def test_validation_scores_and_draws_held_out_healthy_samples(phantom_store, tmp_path):
+    config = _config(phantom_store, tmp_path, "val", "data.split_fractions=[0.5,0.5,0]",
+                     "gan.val_samples=2", "scaling.num_workers=1")
+    result = fit_gan(config)
+    for key in ("val_surround_l1_hu", "val_change_outside_body_hu", "val_change_in_lung_hu",
+                "val_shape_dice"):
+        assert key in result.metrics
+    assert 0.0 <= result.metrics["val_shape_dice"] <= 1.0
+    assert Path(result.checkpoint.path, "validation.png").stat().st_size > 1000
+
+
 def test_killed_run_resumes_with_identical_weights(phantom_store, tmp_path):
     """A run killed after its first checkpoint and rerun ends with the weights of a run that
     never stopped: same step count, optimiser, LR schedule, image pools and data."""

@@ -1,0 +1,1 @@
+"""Measures: synthesis quality (shape preservation, surround change) and segmentation scores."""

@@ -1,0 +1,55 @@
+"""How well G(h) keeps the healthy lung's shape and leaves its surroundings alone, in HU.
+
+The shape-preservation score needs a lung mask of G(h). Until a segmenter exists raylung uses a
+fixed rule that is right on the phantoms: the lung is every voxel darker than ``LUNG_HU`` that
+lies inside the body (the holes of the body outline), i.e. what an air threshold finds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from raylung.preprocess.thorax_crop import body_mask
+
+LUNG_HU = -400   # aerated lung is below, soft tissue and consolidation above
+BODY_HU = -500
+
+
+def lung_from_image(hu: np.ndarray) -> np.ndarray:
+    """The rule-based lung mask of one image (2-D slice or 3-D volume) in HU."""
+    volume = hu if hu.ndim == 3 else hu[None]
+    lung = (volume < LUNG_HU) & body_mask(volume, BODY_HU)
+    return lung if hu.ndim == 3 else lung[0]
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of two binary masks; 1.0 when both are empty."""
+    a, b = a.astype(bool), b.astype(bool)
+    total = a.sum() + b.sum()
+    return 1.0 if total == 0 else float(2 * (a & b).sum() / total)
+
+
+def synthesis_metrics(healthy: np.ndarray, translated: np.ndarray, lung: np.ndarray,
+                      surround: np.ndarray) -> dict[str, float]:
+    """Mean over samples of: |G(h) - h| in the band, outside the body and in the lung (HU), and
+    the Dice of the rule-based lung of G(h) against h's lung mask.
+
+    Images are (B, *spatial) in HU; masks (B, *spatial)."""
+    rows = [_one(h, g, m.astype(bool), s.astype(bool))
+            for h, g, m, s in zip(healthy, translated, lung, surround)]
+    return {key: float(np.nanmean([r[key] for r in rows])) for key in rows[0]}
+
+
+def _one(h: np.ndarray, g: np.ndarray, lung: np.ndarray, band: np.ndarray) -> dict[str, float]:
+    change = np.abs(g - h)
+    outside = ~body_mask(h if h.ndim == 3 else h[None], BODY_HU).reshape(h.shape)
+    return {
+        "surround_l1_hu": _mean(change, band),
+        "change_outside_body_hu": _mean(change, outside),
+        "change_in_lung_hu": _mean(change, lung),
+        "shape_dice": dice(lung_from_image(g), lung),
+    }
+
+
+def _mean(values: np.ndarray, where: np.ndarray) -> float:
+    return float(values[where].mean()) if where.any() else float("nan")

@@ -1,0 +1,75 @@
+"""PNG grids a person looks at: training samples (image, lung, band) and GAN translations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+
+
+def save_sample_grid(batch: dict[str, np.ndarray], path: str | Path, columns: int = 4) -> Path:
+    """Save up to 2 x ``columns`` samples of a batch; 3-D patches show their middle slice."""
+    count = min(len(batch["image"]), 2 * columns)
+    rows = -(-count // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.2 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, ax in enumerate(axes.ravel()[:count]):
+        image, lung, band = _planes(batch, i)
+        ax.imshow(image, cmap="gray", vmin=-1, vmax=1)
+        ax.imshow(np.ma.masked_where(band == 0, band), cmap="autumn", alpha=0.35)
+        if lung.any():
+            ax.contour(lung, levels=[0.5], colors="lime", linewidths=0.8)
+        ax.set_title(f"{batch['case_id'][i]} {batch['domain'][i][:4]} z{batch['position'][i][0]}",
+                     fontsize=8)
+    fig.suptitle("image (normalised HU), lung contour (green), surround band (orange)", fontsize=9)
+    return _save(fig, path)
+
+
+def save_synthesis_grid(columns: dict[str, np.ndarray], band: np.ndarray,
+                        path: str | Path, rows: int = 4) -> Path:
+    """One row per sample: each named image column (normalised), then the surround band.
+
+    ``columns`` maps a title to a (B, C, *spatial) array; |G(h) - h| is best given in [0, 1].
+    """
+    count = min(rows, len(band))
+    names = [*columns, "surround band"]
+    fig, axes = plt.subplots(count, len(names), figsize=(2.6 * len(names), 2.6 * count),
+                             squeeze=False)
+    for i in range(count):
+        for j, name in enumerate(names):
+            ax = axes[i, j]
+            ax.axis("off")
+            if name == "surround band":
+                ax.imshow(_middle(band[i]), cmap="magma", vmin=0, vmax=1)
+            else:
+                low = 0 if name.startswith("|") else -1
+                ax.imshow(_middle(columns[name][i][columns[name].shape[1] // 2]), cmap="gray",
+                          vmin=low, vmax=1)
+            if i == 0:
+                ax.set_title(name, fontsize=9)
+    return _save(fig, path)
+
+
+def _planes(batch: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, ...]:
+    """The 2-D view of sample ``i``: centre channel of a slice, middle slice of a patch."""
+    image, lung, band = batch["image"][i], batch["lung"][i], batch["surround"][i]
+    return _middle(image[image.shape[0] // 2]), _middle(lung), _middle(band)
+
+
+def _middle(array: np.ndarray) -> np.ndarray:
+    """A 2-D array as is; the middle axial slice of a 3-D one."""
+    return array[array.shape[0] // 2] if array.ndim == 3 else array
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

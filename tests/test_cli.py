@@ -15,7 +15,8 @@ from raylung.config import load_config
 RAYLUNG = str(Path(sys.executable).parent / "raylung")
 
 
-@pytest.mark.parametrize("command", [[], ["phantom"], ["ingest"], ["info"], ["stream"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["phantom"], ["ingest"], ["info"], ["stream"],
+                                     ["train-gan"], ["demo"]])
 def test_help(command):
     out = subprocess.run([RAYLUNG, *command, "--help"], capture_output=True, encoding="utf-8")
     assert out.returncode == 0
@@ -51,11 +52,15 @@ def test_info_on_missing_store_is_one_line(tmp_path, capsys):
 def test_demo_end_to_end(tmp_path):
     out = subprocess.run(
         [RAYLUNG, "demo", "--out", str(tmp_path / "demo"), "phantom.cases=3", "phantom.size=96",
-         "phantom.slices=[16,20]"], capture_output=True, encoding="utf-8", timeout=600)
+         "phantom.slices=[16,20]", "data.slice_size=[32,32]", "gan.width=4", "gan.n_blocks=1",
+         "gan.disc_width=4", "gan.disc_layers=2", "gan.steps=2", "gan.decay_start=1",
+         "gan.checkpoint_every=2", "data.samples_per_epoch=8"],
+        capture_output=True, encoding="utf-8", timeout=600)
     assert out.returncode == 0, out.stderr
     assert "ingest: 3 written, 0 unchanged, 0 failed" in out.stdout
     assert "cases            3 (" in out.stdout
     assert "samples_per_s" in out.stdout
+    assert "train-gan: step 2 -> generator" in out.stdout
     for name in ("raylung_config.yaml", "phantoms/cases.csv", "store/manifest.parquet",
                  "store/raylung_config.yaml", "stream_slice2d.png"):
         assert (tmp_path / "demo" / name).exists(), name

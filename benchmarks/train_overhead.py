@@ -1,0 +1,138 @@
+"""GAN step time under Ray Train + DeepSpeed (1 worker) against a plain PyTorch loop, one run.
+
+    .venv/bin/python benchmarks/train_overhead.py                 # 2-D, 128^2, batch 4
+    .venv/bin/python benchmarks/train_overhead.py --size 256 --steps 20
+
+Both run the same modules and the same step functions (raylung/train/cyclegan.py) on the same
+random batches, without data loading, so the ratio is the framework's overhead alone (target
+<= 1.10x). Prints a table and writes benchmarks/results/train_overhead.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from raylung.config import Config, load_config
+from raylung.train.cyclegan import (Discriminators, GanBatch, Generators, discriminator_step,
+                                    generator_step, loss_weights)
+from raylung.train.image_pool import ImagePool
+
+RESULTS = Path(__file__).parent / "results"
+
+
+class PlainEngine:
+    """The two calls of a DeepSpeed engine the GAN step uses, on a bare module + Adam."""
+
+    def __init__(self, module: torch.nn.Module, config: Config) -> None:
+        self.module = module
+        self.optimizer = torch.optim.Adam(module.parameters(), lr=config.gan.lr,
+                                          betas=config.gan.betas)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def step(self) -> None:
+        torch.nn.utils.clip_grad_norm_(self.module.parameters(), 1.0)  # as DeepSpeed's config
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+
+def time_steps(gens, discs, config: Config, steps: int, warmup: int = 2) -> float:
+    """Mean seconds per GAN step (generator + discriminator) on fixed random batches."""
+    torch.manual_seed(0)
+    size = config.data.slice_size
+    batch = GanBatch(torch.rand(config.data.batch_size, 1, *size) * 2 - 1,
+                     torch.zeros(config.data.batch_size, *size),
+                     torch.rand(config.data.batch_size, 1, *size) * 2 - 1)
+    pools = {"p": ImagePool(config.gan.pool_size), "h": ImagePool(config.gan.pool_size)}
+    weights = loss_weights(config)
+    for i in range(warmup + steps):
+        if i == warmup:
+            start = time.perf_counter()
+        _, fake_p, fake_h = generator_step(gens, discs, batch, weights)
+        discriminator_step(discs, batch, fake_p, fake_h, pools)
+    return (time.perf_counter() - start) / steps
+
+
+def plain(config: Config, steps: int) -> float:
+    torch.manual_seed(config.gan.seed)
+    return time_steps(PlainEngine(Generators(config), config),
+                      PlainEngine(Discriminators(config), config), config, steps)
+
+
+def under_ray_train(config: Config, steps: int) -> float:
+    import ray.train
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    def worker(loop_config: dict) -> None:
+        from raylung.train.gan_loop import _engines
+
+        cfg = Config.model_validate(loop_config["config"])
+        engines = _engines(cfg)
+        seconds = time_steps(engines["generators"], engines["discriminators"], cfg, steps)
+        with _empty_checkpoint() as checkpoint:
+            ray.train.report({"seconds_per_step": seconds, "threads": torch.get_num_threads()},
+                             checkpoint=checkpoint)
+
+    result = TorchTrainer(
+        worker, train_loop_config={"config": config.model_dump(mode="json")},
+        scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": 2}),
+        run_config=RunConfig(name="train_overhead", storage_path="/tmp/raylung-bench-train"),
+    ).fit()
+    print("torch threads in the worker:", result.metrics["threads"])
+    return result.metrics["seconds_per_step"]
+
+
+def _empty_checkpoint():
+    """Result.metrics is filled only by reports with a checkpoint (Ray Train V2)."""
+    import contextlib
+    import tempfile
+
+    import ray.train
+
+    @contextlib.contextmanager
+    def make():
+        with tempfile.TemporaryDirectory() as folder:
+            yield ray.train.Checkpoint.from_directory(folder)
+
+    return make()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--zero-stage", type=int, default=1)
+    args = parser.parse_args()
+    config = load_config(None, [f"data.slice_size=[{args.size},{args.size}]",
+                                f"data.batch_size={args.batch}", "gan.width=16",
+                                "gan.n_blocks=3", "gan.disc_width=32",
+                                f"deepspeed.zero_stage={args.zero_stage}", "ray.num_cpus=2"])
+    torch.set_num_threads(2)
+    baseline = plain(config, args.steps)
+    from raylung.runtime import connect
+    from raylung.train.deepspeed_config import select_accelerator
+
+    select_accelerator(False)
+    connect(config.ray)
+    ray_ds = under_ray_train(config, args.steps)
+    table = pd.DataFrame([
+        {"loop": "plain PyTorch (1 process)", "seconds_per_step": round(baseline, 3), "ratio": 1.0},
+        {"loop": f"Ray Train + DeepSpeed ZeRO-{args.zero_stage} (1 worker)",
+         "seconds_per_step": round(ray_ds, 3), "ratio": round(ray_ds / baseline, 2)},
+    ])
+    RESULTS.mkdir(exist_ok=True)
+    table.to_csv(RESULTS / "train_overhead.csv", index=False)
+    print(f"2-D GAN step, {args.size}^2, batch {args.batch}, {args.steps} steps\n"
+          f"{table.to_string(index=False)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -5,6 +5,8 @@
     raylung info store/                             # what a store holds
     raylung stream store/ --mode patch3d            # the Ray Data stream alone: speed, samples
     raylung train-gan --config job.yaml             # the shape-aware CycleGAN (Ray Train)
+    raylung train-seg --config job.yaml seg.generator=G.pt seg.p_synth=0.5   # U-Net + GAN aug
+    raylung tune --space tune_spaces/demo.yaml      # Ray Tune search of the loss weights
     raylung demo --out demo_out/                    # the end-to-end demo on phantoms
 
 Every job takes ``--config FILE.yaml`` and ``key=value`` overrides of the config tree
@@ -14,6 +16,7 @@ Every job takes ``--config FILE.yaml`` and ``key=value`` overrides of the config
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -49,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_info(sub)
     _add_stream(sub)
     _add_train_gan(sub)
+    _add_train_seg(sub)
+    _add_tune(sub)
     _add_demo(sub)
     return parser
 
@@ -170,22 +175,71 @@ def _add_train_gan(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train_gan(args: argparse.Namespace) -> int:
-    return _train_gan(_config(args))
+    return 0 if _train_gan(_config(args)) is not None else 1
 
 
-def _train_gan(config: Config) -> int:
+def _train_gan(config: Config) -> Path | None:
+    """Train the GAN and print where its export is; the checkpoint folder, None on failure."""
     from raylung.train.runner import fit_gan
 
     result = fit_gan(config)
     if result.error:
         print(f"raylung train-gan: error: {result.error}", file=sys.stderr)
-        return 1
+        return None
     folder = Path(result.checkpoint.path)
     print(f"train-gan: step {result.metrics.get('step')} -> generator {folder / 'generator_h2p.pt'}")
     if (folder / "validation.png").exists():
         scores = {k: round(v, 3) for k, v in result.metrics.items() if k.startswith("val_")}
         print(f"train-gan: validation {scores}; grid {folder / 'validation.png'}")
+    return folder
+
+
+def _add_train_seg(sub: argparse._SubParsersAction) -> None:
+    _job(sub, "train-seg", _run_train_seg, "train the U-Net segmenter with Ray Train and "
+         "DeepSpeed, with on-the-fly GAN augmentation (seg.generator, seg.p_synth)")
+
+
+def _run_train_seg(args: argparse.Namespace) -> int:
+    return _train_seg(_config(args))
+
+
+def _train_seg(config: Config) -> int:
+    from raylung.train.seg_runner import best_checkpoint, fit_seg
+
+    result = fit_seg(config)
+    if result.error:
+        print(f"raylung train-seg: error: {result.error}", file=sys.stderr)
+        return 1
+    checkpoint, metrics = best_checkpoint(result)
+    scores = {k: round(v, 4) for k, v in metrics.items() if k.startswith("val_")}
+    print(f"train-seg: best step {metrics.get('step')} {scores} -> segmenter "
+          f"{Path(checkpoint.path) / 'segmenter.pt'}")
     return 0
+
+
+def _add_tune(sub: argparse._SubParsersAction) -> None:
+    job = _job(sub, "tune", _run_tune, "search loss weights (any config field) with Ray Tune: "
+               "every trial a Ray Train run, weak ones stopped early (tune_spaces/*.yaml)")
+    where = job.add_mutually_exclusive_group(required=True)
+    where.add_argument("--space", type=Path, help="sweep file: space: plus base config "
+                       "sections, over --config if given")
+    where.add_argument("--resume", type=Path, metavar="DIR",
+                       help="continue the sweep in DIR without rerunning finished trials")
+
+
+def _run_tune(args: argparse.Namespace) -> int:
+    from raylung.tune.space import load_sweep, read_sweep
+    from raylung.tune.sweep import run_sweep
+
+    if args.resume is None:
+        sweep = load_sweep(args.space, args.config, args.overrides)
+    elif args.config or any(not item.startswith("ray.") for item in args.overrides):
+        raise ConfigError(f"--resume takes only ray.* overrides: the sweep is fixed in "
+                          f"{args.resume}/sweep.yaml")
+    else:
+        sweep = read_sweep(args.resume, args.overrides)
+    table = run_sweep(sweep, resume=args.resume is not None)
+    return 0 if table["objective"].notna().any() else 1
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -199,7 +253,11 @@ def demo_overrides(out: Path) -> list[str]:
             "data.samples_per_epoch=64", "data.reader_cpus=0.5", "data.read_concurrency=1",
             "gan.width=16", "gan.n_blocks=3", "gan.disc_width=32", "gan.steps=120",
             "gan.decay_start=60", "gan.log_every=20", "gan.checkpoint_every=60",
-            "gan.val_samples=4", "run.name=demo_gan", f"run.storage_path={out / 'runs'}"]
+            "gan.val_samples=4", "run.name=demo_gan", f"run.storage_path={out / 'runs'}",
+            "seg.channels=[8,16,32]", "seg.strides=[2,2]", "seg.num_res_units=1",
+            "seg.steps=80", "seg.decay_start=40", "seg.log_every=16", "seg.val_samples=16",
+            f"seg.generator={out / 'generator_h2p.pt'}", "seg.p_synth=0.5",
+            "seg.synth_cpus=0.5"]
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -208,13 +266,29 @@ def _run_demo(args: argparse.Namespace) -> int:
     config = _config(args, *demo_overrides(args.out))
     args.out.mkdir(parents=True, exist_ok=True)
     save_config(config, args.out / "raylung_config.yaml")
-    print(f"[1/5] phantoms -> {args.out / 'phantoms'}")
+    print(f"[1/6] phantoms -> {args.out / 'phantoms'}")
     _write_phantoms(args.out / "phantoms", config, write_phantoms)
-    print(f"[2/5] ingest -> {args.out / 'store'}")
-    status = _ingest(str(args.out / "phantoms"), str(args.out / "store"), config)
-    print("[3/5] store summary")
+    print(f"[2/6] ingest -> {args.out / 'store'}")
+    if _ingest(str(args.out / "phantoms"), str(args.out / "store"), config):
+        return 1
+    print("[3/6] store summary")
     _print_info(str(args.out / "store"), config)
-    print("[4/5] Ray Data stream of training slices")
+    print("[4/6] Ray Data stream of training slices")
     _stream(config, "train", 8, args.out)
-    print(f"[5/5] shape-aware CycleGAN ({config.gan.steps} steps) -> {args.out / 'runs'}")
-    return status or _train_gan(config)
+    print(f"[5/6] shape-aware CycleGAN ({config.gan.steps} steps) -> {args.out / 'runs'}")
+    folder = _train_gan(config)
+    if folder is None:
+        return 1
+    _copy_atomic(folder / "generator_h2p.pt", Path(config.seg.generator))
+    print(f"[6/6] U-Net with GAN augmentation (p_synth={config.seg.p_synth}, "
+          f"{config.seg.steps} steps) -> {args.out / 'runs'}")
+    seg = config.model_copy(deep=True)
+    seg.run.name = "demo_seg"
+    return _train_seg(seg)
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    """Copy a file so that ``target`` is never half-written."""
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.copyfile(source, tmp)
+    tmp.replace(target)

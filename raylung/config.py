@@ -143,6 +143,9 @@ class GanConfig(_Section):
 
     width: int = Field(32, ge=1, description="generator base channels")
     n_blocks: int = Field(6, ge=1, description="generator residual blocks")
+    # G(x) = x + change (starting at the identity): the surround L1 can then hold the change
+    # at zero around the lung instead of asking a fresh network to redraw the chest wall.
+    residual: bool = True
     disc_width: int = Field(64, ge=1)
     disc_layers: int = Field(3, ge=1)
     lambda_adv: float = Field(1.0, ge=0.0)
@@ -168,13 +171,55 @@ class GanConfig(_Section):
         return self
 
 
+class SegConfig(_Section):
+    """The U-Net segmenter and its on-the-fly GAN augmentation (METHOD.md, downstream)."""
+
+    channels: tuple[int, ...] = Field((16, 32, 64, 128), description="U-Net features per level")
+    strides: tuple[int, ...] = Field((2, 2, 2), description="one per level transition")
+    num_res_units: int = Field(2, ge=0)
+    lr: float = Field(1e-3, gt=0.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    steps: int = Field(200, ge=1, description="optimiser steps")
+    decay_start: int = Field(100, ge=0, description="constant lr until here, then linear to 0")
+    log_every: int = Field(10, ge=1)
+    # Masks of diseased lungs are scarce: by default the segmenter learns from labelled healthy
+    # cases only (and what G makes of them); "all" also uses labelled pathological cases.
+    train_on: Literal["healthy", "all"] = "healthy"
+    p_synth: float = Field(0.0, ge=0.0, le=1.0,
+                           description="share of labelled healthy samples translated by G")
+    generator: str | None = Field(None, description="exported generator_h2p.pt of train-gan")
+    synth_actors: int = Field(1, ge=1, description="GAN actor pool size")
+    synth_cpus: float = Field(1.0, gt=0.0, description="CPUs per GAN actor")
+    synth_gpus: float = Field(0.0, ge=0.0, description="GPU fraction per GAN actor (clusters)")
+    # Semi-supervision: an EMA teacher labels unlabelled pathological samples where it is sure.
+    pseudo_label: bool = False
+    pseudo_threshold: float = Field(0.9, gt=0.5, le=1.0)
+    pseudo_weight: float = Field(0.5, ge=0.0)
+    ema_decay: float = Field(0.99, ge=0.0, lt=1.0)
+    val_samples: int = Field(16, ge=0, description="pathological val slices (slice2d)")
+    rim_mm: float = Field(3.0, gt=0.0, description="half-width of the band of rim Dice")
+    sw_batch_size: int = Field(4, ge=1, description="patches per sliding-window pass (patch3d)")
+    seed: int = Field(0, description="network initialisation")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SegConfig:
+        if len(self.strides) != len(self.channels) - 1:
+            raise ValueError("strides needs one entry fewer than channels")
+        if self.decay_start > self.steps:
+            raise ValueError("decay_start must be <= steps")
+        if self.p_synth > 0 and not self.generator:
+            raise ValueError("p_synth > 0 needs seg.generator (an exported generator_h2p.pt)")
+        return self
+
+
 class DeepSpeedConfig(_Section):
     """What raylung turns into a DeepSpeed config (see raylung/train/deepspeed_config.py)."""
 
     zero_stage: int = 1
     bf16: bool = Field(True, description="bf16 on GPU; CPU always trains in fp32")
     grad_clip: float = Field(1.0, ge=0.0)
-    grad_accum: int = Field(1, ge=1)
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimiser step (gan.steps "
+                            "and seg.steps count micro-batches)")
 
     @field_validator("zero_stage")
     @classmethod
@@ -203,6 +248,44 @@ class RunSection(_Section):
     storage_path: str = Field("runs", description="local folder or URL (s3://...) for Ray Train")
 
 
+class LoggingConfig(_Section):
+    """Where training metrics go besides the console line (raylung/train/metrics_log.py)."""
+
+    tensorboard: bool = Field(True, description="event files in <storage_path>/<name>/tensorboard")
+    mlflow_tracking_uri: str | None = Field(None, description="MLflow server or store; "
+                                            "null: no MLflow (needs pip install mlflow-skinny)")
+    mlflow_experiment: str = "raylung"
+
+
+class TuneConfig(_Section):
+    """``raylung tune``: what a sweep optimises and how it searches (raylung/tune/).
+
+    The search space is the ``space:`` mapping of the sweep file; each trial's resources are
+    its driver's ``driver_cpus`` plus the ``scaling`` section (workers, CPUs, GPUs)."""
+
+    # composite by default: shape alone is best for G = identity, realism alone ignores the
+    # chest wall; their sum (both in HU) is the trade-off the search is for (README).
+    objective: Literal["shape", "realism", "composite", "downstream"] = "composite"
+    mode: Literal["min", "max"] | None = Field(None, description="null: the objective's own")
+    shape_weight: float = Field(1.0, ge=0.0, description="composite: weight of surround L1")
+    realism_weight: float = Field(1.0, ge=0.0, description="composite: weight of realism")
+    realism_samples: int = Field(8, ge=1, description="real pathological val slices that "
+                                 "realism compares G(h) with")
+    downstream_p_synth: float = Field(0.5, gt=0.0, le=1.0, description="downstream: share of "
+                                      "the short segmentation run's samples G translates")
+    search: Literal["random", "optuna"] = "random"
+    scheduler: Literal["asha", "median", "none"] = "asha"
+    num_samples: int = Field(8, ge=1, description="trials (times each grid combination)")
+    max_concurrent_trials: int = Field(2, ge=1)
+    grace_period: int = Field(1, ge=1, description="validations before a trial may be stopped")
+    reduction_factor: float = Field(2.0, gt=1.0, description="ASHA keeps 1/rf at each rung")
+    # A fraction of a CPU: a whole one per trial driver would starve the training workers.
+    driver_cpus: float = Field(0.1, gt=0.0, description="CPUs of each trial's driver")
+    evaluate_defaults: bool = Field(True, description="the first trial runs the base config's "
+                                    "values of the searched fields (the baseline)")
+    seed: int = Field(0, description="seed of the search algorithm")
+
+
 class StorageConfig(_Section):
     """Where stores live; options go to fsspec (e.g. S3 endpoint and keys)."""
 
@@ -224,9 +307,12 @@ class Config(_Section):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     gan: GanConfig = Field(default_factory=GanConfig)
+    seg: SegConfig = Field(default_factory=SegConfig)
     deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig)
     scaling: ScalingSection = Field(default_factory=ScalingSection)
     run: RunSection = Field(default_factory=RunSection)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 
@@ -261,6 +347,11 @@ def save_config(config: Config, path: str | Path) -> None:
 def dump_config(config: Config) -> str:
     """The resolved config as YAML text."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def read_yaml_tree(path: str | Path) -> dict[str, Any]:
+    """A YAML file's mapping before validation (e.g. a sweep file's sections), one-line errors."""
+    return _read_yaml(Path(path))
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

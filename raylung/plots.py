@@ -73,3 +73,23 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def save_segmentation_grid(images: np.ndarray, truths: np.ndarray, preds: np.ndarray,
+                           path: str | Path, count: int = 8) -> Path:
+    """Up to ``count`` samples: image with the true lung (green) and the predicted lung (red).
+
+    ``images`` is (B, C, *spatial), masks (B, *spatial); 3-D shows the middle slice."""
+    count = min(count, len(images))
+    columns = min(count, 4)
+    rows = -(-count // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, ax in enumerate(axes.ravel()[:count]):
+        ax.imshow(_middle(images[i][images.shape[1] // 2]), cmap="gray", vmin=-1, vmax=1)
+        for mask, colour in ((truths[i], "lime"), (preds[i], "red")):
+            if _middle(mask).any():
+                ax.contour(_middle(mask), levels=[0.5], colors=colour, linewidths=0.8)
+    fig.suptitle("true lung (green), predicted lung (red)", fontsize=9)
+    return _save(fig, path)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -104,3 +109,54 @@ def _write_dicom_series(image, folder: Path) -> Path:
 def dicom_writer():
     """Writes an int16 SimpleITK volume as a DICOM series folder."""
     return _write_dicom_series
+
+
+@pytest.fixture(scope="session")
+def generator_file(tmp_path_factory) -> Path:
+    """An exported, untrained (so visibly changing) generator for single-channel slices."""
+    import torch
+
+    from raylung.config import load_config
+    from raylung.models.export import export_generator
+    from raylung.train.cyclegan import Generators
+
+    config = load_config(None, ["gan.width=4", "gan.n_blocks=1", "gan.residual=false"])
+    torch.manual_seed(0)
+    return export_generator(Generators(config).g, config,
+                            tmp_path_factory.mktemp("gan") / "generator_h2p.pt")
+
+
+def _cli_args(command: str, config) -> list[str]:
+    """The ``raylung COMMAND key=value ...`` command line that rebuilds ``config``."""
+    def flat(tree, prefix=""):
+        for key, value in tree.items():
+            if isinstance(value, dict) and value:
+                yield from flat(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}={json.dumps(value)}"
+    return [str(Path(sys.executable).parent / "raylung"), command,
+            *flat(config.model_dump(mode="json"))]
+
+
+def _kill_after_first_checkpoint(cli: list[str], snapshot: Path, timeout: float = 300) -> None:
+    """Start ``cli`` in its own process group and SIGKILL it right after Ray Train registers
+    its first checkpoint (``snapshot`` appears)."""
+    proc = subprocess.Popen(cli, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while not snapshot.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.fixture
+def cli_args():
+    """Builds the ``raylung COMMAND key=value ...`` command line of a config."""
+    return _cli_args
+
+
+@pytest.fixture
+def kill_after_first_checkpoint():
+    """Runs a training command and kills it right after its first checkpoint."""
+    return _kill_after_first_checkpoint

@@ -16,7 +16,8 @@ RAYLUNG = str(Path(sys.executable).parent / "raylung")
 
 
 @pytest.mark.parametrize("command", [[], ["phantom"], ["ingest"], ["info"], ["stream"],
-                                     ["train-gan"], ["demo"]])
+                                     ["train-gan"], ["train-seg"], ["tune"],
+                                     ["demo"]])
 def test_help(command):
     out = subprocess.run([RAYLUNG, *command, "--help"], capture_output=True, encoding="utf-8")
     assert out.returncode == 0
@@ -54,13 +55,16 @@ def test_demo_end_to_end(tmp_path):
         [RAYLUNG, "demo", "--out", str(tmp_path / "demo"), "phantom.cases=3", "phantom.size=96",
          "phantom.slices=[16,20]", "data.slice_size=[32,32]", "gan.width=4", "gan.n_blocks=1",
          "gan.disc_width=4", "gan.disc_layers=2", "gan.steps=2", "gan.decay_start=1",
-         "gan.checkpoint_every=2", "data.samples_per_epoch=8"],
+         "gan.checkpoint_every=2", "data.samples_per_epoch=8", "seg.channels=[4,8]",
+         "seg.strides=[2]", "seg.steps=2", "seg.decay_start=1"],
         capture_output=True, encoding="utf-8", timeout=600)
     assert out.returncode == 0, out.stderr
     assert "ingest: 3 written, 0 unchanged, 0 failed" in out.stdout
     assert "cases            3 (" in out.stdout
     assert "samples_per_s" in out.stdout
     assert "train-gan: step 2 -> generator" in out.stdout
+    assert "train-seg: best step 2" in out.stdout
+    assert (tmp_path / "demo" / "generator_h2p.pt").exists()
     for name in ("raylung_config.yaml", "phantoms/cases.csv", "store/manifest.parquet",
                  "store/raylung_config.yaml", "stream_slice2d.png"):
         assert (tmp_path / "demo" / name).exists(), name
@@ -76,3 +80,35 @@ def test_stream_prints_throughput_and_saves_grid(phantom_store, tmp_path, capsys
     assert "samples          6" in out and "samples_per_s" in out
     assert (tmp_path / "stream_patch3d.png").stat().st_size > 1000
     assert load_config(tmp_path / "raylung_config.yaml").data.mode == "patch3d"
+
+
+@pytest.mark.parametrize(("fraction", "sick"), [(0.25, 1), (1.0, 4)])
+def test_phantom_pathological_fraction_sets_the_share(tmp_path, fraction, sick):
+    out = tmp_path / "p"
+    assert main(["phantom", str(out), "--cases", "4", "--pathological-fraction", str(fraction),
+                 "phantom.size=64", "phantom.slices=[8,8]"]) == 0
+    table = pd.read_csv(out / "cases.csv", keep_default_na=False)
+    assert (table["domain"] == "pathological").sum() == sick
+    assert sorted(p.parent.name for p in out.glob("*/lesion.nii.gz")) == sorted(
+        table.loc[table["domain"] == "pathological", "case_id"])
+    assert load_config(out / "raylung_config.yaml").phantom.pathological_fraction == fraction
+
+
+def test_info_prints_the_stores_numbers(phantom_store, capsys):
+    import zarr
+
+    assert main(["info", phantom_store.url]) == 0
+    out = capsys.readouterr().out
+    cases = Path(phantom_store.url) / "cases"
+    disk = sum(p.stat().st_size for p in cases.glob("*/**/*") if p.is_file())
+    groups = [zarr.open_group(str(case), mode="r") for case in cases.iterdir() if case.is_dir()]
+    raw = sum(a.nbytes for group in groups for _, a in group.arrays())
+    groups = [group.attrs["raylung"] for group in groups]
+    domains = pd.Series([g["domain"] for g in groups]).value_counts()
+    assert (domains["healthy"], domains["pathological"]) == (2, 2)
+    assert sum(g["labelled"] for g in groups) == 4
+    assert "cases            4 (2 healthy, 2 pathological), 4 labelled\n" in out
+    assert "spacing x,y,z    median 1.00 x 1.00 x 2.00 mm\n" in out
+    assert (f"disk             {disk / 2**20:.1f} MiB (raw {raw / 2**20:.1f} MiB, "
+            f"compression {raw / disk:.1f}x)\n") in out
+    assert raw / disk > 1.5

@@ -34,9 +34,21 @@ def make_sample(case: zarr.Group, attrs: dict[str, Any], spec: dict[str, Any],
         "lung": masks["lung"],
         "surround": masks["surround"],
         "position": np.array([spec["z"], spec["y"], spec["x"]], np.int32),
+        "spacing": voxel_mm(attrs, cfg),
         **{k: spec[k] for k in ("case_id", "domain", "labelled", "index", "epoch", "seed",
                                 "lung_centred")},
     }
+
+
+def voxel_mm(attrs: dict[str, Any], cfg: DataConfig) -> np.ndarray:
+    """Voxel size in mm along the sample's spatial axes (before augmentation's scaling):
+    (z, y, x) of a patch, (y, x) of a slice after its thorax box is resized to ``slice_size``."""
+    zyx = np.asarray(attrs["spacing"][::-1], np.float32)
+    if cfg.mode == "patch3d":
+        return zyx
+    _, _, y0, y1, x0, x1 = attrs["thorax_box"]
+    return zyx[1:] * np.array([y1 - y0, x1 - x0], np.float32) / np.array(cfg.slice_size,
+                                                                          np.float32)
 
 
 def read_region(array: zarr.Array, start: tuple[int, ...], size: tuple[int, ...],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from raylung.evaluate.overlap import dice
 from raylung.preprocess.thorax_crop import body_mask
 
 LUNG_HU = -400   # aerated lung is below, soft tissue and consolidation above
@@ -20,13 +21,6 @@ def lung_from_image(hu: np.ndarray) -> np.ndarray:
     volume = hu if hu.ndim == 3 else hu[None]
     lung = (volume < LUNG_HU) & body_mask(volume, BODY_HU)
     return lung if hu.ndim == 3 else lung[0]
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice of two binary masks; 1.0 when both are empty."""
-    a, b = a.astype(bool), b.astype(bool)
-    total = a.sum() + b.sum()
-    return 1.0 if total == 0 else float(2 * (a & b).sum() / total)
 
 
 def synthesis_metrics(healthy: np.ndarray, translated: np.ndarray, lung: np.ndarray,

@@ -68,14 +68,21 @@ class ResnetGenerator(nn.Module):
     >>> g = ResnetGenerator(2, width=4, n_blocks=1)
     >>> g(torch.zeros(1, 1, 16, 16)).shape
     torch.Size([1, 1, 16, 16])
+    >>> x = torch.rand(1, 1, 16, 16) * 2 - 1
+    >>> bool(torch.equal(ResnetGenerator(2, width=4, n_blocks=1, residual=True)(x), x))
+    True
     """
 
     def __init__(self, spatial_dims: int, in_channels: int = 1, out_channels: int = 1,
-                 width: int = 32, n_blocks: int = 6, n_down: int = 2) -> None:
+                 width: int = 32, n_blocks: int = 6, n_down: int = 2,
+                 residual: bool = False) -> None:
         super().__init__()
         _check_args(spatial_dims, in_channels, out_channels, width, n_blocks, n_down)
+        if residual and in_channels != out_channels:
+            raise ValueError("a residual generator needs in_channels == out_channels")
         self.spatial_dims = spatial_dims
         self.n_down = n_down
+        self.residual = residual
         widths = [width * 2**i for i in range(n_down + 1)]
         self.net = nn.Sequential(
             _conv_norm_relu(spatial_dims, in_channels, width, 7),
@@ -87,11 +94,16 @@ class ResnetGenerator(nn.Module):
         )
         # N(0, 0.02) as in CycleGAN, and the same init as the MONAI discriminator.
         self.apply(normal_init)
+        if residual:  # start as the identity: the change is learnt where the losses ask for it
+            nn.init.zeros_(self.net[-2].weight)
+            nn.init.zeros_(self.net[-2].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Translate ``x`` of shape (B, in_channels, *spatial) to (B, out_channels, *spatial)."""
+        """Translate ``x`` of shape (B, in_channels, *spatial) to (B, out_channels, *spatial);
+        a residual generator returns ``clamp(x + net(x), -1, 1)`` (``net`` ends in tanh)."""
         self._check_input(x)
-        return self.net(x)
+        out = self.net(x)
+        return (x + out).clamp(-1.0, 1.0) if self.residual else out
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.ndim != self.spatial_dims + 2:

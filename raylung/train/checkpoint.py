@@ -1,12 +1,13 @@
-"""GAN checkpoints through Ray Train: every rank saves its DeepSpeed shards into one folder.
+"""Checkpoints through Ray Train: every rank saves its DeepSpeed shards into one folder.
 
-    generators/  discriminators/   DeepSpeed engines (weights, optimiser, LR scheduler, ZeRO shards)
-    state_rank<r>.pt               step and the rank's image pools
+    <engine>/                      one DeepSpeed engine each (weights, optimiser, LR scheduler,
+                                   ZeRO shards), e.g. generators/ discriminators/ or segmenter/
+    state_rank<r>.pt               the step and the rank's own loop state (e.g. image pools)
     raylung_config.yaml            the resolved config (rank 0)
-    generator_h2p.pt               the exported healthy -> pathological generator (rank 0)
-    validation.png                 h, G(h), F(G(h)), |G(h) - h| and the band (rank 0, with val data)
+    ...                            what the trainer's rank-0 ``extras`` writes: the exported
+                                   model, validation PNGs
 
-Each engine has its own subfolder because both write a ``latest`` file.
+Each engine has its own subfolder because every engine writes a ``latest`` file.
 """
 
 from __future__ import annotations
@@ -20,26 +21,35 @@ import ray.train
 import torch
 
 from raylung.config import Config, save_config
-from raylung.train.export import export_generator
 
 TAG = "state"
-ENGINES = ("generators", "discriminators")
+
+
+def report(engines: dict[str, Any], state: dict[str, Any], config: Config,
+           metrics: dict[str, float], checkpoint: bool,
+           extras: Callable[[Path], dict[str, float]] | None = None) -> None:
+    """Report one interval's metrics (rank 0 prints them as one line), with a checkpoint when
+    ``checkpoint`` is true."""
+    if ray.train.get_context().get_world_rank() == 0:
+        print(" ".join(f"{k}={v:.4g}" for k, v in metrics.items()), flush=True)
+    if checkpoint:
+        save_and_report(engines, state, config, metrics, extras)
+    else:
+        ray.train.report(metrics)
 
 
 def save_and_report(engines: dict[str, Any], state: dict[str, Any], config: Config,
                     metrics: dict[str, float],
                     extras: Callable[[Path], dict[str, float]] | None = None) -> None:
     """Save this rank's part of the checkpoint and report it with ``metrics``; rank 0 also
-    runs ``extras(folder)`` (validation), whose files and metrics join the checkpoint."""
+    runs ``extras(folder)`` (export, validation), whose files and metrics join the checkpoint."""
     rank = ray.train.get_context().get_world_rank()
     with tempfile.TemporaryDirectory() as folder:
-        for name in ENGINES:
-            engines[name].save_checkpoint(str(Path(folder, name)), tag=TAG)
+        for name, engine in engines.items():
+            engine.save_checkpoint(str(Path(folder, name)), tag=TAG)
         torch.save(state, Path(folder, f"state_rank{rank}.pt"))
         if rank == 0:
             save_config(config, Path(folder, "raylung_config.yaml"))
-            export_generator(engines["generators"].module.g, config,
-                             Path(folder, "generator_h2p.pt"))
             if extras is not None:
                 metrics = {**metrics, **extras(Path(folder))}
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
@@ -52,6 +62,6 @@ def restore(engines: dict[str, Any]) -> dict[str, Any] | None:
         return None
     rank = ray.train.get_context().get_world_rank()
     with checkpoint.as_directory() as folder:
-        for name in ENGINES:
-            engines[name].load_checkpoint(str(Path(folder, name)), tag=TAG)
+        for name, engine in engines.items():
+            engine.load_checkpoint(str(Path(folder, name)), tag=TAG)
         return torch.load(Path(folder, f"state_rank{rank}.pt"), weights_only=True)

@@ -20,6 +20,7 @@ from raylung.losses.gan import (cycle_loss, generator_objective, identity_loss,
 from raylung.losses.surround import surround_l1
 from raylung.models.discriminator import build_discriminator
 from raylung.models.generator import ResnetGenerator
+from raylung.models.shapes import network_shape
 from raylung.train.image_pool import ImagePool
 
 
@@ -30,8 +31,10 @@ class Generators(nn.Module):
         super().__init__()
         dims, channels = network_shape(config)
         gan = config.gan
-        self.g = ResnetGenerator(dims, channels, channels, gan.width, gan.n_blocks)
-        self.f = ResnetGenerator(dims, channels, channels, gan.width, gan.n_blocks)
+        self.g = ResnetGenerator(dims, channels, channels, gan.width, gan.n_blocks,
+                                 residual=gan.residual)
+        self.f = ResnetGenerator(dims, channels, channels, gan.width, gan.n_blocks,
+                                 residual=gan.residual)
 
 
 class Discriminators(nn.Module):
@@ -43,13 +46,6 @@ class Discriminators(nn.Module):
         gan = config.gan
         self.d_p = build_discriminator(dims, channels, gan.disc_width, gan.disc_layers)
         self.d_h = build_discriminator(dims, channels, gan.disc_width, gan.disc_layers)
-
-
-def network_shape(config: Config) -> tuple[int, int]:
-    """Spatial dims and image channels of the data mode (2.5-D slices stack neighbours)."""
-    if config.data.mode == "slice2d":
-        return 2, 2 * config.data.context_slices + 1
-    return 3, 1
 
 
 @dataclass

@@ -7,7 +7,6 @@ and reads its shard of the healthy and pathological streams.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,14 @@ import torch
 
 from raylung.config import Config
 from raylung.data.pipeline import to_torch
-from raylung.train.checkpoint import restore, save_and_report
+from raylung.train.checkpoint import report, restore
 from raylung.train.cyclegan import (Discriminators, GanBatch, Generators, discriminator_step,
                                     generator_step, loss_weights)
-from raylung.train.deepspeed_config import deepspeed_config, select_accelerator
+from raylung.train.engine import build_engine, init_distributed
+from raylung.models.export import export_generator
 from raylung.train.gan_validation import validate
 from raylung.train.image_pool import ImagePool
-from raylung.train.schedule import linear_decay_lambda
+from raylung.train.meter import Meter
 
 
 def train_gan_worker(loop_config: dict[str, Any]) -> None:
@@ -46,20 +46,12 @@ def train_gan_worker(loop_config: dict[str, Any]) -> None:
 
 def _engines(config: Config) -> dict[str, Any]:
     """Generators and discriminators, each its own DeepSpeed engine."""
-    select_accelerator(config.scaling.use_gpu)
-    import deepspeed  # after select_accelerator: DeepSpeed picks its accelerator on import
-
-    deepspeed.init_distributed(dist_backend="nccl" if config.scaling.use_gpu else "gloo")
+    init_distributed(config)
     torch.manual_seed(config.gan.seed)  # same initial weights on every rank and every rerun
-    engines = {}
-    for name, module in (("generators", Generators(config)),
-                         ("discriminators", Discriminators(config))):
-        schedule = linear_decay_lambda(config.gan.steps, config.gan.decay_start)
-        engines[name], *_ = deepspeed.initialize(
-            model=module, model_parameters=module.parameters(),
-            config=deepspeed_config(config, config.gan.lr, config.gan.betas),
-            lr_scheduler=lambda optimizer, s=schedule: torch.optim.lr_scheduler.LambdaLR(optimizer, s))
-    return engines
+    gan = config.gan
+    return {name: build_engine(module, config, gan.lr, gan.betas, gan.steps, gan.decay_start)
+            for name, module in (("generators", Generators(config)),
+                                 ("discriminators", Discriminators(config)))}
 
 
 def _batches(config: Config, skip: int) -> Iterator[GanBatch]:
@@ -80,13 +72,22 @@ def _validation(config: Config, engines: dict[str, Any]) -> Callable[[Path], dic
     return lambda folder: validate(engines["generators"].module, batch, config, folder)
 
 
+def _export(config: Config, engines: dict[str, Any],
+            validation: Callable[[Path], dict[str, float]] | None) -> Callable[[Path], dict]:
+    """Rank 0's additions to a checkpoint: the exported generator, then the validation."""
+    def extras(folder: Path) -> dict[str, float]:
+        export_generator(engines["generators"].module.g, config, folder / "generator_h2p.pt")
+        return validation(folder) if validation is not None else {}
+    return extras
+
+
 def _loop(config: Config, engines: dict[str, Any], pools: dict[str, ImagePool],
           batches: Iterator[GanBatch], step: int,
           validation: Callable[[Path], dict[str, float]] | None) -> None:
     gens, discs = engines["generators"], engines["discriminators"]
     dtype = next(gens.module.parameters()).dtype
     weights = loss_weights(config)
-    meter = _Meter()
+    meter = Meter()
     while step < config.gan.steps:
         batch = meter.wait(batches)
         if batch is None:
@@ -96,49 +97,9 @@ def _loop(config: Config, engines: dict[str, Any], pools: dict[str, ImagePool],
         terms.update(discriminator_step(discs, batch, fake_p, fake_h, pools))
         step += 1
         meter.add(terms)
-        if step % config.gan.log_every == 0 or step == config.gan.steps:
+        checkpoint = step % config.gan.checkpoint_every == 0 or step == config.gan.steps
+        if checkpoint or step % config.gan.log_every == 0:
             metrics = {**meter.flush(), "step": step, "lr": gens.get_lr()[0]}
-            _report(config, engines, pools, step, metrics, validation)
-
-
-def _report(config: Config, engines: dict[str, Any], pools: dict[str, ImagePool], step: int,
-            metrics: dict[str, float],
-            validation: Callable[[Path], dict[str, float]] | None) -> None:
-    if ray.train.get_context().get_world_rank() == 0:
-        print(" ".join(f"{k}={v:.4g}" for k, v in metrics.items()), flush=True)
-    if step % config.gan.checkpoint_every == 0 or step == config.gan.steps:
-        state = {"step": step, "pools": {k: p.state_dict() for k, p in pools.items()}}
-        save_and_report(engines, state, config, metrics, validation)
-    else:
-        ray.train.report(metrics)
-
-
-class _Meter:
-    """Mean loss terms, steps/s and the fraction of time spent waiting for data."""
-
-    def __init__(self) -> None:
-        self._reset()
-
-    def _reset(self) -> None:
-        self._start = time.perf_counter()
-        self._wait = 0.0
-        self._sums: dict[str, float] = {}
-        self._count = 0
-
-    def wait(self, batches: Iterator[GanBatch]) -> GanBatch | None:
-        start = time.perf_counter()
-        batch = next(batches, None)
-        self._wait += time.perf_counter() - start
-        return batch
-
-    def add(self, terms: dict[str, float]) -> None:
-        for key, value in terms.items():
-            self._sums[key] = self._sums.get(key, 0.0) + value
-        self._count += 1
-
-    def flush(self) -> dict[str, float]:
-        elapsed = time.perf_counter() - self._start
-        out = {k: v / self._count for k, v in self._sums.items()}
-        out.update(steps_per_s=self._count / elapsed, data_wait_fraction=self._wait / elapsed)
-        self._reset()
-        return out
+            state = {"step": step, "pools": {k: p.state_dict() for k, p in pools.items()}}
+            report(engines, state, config, metrics, checkpoint,
+                   _export(config, engines, validation))

@@ -1,6 +1,6 @@
-"""``raylung train-gan``: the Ray Train run of the shape-aware CycleGAN.
+"""Ray Train runs of raylung's trainers, and ``raylung train-gan`` (the shape-aware CycleGAN).
 
-The driver builds the two data streams and a ``TorchTrainer``; scaling (workers, GPUs, CPUs)
+The driver builds the data streams and a ``TorchTrainer``; scaling (workers, GPUs, CPUs)
 and storage come from the config, so a laptop, a sweep and a cluster run the same code.
 Rerunning with the same ``run.name`` and ``run.storage_path`` resumes from the latest checkpoint.
 """
@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import fsspec
 
 import ray.data
 import ray.train
-from ray.train import DataConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import DataConfig, FailureConfig, RunConfig, ScalingConfig, UserCallback
 from ray.train.torch import TorchTrainer
 
 from raylung.config import Config
@@ -24,47 +26,82 @@ from raylung.data.pipeline import build_dataset
 from raylung.runtime import connect
 from raylung.train.deepspeed_config import select_accelerator
 from raylung.train.gan_loop import train_gan_worker
+from raylung.train.metrics_log import logging_callbacks
 
 
-def fit_gan(config: Config) -> ray.train.Result:
-    """Train the CycleGAN; returns Ray Train's result (its checkpoint holds the export)."""
-    select_accelerator(config.scaling.use_gpu)
-    connect(config.ray)
-    per_epoch = steps_per_epoch(config)
-    first_epoch = latest_step(config) // per_epoch
-    epochs = range(first_epoch, math.ceil(config.gan.steps / per_epoch))
+def fit_gan(config: Config, callbacks: Sequence[UserCallback] = ()) -> ray.train.Result:
+    """Train the CycleGAN; returns Ray Train's result (its checkpoint holds the export).
+
+    ``callbacks`` join the run's own (e.g. Tune's ``TuneReportCallback`` inside a trial)."""
+    start_ray(config)
+    epochs, first_step = resume_epochs(config, config.gan.steps)
     datasets = {
         "healthy": build_dataset(config, "train", epochs, "healthy", labelled_only=True),
         "pathological": build_dataset(config, "train", epochs, "pathological"),
     }
-    validation = _validation_dataset(config)
+    validation = validation_dataset(config, config.gan.val_samples, "healthy")
     if validation is not None:
         datasets["val"] = validation
+    return fit(config, train_gan_worker, datasets, {"first_step": first_step,
+                                                    "validate": validation is not None},
+               callbacks)
+
+
+def fit(config: Config, worker: Callable[[dict[str, Any]], None],
+        datasets: dict[str, ray.data.Dataset], loop_config: dict[str, Any],
+        callbacks: Sequence[UserCallback] = ()) -> ray.train.Result:
+    """Run ``worker`` on ``scaling.num_workers`` Ray Train workers; every dataset but ``val``
+    is split into disjoint shards, and the resolved config travels in ``loop_config``."""
+    for dataset in datasets.values():  # the workers' per-interval lines are the progress
+        dataset.context.enable_progress_bars = False
     trainer = TorchTrainer(
-        train_gan_worker,
-        train_loop_config={"config": config.model_dump(mode="json"),
-                           "first_step": first_epoch * per_epoch,
-                           "validate": validation is not None},
+        worker,
+        train_loop_config={"config": config.model_dump(mode="json"), **loop_config},
         scaling_config=_scaling(config),
         datasets=datasets,
-        dataset_config=DataConfig(datasets_to_split=["healthy", "pathological"]),
-        run_config=RunConfig(name=config.run.name, storage_path=_storage(config),
-                             failure_config=FailureConfig(max_failures=0)),
+        dataset_config=DataConfig(datasets_to_split=[k for k in datasets if k != "val"]),
+        run_config=run_config(config, callbacks),
     )
     return trainer.fit()
 
 
-def _validation_dataset(config: Config) -> ray.data.Dataset | None:
-    """Fixed healthy samples of the val split (one epoch, same every run), if there are any."""
-    if config.gan.val_samples == 0:
+def start_ray(config: Config) -> None:
+    """Connect to Ray; on CPU first set ``DS_ACCELERATOR=cpu``, which a local cluster's
+    workers inherit."""
+    select_accelerator(config.scaling.use_gpu)
+    connect(config.ray)
+
+
+def resume_epochs(config: Config, total_steps: int) -> tuple[range, int]:
+    """The data epochs still to stream and the step they start at (0 for a new run)."""
+    per_epoch = steps_per_epoch(config)
+    first_epoch = latest_step(config) // per_epoch
+    return range(first_epoch, math.ceil(total_steps / per_epoch)), first_epoch * per_epoch
+
+
+def run_config(config: Config, callbacks: Sequence[UserCallback] = ()) -> RunConfig:
+    """Name, storage and callbacks of a training run (rerunning the same name resumes);
+    the loggers of ``config.logging`` come before ``callbacks``."""
+    loggers = logging_callbacks(config, f"{_storage(config)}/{config.run.name}")
+    # A run whose workers can never start fails after 3 controller retries instead of waiting.
+    return RunConfig(name=config.run.name, storage_path=_storage(config),
+                     failure_config=FailureConfig(max_failures=0, controller_failure_limit=3),
+                     callbacks=[*loggers, *callbacks])
+
+
+def validation_dataset(config: Config, samples: int, domain: str,
+                       split: str = "val") -> ray.data.Dataset | None:
+    """Fixed labelled samples of a split (one epoch, no augmentation, same every run),
+    or None when ``samples`` is 0 or the split has no such case."""
+    if samples == 0:
         return None
     val = config.model_copy(deep=True)
-    val.data.samples_per_epoch = config.gan.val_samples
+    val.data.samples_per_epoch = samples
     val.data.augment.enabled = False
     try:
-        return build_dataset(val, "val", [0], "healthy", labelled_only=True)
+        return build_dataset(val, split, [0], domain, labelled_only=True)
     except ValueError as err:
-        print(f"train-gan: validation skipped: {err}", file=sys.stderr)
+        print(f"raylung: validation skipped: {err}", file=sys.stderr)
         return None
 
 

@@ -81,3 +81,21 @@ def test_wrong_number_of_dims_raises():
 def test_bad_arguments_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ResnetGenerator(**kwargs)
+
+
+def test_residual_generator_starts_as_identity_and_learns_a_bounded_change():
+    g = ResnetGenerator(2, width=4, n_blocks=1, residual=True)
+    x = torch.rand(2, 1, 16, 16) * 2 - 1
+    assert torch.equal(g(x), x)
+    optimizer = torch.optim.Adam(g.parameters(), lr=0.05)
+    for _ in range(5):
+        optimizer.zero_grad()
+        (g(x) - 1).abs().mean().backward()      # pull everything to +1
+        optimizer.step()
+    out = g(x)
+    assert not torch.equal(out, x) and out.max() <= 1.0 and out.min() >= -1.0
+
+
+def test_residual_generator_needs_matching_channels():
+    with pytest.raises(ValueError, match="in_channels == out_channels"):
+        ResnetGenerator(2, in_channels=3, out_channels=1, residual=True)

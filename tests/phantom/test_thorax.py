@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.ndimage import binary_dilation
+from scipy.ndimage import binary_dilation, label
 
 from raylung.phantom import PhantomCase, make_case
 from raylung.phantom.thorax import Tissue, build_thorax, sample_geometry, smooth_field
@@ -157,3 +157,19 @@ def test_smooth_field_has_about_unit_variance_and_the_requested_shape():
     field = smooth_field(np.random.default_rng(0), (20, 60, 50), (2.0, 1.0, 1.0), 6.0)
     assert field.shape == (20, 60, 50) and field.dtype == np.float32
     assert 0.5 < field.std() < 1.2
+
+
+def test_ribs_are_400_to_1000_hu(case, thorax):
+    """Bone not connected to the spinal canal (ribs, sternum) lies in +400..+1000 HU."""
+    bone = np.isin(thorax.tissue, [Tissue.MARROW, Tissue.CORTEX])
+    components, _ = label(bone)
+    spine = components[binary_dilation(thorax.tissue == Tissue.CANAL, iterations=2) & bone]
+    rib = bone & ~np.isin(components, spine)
+    assert rib.sum() > 500
+    assert 400 <= thorax.image[rib].min() and thorax.image[rib].max() <= 1000
+    sigma = thorax.geometry.scan.noise_hu
+    for tissue in (Tissue.MARROW, Tissue.CORTEX):
+        values = case.image[rib & (thorax.tissue == tissue)]
+        low, median, high = np.percentile(values, [1, 50, 99])
+        assert 400 <= median <= 1000
+        assert 400 - 3 * sigma <= low and high <= 1000 + 3 * sigma

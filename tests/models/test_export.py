@@ -6,7 +6,7 @@ import torch
 
 from raylung.config import load_config
 from raylung.train.cyclegan import Generators
-from raylung.train.export import export_generator, load_generator
+from raylung.models.export import export_generator, load_generator
 
 
 def test_export_round_trip(tmp_path):

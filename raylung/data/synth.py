@@ -1,0 +1,86 @@
+"""GAN augmentation in the data plane: a Ray Data actor that turns healthy samples pathological.
+
+    dataset = build_dataset(cfg, "train", epochs, "healthy", labelled_only=True)
+    dataset = add_synthesis(dataset, cfg)      # p_synth of the labelled healthy samples -> G(h)
+
+Each actor loads the exported generator once and keeps it; which samples are translated is
+drawn from each sample's own seed, so a batch replays exactly. A translated sample keeps its
+lung mask (the surround L1 kept the outline) and is flagged ``synthetic``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import ray
+import torch
+
+from raylung.config import Config, DataConfig
+from raylung.models.export import load_generator
+
+_SYNTH_STREAM = 0x5E6  # mixed into the sample seed: the draw is independent of augmentation
+
+
+def add_synthesis(dataset: ray.data.Dataset, cfg: Config) -> ray.data.Dataset:
+    """Append the GAN stage (an actor pool of ``seg.synth_actors``) to a sample stream."""
+    seg = cfg.seg
+    return dataset.map_batches(
+        GanAugment,
+        fn_constructor_kwargs={"generator": seg.generator, "p_synth": seg.p_synth,
+                               "data": cfg.data, "use_gpu": seg.synth_gpus > 0},
+        batch_size=cfg.data.batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=seg.synth_actors),
+        num_cpus=seg.synth_cpus,
+        num_gpus=seg.synth_gpus,
+    )
+
+
+def chosen_for_synthesis(seed: int, p_synth: float) -> bool:
+    """Whether the sample of ``seed`` goes through G (replayable, independent per sample).
+
+    >>> [chosen_for_synthesis(s, 0.0) for s in range(3)], chosen_for_synthesis(5, 1.0)
+    ([False, False, False], True)
+    """
+    return bool(np.random.default_rng([seed, _SYNTH_STREAM]).random() < p_synth)
+
+
+class GanAugment:
+    """Ray Data actor: translates a share ``p_synth`` of the labelled healthy samples with G."""
+
+    loads = 0  # generator loads in this process (one actor per process): shows it is once
+
+    def __init__(self, generator: str, p_synth: float, data: DataConfig, use_gpu: bool) -> None:
+        self.generator, trained = load_generator(generator)
+        _check_compatible(generator, trained.data, data)
+        self.device = torch.device("cuda" if use_gpu else "cpu")
+        self.generator.to(self.device)
+        self.p_synth = p_synth
+        GanAugment.loads += 1
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        chosen = np.array([
+            self.p_synth > 0 and bool(labelled) and domain == "healthy"
+            and chosen_for_synthesis(int(seed), self.p_synth)
+            for seed, labelled, domain in zip(batch["seed"], batch["labelled"], batch["domain"])],
+            dtype=bool)
+        if chosen.any():
+            batch["image"] = np.array(batch["image"])  # writable copy of Ray's read-only block
+            batch["image"][chosen] = self._translate(batch["image"][chosen])
+        batch["synthetic"] = chosen
+        batch["generator_loads"] = np.full(len(chosen), GanAugment.loads, np.int32)
+        return batch
+
+    @torch.no_grad()
+    def _translate(self, images: np.ndarray) -> np.ndarray:
+        out = self.generator(torch.from_numpy(images).to(self.device))
+        return out.float().cpu().numpy()
+
+
+def _check_compatible(path: Any, trained: DataConfig, data: DataConfig) -> None:
+    """The generator must have been trained on samples shaped and normalised like these."""
+    for field in ("mode", "context_slices", "hu_norm"):
+        if getattr(trained, field) != getattr(data, field):
+            raise ValueError(f"{path}: generator trained with data.{field}="
+                             f"{getattr(trained, field)}, this job uses {getattr(data, field)}")

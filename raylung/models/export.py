@@ -1,0 +1,71 @@
+"""Exported models: weights plus the resolved config that built them, in one file.
+
+``generator_h2p.pt`` (healthy -> pathological G) feeds ``synth`` and the segmentation pipeline's
+GAN stage; ``segmenter.pt`` is the trained U-Net with its preprocessing (the ``ingest`` and
+``data`` sections of its config). Both load with ``torch.load(..., weights_only=True)``
+(tensors, strings, numbers only).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from raylung.config import Config
+from raylung.models.generator import ResnetGenerator
+from raylung.models.segmenter import build_segmenter
+from raylung.models.shapes import network_shape
+
+FORMAT = 1
+
+
+def export_model(module: torch.nn.Module, config: Config, path: str | Path, kind: str) -> Path:
+    """Write ``module``'s fp32 CPU weights, its ``kind`` and the config to ``path`` atomically."""
+    path = Path(path)
+    state = {k: v.detach().float().cpu() for k, v in module.state_dict().items()}
+    payload = {"format": FORMAT, "kind": kind, "state_dict": state,
+               "config": config.model_dump(mode="json")}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def export_generator(generator: torch.nn.Module, config: Config, path: str | Path) -> Path:
+    """Export G (healthy -> pathological)."""
+    return export_model(generator, config, path, "generator_h2p")
+
+
+def load_generator(path: str | Path) -> tuple[torch.nn.Module, Config]:
+    """Rebuild the generator from an exported file (eval mode, CPU)."""
+    state, config = _load(path, "generator_h2p")
+    dims, channels = network_shape(config)
+    generator = ResnetGenerator(dims, channels, channels, config.gan.width, config.gan.n_blocks,
+                                residual=config.gan.residual)
+    generator.load_state_dict(state)
+    return generator.eval(), config
+
+
+def load_segmenter(path: str | Path) -> tuple[torch.nn.Module, Config]:
+    """Rebuild the U-Net segmenter from an exported file (eval mode, CPU)."""
+    state, config = _load(path, "segmenter")
+    segmenter = build_segmenter(config)
+    segmenter.load_state_dict(state)
+    return segmenter.eval(), config
+
+
+def _load(path: str | Path, kind: str) -> tuple[dict[str, Any], Config]:
+    """The weights and config of an export of ``kind``; one clear line if it is not one."""
+    try:
+        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: exported model not found") from None
+    except Exception as err:  # noqa: BLE001 - torch raises many types for a file that is not its own
+        raise ValueError(f"{path}: not a torch file ({type(err).__name__})") from None
+    found = payload.get("kind", "generator_h2p") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT or found != kind:
+        raise ValueError(f"{path}: not a raylung {kind} export (found {found or 'something else'})")
+    return payload["state_dict"], Config.model_validate(payload["config"])

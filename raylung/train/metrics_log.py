@@ -1,0 +1,175 @@
+"""Training metrics to TensorBoard and MLflow, logged from Ray Train's controller.
+
+A ``ray.train.UserCallback`` sees every ``ray.train.report`` after all workers made it; the
+loggers here write rank 0's numeric metrics with its reported ``step`` as the x axis, so every
+raylung trainer logs the same way and the workers carry no logging code::
+
+    <run.storage_path>/<run.name>/tensorboard/events.out.tfevents.*     tensorboard --logdir
+    logging.mlflow_tracking_uri=http://HOST:5000                        one MLflow run per run.name
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from numbers import Real
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import fsspec
+from ray.train import Checkpoint, UserCallback
+from tensorboardX.event_file_writer import EventsWriter
+from tensorboardX.proto.event_pb2 import Event, SessionLog
+from tensorboardX.summary import scalar
+
+from raylung.config import Config, ConfigError
+
+RUN_TAG = "raylung.run_folder"
+# Left out of MLflow params: storage options may hold keys, the tracking URI a password.
+PRIVATE_SECTIONS = ("storage", "logging")
+
+
+def logging_callbacks(config: Config, run_folder: str) -> list[UserCallback]:
+    """The loggers ``config.logging`` asks for; MLflow is reached now, so a bad URI or a
+    missing package fails before training starts."""
+    callbacks: list[UserCallback] = []
+    if config.logging.tensorboard:
+        callbacks.append(TensorBoardLogger(f"{run_folder}/tensorboard"))
+    if config.logging.mlflow_tracking_uri:
+        run_id = start_mlflow_run(config, run_folder)
+        callbacks.append(MLflowLogger(config.logging.mlflow_tracking_uri, run_id))
+    return callbacks
+
+
+def rank_zero_scalars(metrics: list[dict[str, Any]]) -> tuple[int, dict[str, float]]:
+    """Rank 0's reported ``step`` (every raylung trainer reports one) and its other numeric
+    metrics; the other ranks report the same keys for their own shard."""
+    row = metrics[0]
+    scalars = {key: float(value) for key, value in row.items()
+               if key != "step" and isinstance(value, Real) and not isinstance(value, bool)}
+    return int(row["step"]), scalars
+
+
+class TensorBoardLogger(UserCallback):
+    """Writes rank 0's scalars as TensorBoard events into ``folder`` (a path or fsspec URL).
+
+    Writes are synchronous (unlike ``SummaryWriter``'s background thread), so the file is
+    complete, and uploaded for a URL, by the time a report returns."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self._local = ""
+        self._events: EventsWriter | None = None
+
+    def after_report(self, run_context: Any, metrics: list[dict[str, Any]],
+                     checkpoint: Checkpoint | None) -> None:
+        """One event per scalar at rank 0's step."""
+        step, scalars = rank_zero_scalars(metrics)
+        if self._events is None:
+            self._events = self._open(step)
+        now = time.time()
+        for key, value in scalars.items():
+            self._events.write_event(Event(wall_time=now, step=step, summary=scalar(key, value)))
+        self._events.flush()
+        if "://" in self.folder:
+            self._upload()
+
+    def _open(self, step: int) -> EventsWriter:
+        """A new event file that starts with a session start at ``step``: TensorBoard then drops
+        what an interrupted earlier attempt logged at ``step`` and later (a resume)."""
+        remote = "://" in self.folder
+        self._local = tempfile.mkdtemp(prefix="raylung-tb-") if remote else self.folder
+        Path(self._local).mkdir(parents=True, exist_ok=True)
+        # The suffix keeps a rerun within the same second from overwriting this file.
+        events = EventsWriter(f"{self._local}/events", f".{uuid.uuid4().hex[:8]}")
+        events.write_event(Event(wall_time=time.time(), step=step,
+                                 session_log=SessionLog(status=SessionLog.START)))
+        return events
+
+    def _upload(self) -> None:
+        fs, root = fsspec.core.url_to_fs(self.folder)
+        for path in Path(self._local).iterdir():
+            fs.put_file(str(path), f"{root}/{path.name}")
+
+
+class MLflowLogger(UserCallback):
+    """Logs rank 0's scalars to the MLflow run ``run_id`` and marks it FAILED if a worker fails."""
+
+    def __init__(self, tracking_uri: str, run_id: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.run_id = run_id
+
+    @functools.cached_property
+    def _client(self) -> Any:
+        return import_mlflow().MlflowClient(self.tracking_uri)
+
+    def after_report(self, run_context: Any, metrics: list[dict[str, Any]],
+                     checkpoint: Checkpoint | None) -> None:
+        """One batch per report: every scalar at rank 0's step."""
+        from mlflow.entities import Metric
+
+        step, scalars = rank_zero_scalars(metrics)
+        now = int(time.time() * 1000)
+        self._client.log_batch(self.run_id, metrics=[Metric(key, value, now, step)
+                                                     for key, value in scalars.items()])
+
+    def after_exception(self, run_context: Any, worker_exceptions: dict[int, Exception]) -> None:
+        """A failed run shows as FAILED; a rerun that resumes it sets it RUNNING again."""
+        self._client.set_terminated(self.run_id, "FAILED")
+
+
+def start_mlflow_run(config: Config, run_folder: str) -> str:
+    """The id of the MLflow run of ``run_folder``: the one an earlier attempt made (resume
+    continues it), else a new run named ``run.name`` with the resolved config as params."""
+    mlflow = import_mlflow()
+    from mlflow.entities import Param
+    from mlflow.exceptions import MlflowException
+
+    settings = config.logging
+    try:
+        client = mlflow.MlflowClient(settings.mlflow_tracking_uri)
+        experiment = client.get_experiment_by_name(settings.mlflow_experiment)
+        experiment_id = (experiment.experiment_id if experiment is not None
+                         else client.create_experiment(settings.mlflow_experiment))
+        earlier = client.search_runs([experiment_id], f"tags.`{RUN_TAG}` = '{run_folder}'",
+                                     max_results=1)
+        if earlier:
+            client.update_run(earlier[0].info.run_id, status="RUNNING")
+            return earlier[0].info.run_id
+        run = client.create_run(experiment_id, run_name=config.run.name,
+                                tags={RUN_TAG: run_folder})
+    except MlflowException as err:
+        raise ConfigError(f"logging.mlflow_tracking_uri={settings.mlflow_tracking_uri}: "
+                          f"{' '.join(err.message.split())}") from None
+    client.log_batch(run.info.run_id,
+                     params=[Param(key, value) for key, value in config_params(config).items()])
+    return run.info.run_id
+
+
+def config_params(config: Config) -> dict[str, str]:
+    """The resolved config as flat ``section.key`` strings, private sections left out."""
+    tree = config.model_dump(mode="json", exclude=set(PRIVATE_SECTIONS))
+    return dict(_flatten(tree))
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value if isinstance(value, str) else json.dumps(value)
+
+
+def import_mlflow() -> ModuleType:
+    """The mlflow module, or a one-line error naming the fix."""
+    try:
+        import mlflow
+    except ImportError:
+        raise ConfigError("logging.mlflow_tracking_uri is set but mlflow is not installed: "
+                          "pip install mlflow-skinny") from None
+    return mlflow

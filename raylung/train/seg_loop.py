@@ -1,0 +1,129 @@
+"""The per-worker segmenter training loop that Ray Train runs (one process per worker).
+
+One DeepSpeed engine (the U-Net); labelled samples from this worker's shard of ``train``
+(some of them translated by G upstream), plus, with ``seg.pseudo_label``, unlabelled
+pathological samples labelled by an EMA teacher where it is confident. Rank 0 validates on
+pathological val cases at every checkpoint (one per data epoch and at the end).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import ray.train
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from raylung.config import Config
+from raylung.data.pipeline import to_torch
+from raylung.losses.segmentation import pseudo_label_loss, supervised_loss
+from raylung.models.export import export_model
+from raylung.models.segmenter import build_segmenter
+from raylung.train.checkpoint import report, restore
+from raylung.train.engine import build_engine, init_distributed
+from raylung.train.meter import Meter
+from raylung.train.seg_validation import validate_slices, validate_volumes
+
+Batch = tuple[dict[str, Any], dict[str, Any] | None]
+
+
+def train_seg_worker(loop_config: dict[str, Any]) -> None:
+    """Ray Train entry point: train until ``seg.steps``, reporting and checkpointing."""
+    config = Config.model_validate(loop_config["config"])
+    seg = config.seg
+    init_distributed(config)
+    torch.manual_seed(seg.seed)  # same initial weights on every rank and every rerun
+    engine = build_engine(build_segmenter(config), config, seg.lr, seg.betas, seg.steps,
+                          seg.decay_start)
+    teacher = (AveragedModel(engine.module, multi_avg_fn=get_ema_multi_avg_fn(seg.ema_decay))
+               if seg.pseudo_label else None)
+    state = restore({"segmenter": engine})
+    step = 0 if state is None else state["step"]
+    if teacher is not None and state is not None:
+        teacher.load_state_dict(state["teacher"])
+    batches = _batches(config, skip=step - loop_config["first_step"])
+    _loop(config, engine, teacher, batches, step, loop_config["steps_per_epoch"],
+          _extras(config, engine, loop_config["validate"]))
+
+
+def _batches(config: Config, skip: int) -> Iterator[Batch]:
+    """Labelled batches, each with an unlabelled batch when pseudo-labelling is on."""
+    def stream(name: str) -> Iterator[dict[str, Any]]:
+        return iter(ray.train.get_dataset_shard(name).iter_torch_batches(
+            batch_size=config.data.batch_size, collate_fn=to_torch, drop_last=True))
+
+    labelled = stream("train")
+    unlabelled = stream("unlabelled") if config.seg.pseudo_label else None
+    for index, batch in enumerate(labelled):
+        extra = next(unlabelled) if unlabelled is not None else None
+        if index >= skip:
+            yield batch, extra
+
+
+def _extras(config: Config, engine: Any, validate: bool) -> Callable[[Path], dict[str, float]]:
+    """Rank 0's additions to a checkpoint: the exported segmenter, then validation."""
+    val_batches = None
+    if validate and config.data.mode == "slice2d" and ray.train.get_context().get_world_rank() == 0:
+        val_batches = list(ray.train.get_dataset_shard("val").iter_torch_batches(
+            batch_size=config.data.batch_size, collate_fn=to_torch))
+
+    def extras(folder: Path) -> dict[str, float]:
+        export_model(engine.module, config, folder / "segmenter.pt", "segmenter")
+        if not validate:
+            return {}
+        engine.module.eval()
+        try:
+            if val_batches is not None:
+                return validate_slices(engine.module, val_batches, config, folder)
+            return validate_volumes(engine.module, config, folder)
+        finally:
+            engine.module.train()
+    return extras
+
+
+def _loop(config: Config, engine: Any, teacher: AveragedModel | None, batches: Iterator[Batch],
+          step: int, steps_per_epoch: int, extras: Callable[[Path], dict[str, float]]) -> None:
+    seg = config.seg
+    loss_fn = supervised_loss()
+    dtype = next(engine.module.parameters()).dtype
+    meter = Meter()
+    while step < seg.steps:
+        pair = meter.wait(batches)
+        if pair is None:
+            raise RuntimeError(f"data ran out at step {step} of {seg.steps}")
+        meter.add(_step(engine, teacher, pair, loss_fn, dtype, config))
+        step += 1
+        checkpoint = step % steps_per_epoch == 0 or step == seg.steps
+        if checkpoint or step % seg.log_every == 0:
+            metrics = {**meter.flush(), "step": step, "lr": engine.get_lr()[0]}
+            state = {"step": step,
+                     **({"teacher": teacher.state_dict()} if teacher is not None else {})}
+            report({"segmenter": engine}, state, config, metrics, checkpoint, extras)
+
+
+def _step(engine: Any, teacher: AveragedModel | None, pair: Batch, loss_fn: Any,
+          dtype: torch.dtype, config: Config) -> dict[str, float]:
+    """One optimiser step: Dice + CE on labelled samples, plus the pseudo-label term."""
+    batch, unlabelled = pair
+    image = batch["image"].to(engine.device, dtype)
+    lung = batch["lung"].to(engine.device)[:, None]
+    loss = loss_fn(engine(image).float(), lung)
+    terms = {"loss_seg": loss.item(),
+             "synthetic_fraction": float(batch["synthetic"].float().mean())
+             if "synthetic" in batch else 0.0}
+    if teacher is not None:
+        image_u = unlabelled["image"].to(engine.device, dtype)
+        with torch.no_grad():
+            teacher_logits = teacher(image_u).float()
+        pseudo, share = pseudo_label_loss(engine(image_u).float(), teacher_logits,
+                                          config.seg.pseudo_threshold)
+        loss = loss + config.seg.pseudo_weight * pseudo
+        terms.update(loss_pseudo=pseudo.item(), pseudo_confident=share)
+    engine.backward(loss)
+    engine.step()
+    if teacher is not None:
+        teacher.update_parameters(engine.module)
+    terms["loss"] = loss.item()
+    return terms

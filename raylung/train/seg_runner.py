@@ -1,0 +1,59 @@
+"""``raylung train-seg``: the Ray Train run of the U-Net segmenter with GAN augmentation.
+
+The training stream draws labelled samples (healthy only by default), a share ``seg.p_synth``
+of which a Ray Data actor pool turns pathological with the exported generator on the way;
+``seg.p_synth=0`` (or no ``seg.generator``) is the plain baseline. Same config, checkpoint,
+resume and logging machinery as ``train-gan`` (raylung/train/runner.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import ray.train
+from ray.train import UserCallback
+
+from raylung.config import Config
+from raylung.data.pipeline import build_dataset
+from raylung.data.synth import add_synthesis
+from raylung.train.runner import (fit, resume_epochs, start_ray, steps_per_epoch,
+                                  validation_dataset)
+from raylung.train.seg_loop import train_seg_worker
+
+BEST_METRIC = "val_dice"
+
+
+def fit_seg(config: Config, callbacks: Sequence[UserCallback] = ()) -> ray.train.Result:
+    """Train the segmenter; returns Ray Train's result (its checkpoints hold ``segmenter.pt``)."""
+    start_ray(config)
+    stream = _stream_config(config)
+    epochs, first_step = resume_epochs(config, config.seg.steps)
+    domain = "healthy" if config.seg.train_on == "healthy" else None
+    train = build_dataset(stream, "train", epochs, domain, labelled_only=True)
+    datasets = {"train": add_synthesis(train, config) if config.seg.generator else train}
+    if config.seg.pseudo_label:
+        datasets["unlabelled"] = build_dataset(stream, "train", epochs, "pathological")
+    validate = config.seg.val_samples > 0
+    if validate and config.data.mode == "slice2d":
+        val = validation_dataset(stream, config.seg.val_samples, "pathological")
+        validate = val is not None
+        if val is not None:
+            datasets["val"] = val
+    loop = {"first_step": first_step, "steps_per_epoch": steps_per_epoch(config),
+            "validate": validate}
+    return fit(config, train_seg_worker, datasets, loop, callbacks)
+
+
+def best_checkpoint(result: ray.train.Result) -> tuple[ray.train.Checkpoint, dict]:
+    """The checkpoint with the best pathological val Dice (the latest one without validation)."""
+    scored = [(c, m) for c, m in result.best_checkpoints if BEST_METRIC in m]
+    if not scored:
+        return result.checkpoint, result.metrics
+    return max(scored, key=lambda pair: pair[1][BEST_METRIC])
+
+
+def _stream_config(config: Config) -> Config:
+    """The data settings of the segmenter's streams: no surround band (no loss needs it)."""
+    stream = config.model_copy(deep=True)
+    stream.data.surround_mm = 0.0
+    return stream

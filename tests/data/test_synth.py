@@ -1,0 +1,62 @@
+"""The GAN stage of the data plane: replayable, mask-keeping, one generator load per actor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from raylung.config import load_config
+from raylung.data.pipeline import build_dataset
+from raylung.data.synth import GanAugment, add_synthesis, chosen_for_synthesis
+from raylung.models.export import load_generator
+
+pytestmark = pytest.mark.usefixtures("ray_cluster")
+
+
+def _config(store, generator, *extra):
+    return load_config(None, [f"data.store={store.url}", "data.slice_size=[32,32]",
+                              "data.samples_per_epoch=16", "data.batch_size=4",
+                              "data.split_fractions=[1,0,0]", "data.reader_cpus=0.25",
+                              "data.read_concurrency=1", f"seg.generator={generator}",
+                              "seg.synth_cpus=0.25", *extra])
+
+
+def _collect(dataset):
+    batches = list(dataset.iter_batches(batch_size=4, batch_format="numpy"))
+    return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+
+
+def test_p_synth_zero_is_bit_identical_to_no_gan_stage(phantom_store, generator_file):
+    config = _config(phantom_store, generator_file, "seg.p_synth=0")
+    plain = _collect(build_dataset(config, "train", [0], labelled_only=True))
+    staged = _collect(add_synthesis(build_dataset(config, "train", [0], labelled_only=True),
+                                    config))
+    assert not staged["synthetic"].any()
+    for key, values in plain.items():
+        assert np.array_equal(values, staged[key]), key
+
+
+def test_synthetic_samples_keep_masks_are_flagged_and_are_g_of_h(phantom_store, generator_file):
+    config = _config(phantom_store, generator_file, "seg.p_synth=0.5", "seg.synth_actors=2")
+    plain = _collect(build_dataset(config, "train", [0], labelled_only=True))
+    staged = _collect(add_synthesis(build_dataset(config, "train", [0], labelled_only=True),
+                                    config))
+    expected = np.array([d == "healthy" and chosen_for_synthesis(int(s), 0.5)
+                         for d, s in zip(plain["domain"], plain["seed"])])
+    assert 0 < expected.sum() < len(expected)
+    assert np.array_equal(staged["synthetic"], expected)
+    assert np.array_equal(staged["lung"], plain["lung"])
+    assert np.array_equal(staged["image"][~expected], plain["image"][~expected])
+    generator, _ = load_generator(generator_file)
+    with torch.no_grad():
+        translated = generator(torch.from_numpy(plain["image"][expected])).numpy()
+    assert np.allclose(staged["image"][expected], translated, atol=1e-5)
+    assert set(staged["generator_loads"]) == {1}, "each actor loads the generator once"
+
+
+def test_generator_of_another_data_mode_is_refused_in_one_line(generator_file):
+    data = load_config(None, ["data.context_slices=1"]).data
+    with pytest.raises(ValueError, match=r"generator_h2p.pt: generator trained with "
+                                         r"data.context_slices=0, this job uses 1"):
+        GanAugment(str(generator_file), 0.5, data, use_gpu=False)

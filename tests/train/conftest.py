@@ -1,0 +1,70 @@
+"""Fixtures of the training tests: tiny CycleGAN and U-Net run configs, TensorBoard scalars."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from raylung.config import load_config
+
+
+@pytest.fixture
+def gan_config(phantom_store, tmp_path):
+    """Builds the config of a tiny 2-step CycleGAN run ``name`` (storage in ``tmp_path/runs``)
+    from ``key=value`` overrides."""
+    def build(name, *extra):
+        return load_config(None, [
+            f"data.store={phantom_store.url}", "data.slice_size=[32,32]", "data.batch_size=2",
+            "data.samples_per_epoch=4", "data.split_fractions=[1,0,0]",
+            "data.reader_cpus=0.25", "data.read_concurrency=1", "gan.width=4", "gan.n_blocks=1",
+            "gan.disc_width=4", "gan.disc_layers=2", "gan.steps=2", "gan.decay_start=1",
+            "gan.log_every=1", "gan.checkpoint_every=2", "scaling.cpus_per_worker=0.5",
+            f"run.name={name}", f"run.storage_path={tmp_path / 'runs'}", *extra])
+    return build
+
+
+@pytest.fixture
+def seg_config(phantom_store, tmp_path):
+    """Builds the config of a tiny 4-step U-Net run ``name`` on 32x32 slices, half the cases
+    of each domain in val (storage in ``tmp_path/runs``), from ``key=value`` overrides."""
+    def build(name, *extra):
+        return load_config(None, [
+            f"data.store={phantom_store.url}", "data.slice_size=[32,32]", "data.batch_size=2",
+            "data.samples_per_epoch=4", "data.split_fractions=[0.5,0.5,0]",
+            "data.reader_cpus=0.25", "data.read_concurrency=1", "seg.channels=[4,8]",
+            "seg.strides=[2]", "seg.num_res_units=1", "seg.steps=4", "seg.decay_start=2",
+            "seg.log_every=1", "seg.val_samples=4", "seg.synth_cpus=0.25",
+            "scaling.cpus_per_worker=0.5", f"run.name={name}",
+            f"run.storage_path={tmp_path / 'runs'}", *extra])
+    return build
+
+
+def _read_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Each tag's (step, value) points in the event files of ``folder``, as TensorBoard shows
+    them: files in name (time) order, a session start at step s dropping earlier points at s
+    and later (a resumed writer's ``purge_step``), a record cut short by a kill ending a file."""
+    from tensorboardX.proto.event_pb2 import Event, SessionLog
+
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        data, pos = path.read_bytes(), 0
+        while pos + 12 <= len(data):
+            (length,) = struct.unpack("<Q", data[pos:pos + 8])
+            if pos + 16 + length > len(data):
+                break
+            event = Event.FromString(data[pos + 12:pos + 12 + length])
+            pos += 16 + length
+            if event.session_log.status == SessionLog.START:
+                scalars = {tag: [p for p in points if p[0] < event.step]
+                           for tag, points in scalars.items()}
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
+
+
+@pytest.fixture(scope="session")
+def read_scalars():
+    """Reads TensorBoard scalars back from a folder of event files."""
+    return _read_scalars

@@ -1,0 +1,88 @@
+"""DeepSpeed engines in one process (gloo, world size 1): the derived config, the frozen
+discriminators of the generator step, ZeRO-3 refused in one line, the accumulation schedule."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from raylung.cli import main
+from raylung.config import load_config
+from raylung.train.cyclegan import Discriminators, GanBatch, Generators, generator_step, loss_weights
+from raylung.train.deepspeed_config import deepspeed_config
+from raylung.train.engine import build_engine, init_distributed
+
+
+@pytest.fixture(scope="module")
+def process_group():
+    """A one-process gloo group, as a Ray Train worker of a 1-worker run has."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    init_distributed(load_config())
+    yield
+    dist.destroy_process_group()
+    for key, value in saved.items():
+        os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+
+
+def _config(*extra):
+    return load_config(None, ["gan.width=4", "gan.n_blocks=1", "gan.disc_width=4",
+                              "gan.disc_layers=2", "data.batch_size=2", *extra])
+
+
+def test_derived_config_follows_raylung_config():
+    ds = deepspeed_config(_config("deepspeed.zero_stage=2", "deepspeed.grad_accum=4",
+                                  "deepspeed.grad_clip=0.5"), 1e-3, (0.5, 0.999))
+    assert ds["train_micro_batch_size_per_gpu"] == 2
+    assert ds["gradient_accumulation_steps"] == 4
+    assert ds["gradient_clipping"] == 0.5
+    assert ds["zero_optimization"] == {"stage": 2}
+    assert ds["bf16"] == {"enabled": False}          # CPU: fp32 whatever deepspeed.bf16 says
+    assert ds["optimizer"]["params"]["lr"] == 1e-3
+    on_gpu = deepspeed_config(_config("scaling.use_gpu=true"), 1e-3, (0.5, 0.999))
+    assert on_gpu["bf16"] == {"enabled": True}
+
+
+@pytest.mark.parametrize("stage", [0, 1, 2])
+def test_generator_step_leaves_discriminator_gradients_untouched(process_group, stage):
+    config = _config(f"deepspeed.zero_stage={stage}")
+    torch.manual_seed(0)
+    gens = build_engine(Generators(config), config, 2e-4, (0.5, 0.999), 10, 5)
+    discs = build_engine(Discriminators(config), config, 2e-4, (0.5, 0.999), 10, 5)
+    before = [p.detach().clone() for p in discs.module.parameters()]
+    batch = GanBatch(torch.rand(2, 1, 32, 32) * 2 - 1, torch.ones(2, 32, 32),
+                     torch.rand(2, 1, 32, 32) * 2 - 1)
+    generator_step(gens, discs, batch, loss_weights(config))
+    for p, old in zip(discs.module.parameters(), before):
+        assert p.grad is None or not p.grad.any(), "generator loss leaked into D's gradients"
+        assert torch.equal(p, old)
+        assert p.requires_grad, "D must be trainable again after the generator step"
+
+
+def test_lr_schedule_counts_optimiser_steps_under_accumulation(process_group):
+    config = _config("deepspeed.grad_accum=2")
+    module = torch.nn.Linear(2, 2)
+    engine = build_engine(module, config, 1.0, (0.9, 0.999), steps=8, decay_start=4)
+    lrs = []
+    for _ in range(8):
+        loss = engine(torch.ones(2, 2)).sum()
+        engine.backward(loss)
+        engine.step()
+        lrs.append(engine.get_lr()[0])
+    assert lrs[-1] == 0.0 and lrs[3] == 1.0      # 4 optimiser steps: 2 constant, 2 decaying
+
+
+def test_zero3_is_refused_in_one_line(capsys):
+    assert main(["train-gan", "deepspeed.zero_stage=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "ZeRO stage 3 is not supported" in err

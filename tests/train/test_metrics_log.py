@@ -1,0 +1,91 @@
+"""Training metrics to TensorBoard and MLflow through Ray Train's controller callbacks."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+
+import fsspec
+import pytest
+from ray.train import UserCallback
+
+from raylung.config import ConfigError, load_config
+from raylung.train.metrics_log import MLflowLogger, TensorBoardLogger, logging_callbacks
+from raylung.train.runner import fit_gan, run_config
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("ray_cluster")
+def test_fit_gan_logs_rank_zero_losses_at_their_steps(gan_config, tmp_path, read_scalars):
+    result = fit_gan(gan_config("tb", "scaling.num_workers=1"))
+    scalars = read_scalars(tmp_path / "runs" / "tb" / "tensorboard")
+    assert [step for step, _ in scalars["loss_g"]] == [1, 2]
+    assert scalars["loss_g"][-1][1] == pytest.approx(result.metrics["loss_g"], rel=1e-6)
+    assert {"loss_d", "lr", "steps_per_s"} <= scalars.keys()
+    assert "step" not in scalars
+
+
+def test_resumed_run_replaces_what_the_interrupted_one_logged_after_its_checkpoint(
+        tmp_path, read_scalars):
+    for steps, scale in (([1, 2, 3], 1.0), ([2, 3], 10.0)):  # killed at 3, resumed from 1
+        logger = TensorBoardLogger(str(tmp_path))
+        for step in steps:
+            logger.after_report(None, [{"step": step, "loss": scale * step, "tag": "x"}], None)
+    assert read_scalars(tmp_path) == {"loss": [(1, 1.0), (2, 20.0), (3, 30.0)]}
+
+
+def test_events_reach_a_storage_url(tmp_path, read_scalars):
+    url = f"memory://runs-{uuid.uuid4().hex}/tb"
+    TensorBoardLogger(url).after_report(None, [{"step": 5, "loss": 0.25}], None)
+    fs, root = fsspec.core.url_to_fs(url)
+    for path in fs.ls(root, detail=False):
+        fs.get_file(path, str(tmp_path / Path(path).name))
+    assert read_scalars(tmp_path) == {"loss": [(5, 0.25)]}
+
+
+def test_loggers_come_before_the_callers_callbacks(tmp_path):
+    caller = UserCallback()
+    config = load_config(None, [f"run.storage_path={tmp_path}"])
+    callbacks = run_config(config, [caller]).callbacks
+    assert [type(c) for c in callbacks] == [TensorBoardLogger, UserCallback]
+    assert callbacks[0].folder == f"{tmp_path}/raylung/tensorboard"
+
+
+def test_mlflow_run_holds_params_and_rank_zero_metrics_and_is_resumed(tmp_path, monkeypatch):
+    """One MLflow run per run folder: params once, metrics at rank 0's step, FAILED on a
+    worker error and RUNNING again when a rerun resumes it; keys and URIs stay out."""
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # mlflow-skinny has no database store
+    uri = f"file://{tmp_path}/mlruns"
+    config = load_config(None, [f"logging.mlflow_tracking_uri={uri}", "logging.tensorboard=false",
+                                "storage.storage_options={secret: s3cr3t}"])
+    (logger,) = logging_callbacks(config, "/runs/raylung")
+    assert isinstance(logger, MLflowLogger)
+    logger.after_report(None, [{"step": 4, "loss_g": 0.5, "tag": "x"}, {"step": 4, "loss_g": 9.0}],
+                        None)
+    logger.after_exception(None, {0: RuntimeError("worker died")})
+    client = MlflowClient(uri)
+    assert client.get_run(logger.run_id).info.status == "FAILED"
+    (resumed,) = logging_callbacks(config, "/runs/raylung")
+    run = client.get_run(resumed.run_id)
+    assert resumed.run_id == logger.run_id and run.info.status == "RUNNING"
+    assert [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "loss_g")] == [
+        (4, 0.5)]
+    assert run.data.params["gan.lambda_cyc"] == "10.0"
+    assert run.data.params["data.slice_size"] == "[256, 256]"
+    assert not any(key.startswith(("storage.", "logging.")) for key in run.data.params)
+
+
+def test_unusable_mlflow_uri_fails_before_training_in_one_line():
+    config = load_config(None, ["logging.mlflow_tracking_uri=nosuch://127.0.0.1/x"])
+    with pytest.raises(ConfigError, match=r"^logging.mlflow_tracking_uri=nosuch://\S+: [^\n]+$"):
+        logging_callbacks(config, "/runs/raylung")
+
+
+def test_missing_mlflow_names_the_fix(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # how Python marks a module not importable
+    config = load_config(None, ["logging.mlflow_tracking_uri=http://127.0.0.1:5000"])
+    with pytest.raises(ConfigError, match="pip install mlflow-skinny"):
+        logging_callbacks(config, "/runs/raylung")

@@ -1,0 +1,77 @@
+"""train-seg through Ray Train with a real DeepSpeed engine and the GAN stage in Ray Data."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from raylung.config import load_config
+from raylung.models.export import export_model, load_generator, load_segmenter
+from raylung.models.segmenter import build_segmenter
+from raylung.train.runner import latest_step
+from raylung.train.seg_runner import best_checkpoint, fit_seg
+
+pytestmark = [pytest.mark.usefixtures("ray_cluster"), pytest.mark.slow]
+
+
+def test_two_workers_with_gan_stage_validate_and_export(seg_config, generator_file):
+    config = seg_config("gan_aug", "scaling.num_workers=2", f"seg.generator={generator_file}",
+                        "seg.p_synth=0.5", "deepspeed.zero_stage=2")
+    result = fit_seg(config)
+    assert result.error is None
+    assert result.metrics["step"] == 4
+    for key in ("loss_seg", "synthetic_fraction", "data_wait_fraction", "steps_per_s",
+                "val_dice", "val_iou", "val_rim_dice"):
+        assert key in result.metrics, key
+    assert 0.0 <= result.metrics["val_rim_dice"] <= 1.0
+    checkpoint, metrics = best_checkpoint(result)
+    assert metrics["val_dice"] == max(m["val_dice"] for _, m in result.best_checkpoints)
+    model, saved = load_segmenter(Path(checkpoint.path, "segmenter.pt"))
+    assert saved.seg.p_synth == 0.5
+    assert model(torch.zeros(1, 1, 32, 32)).shape == (1, 2, 32, 32)
+    assert Path(checkpoint.path, "validation.png").stat().st_size > 1000
+
+
+def test_patch3d_with_pseudo_labels_validates_whole_cases(seg_config):
+    config = seg_config("patch3d", "data.mode=patch3d", "data.patch_size=[8,24,24]",
+                        "seg.pseudo_label=true", "seg.pseudo_threshold=0.6",
+                        "scaling.num_workers=1")
+    result = fit_seg(config)
+    assert result.error is None
+    for key in ("loss_pseudo", "pseudo_confident", "val_dice", "val_rim_dice"):
+        assert key in result.metrics, key
+
+
+def test_exported_segmenter_reloads_and_predicts_identically(tmp_path):
+    config = load_config(None, ["seg.channels=[4,8,16]", "seg.strides=[2,2]",
+                                "data.context_slices=1"])
+    model = build_segmenter(config).eval()
+    reloaded, saved = load_segmenter(export_model(model, config, tmp_path / "s.pt", "segmenter"))
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(model(x), reloaded(x))
+    assert saved == config
+    with pytest.raises(ValueError, match="s.pt: not a raylung generator_h2p export"):
+        load_generator(tmp_path / "s.pt")
+
+
+def test_killed_run_resumes_with_identical_weights(seg_config, tmp_path, cli_args,
+                                                   kill_after_first_checkpoint):
+    overrides = ["seg.steps=24", "seg.decay_start=12", "seg.log_every=4",
+                 "scaling.num_workers=1", "seg.val_samples=0"]
+    straight = fit_seg(seg_config("straight", *overrides))
+    config = seg_config("resumed", *overrides, "ray.num_cpus=2")
+    cli = cli_args("train-seg", config)
+    kill_after_first_checkpoint(cli, tmp_path / "runs" / "resumed" /
+                                "checkpoint_manager_snapshot.json")
+    assert 2 <= latest_step(config) < 24, "the kill should land mid-run"
+    rerun = subprocess.run(cli, capture_output=True, encoding="utf-8", timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "train-seg: best step 24" in rerun.stdout
+    a, _ = load_segmenter(f"{straight.checkpoint.path}/segmenter.pt")
+    b, _ = load_segmenter(Path(rerun.stdout.split("segmenter ")[-1].strip()))
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.allclose(x, y, atol=1e-6), name

@@ -1,0 +1,51 @@
+"""Objectives: what each one reads from a report, its direction, and the clear refusals."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from raylung.config import ConfigError, TuneConfig
+from raylung.tune.objectives import OBJECTIVES, objective_of, score, seg_runner
+
+REPORT = {"val_surround_l1_hu": 12.0, "val_realism_hu": 100.0, "val_shape_dice": 0.9,
+          "loss_adv": 0.3}
+
+
+@pytest.mark.parametrize("name, value", [("shape", 12.0), ("realism", 100.0),
+                                         ("composite", 112.0)])
+def test_gan_objectives_read_the_validation_metrics(name, value):
+    assert score(OBJECTIVES[name], REPORT, TuneConfig(objective=name)) == value
+
+
+def test_composite_weights_both_terms():
+    cfg = TuneConfig(shape_weight=2.0, realism_weight=0.5)
+    assert score(OBJECTIVES["composite"], REPORT, cfg) == 2 * 12 + 0.5 * 100
+
+
+def test_a_report_without_validation_or_with_nan_gives_none():
+    assert score(OBJECTIVES["composite"], {"loss_adv": 0.3}, TuneConfig()) is None
+    assert score(OBJECTIVES["shape"], {"val_surround_l1_hu": math.nan}, TuneConfig()) is None
+
+
+def test_downstream_is_the_pathological_dice_of_the_segmentation_stage():
+    objective = OBJECTIVES["downstream"]
+    assert (objective.mode, objective.stage) == ("max", "seg")
+    assert score(objective, {"val_dice": 0.8}, TuneConfig(objective="downstream")) == 0.8
+
+
+def test_the_default_is_composite_and_minimised():
+    assert objective_of(TuneConfig()).name == "composite"
+    assert objective_of(TuneConfig(mode="min")).mode == "min"
+
+
+def test_a_mode_against_the_objective_is_refused():
+    with pytest.raises(ConfigError, match="tune.mode: composite is best at its minimum"):
+        objective_of(TuneConfig(mode="max"))
+
+
+def test_downstream_runs_train_seg():
+    from raylung.train.seg_runner import fit_seg
+
+    assert seg_runner() is fit_seg

@@ -1,0 +1,134 @@
+"""``raylung tune`` end to end on CPU: tune_spaces/demo.yaml at test scale in its own Ray cluster,
+its driver SIGKILLed after the first finished trial, then ``--resume``d to the end.
+
+One sweep serves every test here (it takes minutes): four trials, one at a time so that
+ASHA sees them in a fixed order, and one of them fails. The failure is a real one: the space
+searches ``data.samples_per_epoch`` over [4], so the baseline trial (``tune.evaluate_defaults``)
+keeps the base value 5, which is no multiple of the batch size, and its driver raises.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+import yaml
+
+from raylung.config import load_config
+
+pytestmark = pytest.mark.slow
+
+RAYLUNG = str(Path(sys.executable).parent / "raylung")
+DEMO = Path(__file__).parents[2] / "tune_spaces" / "demo.yaml"
+TINY = ["data.slice_size=[32,32]", "data.batch_size=2", "data.samples_per_epoch=5",
+        "data.split_fractions=[0.5,0.5,0]", "gan.width=4", "gan.n_blocks=1", "gan.disc_width=4",
+        "gan.disc_layers=2", "gan.steps=3", "gan.decay_start=1", "gan.log_every=1",
+        "gan.checkpoint_every=1", "gan.val_samples=2", "tune.num_samples=4",
+        "tune.max_concurrent_trials=1",
+        "tune.realism_samples=2", "logging.tensorboard=false", "ray.num_cpus=2"]
+
+
+@pytest.fixture(scope="module")
+def sweep(phantom_store, tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    spec = yaml.safe_load(DEMO.read_text())
+    spec["space"]["data.samples_per_epoch"] = {"choice": [4]}
+    space = root / "space.yaml"
+    space.write_text(yaml.safe_dump(spec))
+    folder = root / "demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}  # own cluster
+    with open(root / "first.log", "w") as log:
+        proc = subprocess.Popen([RAYLUNG, "tune", "--space", str(space), *TINY,
+                                 f"data.store={phantom_store.url}", f"run.storage_path={root}"],
+                                start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
+                                env=env)
+        finished = _wait_for_a_finished_trial(folder, proc)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = {trial: _train_run(folder, trial) for trial in finished}
+    rerun = subprocess.run([RAYLUNG, "tune", "--resume", str(folder)], capture_output=True,
+                           encoding="utf-8", timeout=900, env=env)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    return SimpleNamespace(folder=folder, finished=finished, before=before, rerun=rerun,
+                           table=pd.read_csv(folder / "trials.csv"))
+
+
+def test_every_trial_is_in_the_table(sweep):
+    table = sweep.table
+    assert len(table) == 4
+    assert set(table["status"]) <= {"finished", "stopped", "failed"}
+    assert table["time_s"].notna().sum() >= 3
+    assert pd.read_parquet(sweep.folder / "trials.parquet")["trial"].tolist() == \
+        table["trial"].tolist()
+    assert "top 5 by composite (min)" in sweep.rerun.stdout
+
+
+def test_asha_stops_a_trial_early(sweep):
+    stopped = sweep.table[sweep.table["status"] == "stopped"]
+    assert not stopped.empty
+    assert (stopped["step"] < 3).all()
+
+
+def test_a_failed_trial_is_recorded_and_the_others_finish(sweep):
+    failed = sweep.table[sweep.table["status"] == "failed"]
+    assert len(failed) == 1
+    assert failed["baseline"].item()
+    assert "samples_per_epoch=5 must be a multiple" in failed["error"].item()
+    assert (sweep.table["status"] == "finished").sum() >= 1
+    assert sweep.table.loc[sweep.table["status"] != "failed", "objective"].notna().all()
+
+
+def test_resume_reruns_only_the_unfinished_trials(sweep):
+    assert sweep.finished
+    for trial, run in sweep.before.items():
+        assert _train_run(sweep.folder, trial) == run, f"{trial} was trained again"
+        assert trial in set(sweep.table["trial"])
+    assert len(list((sweep.folder / "train").iterdir())) == 3  # the failed trial never trains
+
+
+def test_the_best_config_loads_and_is_the_best_finished_trial(sweep):
+    config = load_config(sweep.folder / "best_config.yaml")
+    best = sweep.table[sweep.table["status"] == "finished"].iloc[0]
+    assert config.gan.lambda_surround == pytest.approx(best["gan.lambda_surround"])
+    assert config.gan.lambda_adv == pytest.approx(best["gan.lambda_adv"])
+    assert config.data.samples_per_epoch == 4
+    assert config.run.name == "demo_best"
+
+
+def test_search_and_learning_curve_pngs(sweep):
+    for name in ("search.png", "curves.png"):
+        assert (sweep.folder / name).stat().st_size > 10_000
+
+
+def _wait_for_a_finished_trial(folder: Path, proc: subprocess.Popen) -> list[str]:
+    """Trial ids Tune's saved experiment state marks finished, once there is one."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        finished = [t["trial_id"] for t in _saved_trials(folder) if t["status"] == "TERMINATED"]
+        if finished:
+            return finished
+        time.sleep(1)
+    raise AssertionError(f"no trial finished (exit status {proc.poll()})")
+
+
+def _saved_trials(folder: Path) -> list[dict]:
+    try:
+        state = json.loads(max(folder.glob("experiment_state-*.json")).read_text())
+    except (ValueError, OSError):  # not written yet, or caught mid-write
+        return []
+    return [json.loads(trial) for trial, _ in state["trial_data"]]
+
+
+def _train_run(folder: Path, trial: str) -> tuple:
+    """What a rerun would change: the Train run's checkpoints and its snapshot's mtime."""
+    run = folder / "train" / trial
+    return (sorted(p.name for p in run.glob("checkpoint_*")),
+            (run / "checkpoint_manager_snapshot.json").stat().st_mtime_ns)

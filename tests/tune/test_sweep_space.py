@@ -1,0 +1,112 @@
+"""Sweep files: validation in one line per problem, the Ray Tune space, the shipped spaces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from ray.tune.search.sample import Categorical, Float, LogUniform
+
+from raylung.cli import main
+from raylung.config import ConfigError
+from raylung.tune.space import base_values, load_sweep, param_space, read_sweep, trial_config
+
+SPACES = Path(__file__).parents[2] / "tune_spaces"
+
+
+def _write(tmp_path: Path, space: dict, **sections) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump({"space": space, **sections}))
+    return path
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ({"gan.lambda_foo": {"uniform": [0, 1]}}, "space.gan.lambda_foo: unknown config field (gan"),
+    ({"gan": {"uniform": [0, 1]}}, "space.gan: is a section"),
+    ({"run.name": {"choice": ["a"]}}, "space.run.name: not searchable"),
+    ({"gan.lambda_adv": {"normal": [0, 1]}}, "space.gan.lambda_adv: unknown distribution 'normal'"),
+    ({"gan.lambda_adv": [0.1, 1]}, "space.gan.lambda_adv: expected one distribution"),
+    ({"gan.width": {"uniform": [4, 8]}}, "space.gan.width: uniform needs a float field"),
+    ({"gan.lambda_adv": {"uniform": [3, 1]}}, "space.gan.lambda_adv: uniform needs low < high"),
+    ({"gan.lambda_adv": {"loguniform": [0, 1]}}, "space.gan.lambda_adv: loguniform needs 0 < low"),
+    ({"gan.lr": {"loguniform": ["5e-5", 0.001]}}, "space.gan.lr: loguniform needs numbers"),
+    ({"gan.lambda_adv": {"uniform": [-1, 1]}}, "space.gan.lambda_adv: -1 is not valid here"),
+    ({"gan.decay_start": {"grid": [1, 500]}}, "space.gan.decay_start: 500 is not valid here"),
+])
+def test_a_bad_entry_is_one_line_naming_file_and_field(tmp_path, entry, problem):
+    path = _write(tmp_path, entry)
+    with pytest.raises(ConfigError) as err:
+        load_sweep(path)
+    assert str(err.value).startswith(f"{path}: {problem}")
+    assert "\n" not in str(err.value)
+
+
+def test_the_cli_prints_the_problem_as_one_line(tmp_path, capsys):
+    path = _write(tmp_path, {"gan.lambda_foo": {"uniform": [0, 1]}})
+    assert main(["tune", "--space", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"raylung tune: error: {path}: space.gan.lambda_foo: unknown")
+    assert len(err.splitlines()) == 1
+
+
+def test_a_missing_space_and_a_bad_base_section_are_reported(tmp_path):
+    with pytest.raises(ConfigError, match="space: missing"):
+        load_sweep(_write(tmp_path, {}))
+    space = _write(tmp_path, {"gan.lambda_adv": {"uniform": [0, 1]}}, gan={"steps": 0})
+    with pytest.raises(ConfigError, match=r"space.yaml: invalid config: gan.steps"):
+        load_sweep(space)
+    base = tmp_path / "job.yaml"
+    base.write_text("gan: {width: 0}\n")
+    with pytest.raises(ConfigError, match=r"space.yaml over .*job.yaml: invalid config: gan"):
+        load_sweep(space, base)
+
+
+def test_sections_override_the_base_file_and_key_values_override_both(tmp_path):
+    base = tmp_path / "job.yaml"
+    base.write_text(yaml.safe_dump({"gan": {"steps": 50, "decay_start": 10, "width": 8},
+                                   "data": {"store": "s"}}))
+    path = _write(tmp_path, {"gan.lambda_adv": {"uniform": [0, 1]}}, gan={"width": 16})
+    sweep = load_sweep(path, base, ["gan.steps=70"])
+    assert (sweep.config.gan.steps, sweep.config.gan.width) == (70, 16)
+    assert Path(sweep.config.data.store).is_absolute()  # trials run in other folders
+
+
+def test_param_space_maps_each_distribution(tmp_path):
+    sweep = load_sweep(_write(tmp_path, {
+        "gan.lambda_surround": {"loguniform": [1, 100]}, "gan.lambda_adv": {"uniform": [0, 2]},
+        "gan.width": {"choice": [4, 8]}, "gan.seed": {"grid": [0, 1]}}))
+    space = param_space(sweep)
+    assert isinstance(space["gan.lambda_surround"].get_sampler(), LogUniform)
+    assert (space["gan.lambda_adv"].lower, space["gan.lambda_adv"].upper) == (0, 2)
+    assert isinstance(space["gan.lambda_adv"], Float)
+    assert isinstance(space["gan.width"], Categorical)
+    assert space["gan.seed"] == {"grid_search": [0, 1]}
+    assert base_values(sweep) == {"gan.lambda_surround": 10.0, "gan.lambda_adv": 1.0,
+                                  "gan.width": 32, "gan.seed": 0}
+
+
+def test_trial_config_sets_the_sampled_values(tmp_path):
+    sweep = load_sweep(_write(tmp_path, {"gan.lambda_adv": {"uniform": [0, 2]}}))
+    config = trial_config(sweep.config, {"gan.lambda_adv": 0.5, "data.augment.flip_prob": 0.0})
+    assert (config.gan.lambda_adv, config.data.augment.flip_prob) == (0.5, 0.0)
+
+
+def test_the_saved_sweep_reads_back_from_its_folder(tmp_path):
+    sweep = load_sweep(_write(tmp_path, {"gan.lambda_adv": {"uniform": [0, 2]}}),
+                       overrides=[f"run.storage_path={tmp_path / 'sweeps'}", "run.name=s1"])
+    sweep.folder.mkdir(parents=True)
+    (sweep.folder / "sweep.yaml").write_text(sweep.to_yaml())
+    moved = tmp_path / "moved"
+    sweep.folder.rename(moved)
+    again = read_sweep(moved, ["ray.num_cpus=2"])
+    assert again.space == sweep.space
+    assert again.folder == moved.resolve()
+    assert again.config.ray.num_cpus == 2
+
+
+@pytest.mark.parametrize("name", ["demo", "shape_aware", "full"])
+def test_shipped_spaces_validate(name):
+    sweep = load_sweep(SPACES / f"{name}.yaml", None, ["data.store=store"])
+    assert {"gan.lambda_surround", "gan.lambda_adv"} <= set(sweep.space)
+    assert sweep.config.run.name == name

@@ -143,9 +143,9 @@ class GanConfig(_Section):
 
     width: int = Field(32, ge=1, description="generator base channels")
     n_blocks: int = Field(6, ge=1, description="generator residual blocks")
-    # G(x) = x + change (starting at the identity): the surround L1 can then hold the change
-    # at zero around the lung instead of asking a fresh network to redraw the chest wall.
-    residual: bool = True
+    # G(x) = x + change, starting at the identity. Off by default: at demo scale (240 steps)
+    # it learnt no change at all (benchmarks/surround_ablation.py, issue 4 note).
+    residual: bool = False
     disc_width: int = Field(64, ge=1)
     disc_layers: int = Field(3, ge=1)
     lambda_adv: float = Field(1.0, ge=0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import locale
 import os
 import signal
 import subprocess
@@ -93,6 +94,7 @@ def _write_dicom_series(image, folder: Path) -> Path:
         ("0020|000d", "1.2.826.0.1.3680043.2.1125.1.2"),
         ("0020|0037", "\\".join(f"{direction[i]:.6f}" for i in (0, 3, 6, 1, 4, 7))),
     ]
+    saved_locale = locale.setlocale(locale.LC_ALL)  # GDCM's writer switches the C locale to "C"
     for z in range(image.GetDepth()):
         slice_ = image[:, :, z]
         for tag, value in series_tags:
@@ -102,6 +104,8 @@ def _write_dicom_series(image, folder: Path) -> Path:
         slice_.SetMetaData("0020|0013", str(z + 1))
         writer.SetFileName(str(folder / f"slice_{z:04d}.dcm"))
         writer.Execute(slice_)
+    # ...which would make every later open() in the test process ASCII (torch's templates fail)
+    locale.setlocale(locale.LC_ALL, saved_locale)
     return folder
 
 

@@ -14,7 +14,6 @@ import functools
 import json
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from numbers import Real
 from pathlib import Path
@@ -85,8 +84,9 @@ class TensorBoardLogger(UserCallback):
         remote = "://" in self.folder
         self._local = tempfile.mkdtemp(prefix="raylung-tb-") if remote else self.folder
         Path(self._local).mkdir(parents=True, exist_ok=True)
-        # The suffix keeps a rerun within the same second from overwriting this file.
-        events = EventsWriter(f"{self._local}/events", f".{uuid.uuid4().hex[:8]}")
+        # The name holds whole seconds only: a nanosecond suffix keeps a rerun within the same
+        # second from overwriting this file and sorts it after it, as TensorBoard reads them.
+        events = EventsWriter(f"{self._local}/events", f".{time.time_ns():020d}")
         events.write_event(Event(wall_time=time.time(), step=step,
                                  session_log=SessionLog(status=SessionLog.START)))
         return events

@@ -60,17 +60,17 @@ def test_exported_segmenter_reloads_and_predicts_identically(tmp_path):
 
 def test_killed_run_resumes_with_identical_weights(seg_config, tmp_path, cli_args,
                                                    kill_after_first_checkpoint):
-    overrides = ["seg.steps=24", "seg.decay_start=12", "seg.log_every=4",
+    overrides = ["seg.steps=12", "seg.decay_start=6", "seg.log_every=4",
                  "scaling.num_workers=1", "seg.val_samples=0"]
     straight = fit_seg(seg_config("straight", *overrides))
     config = seg_config("resumed", *overrides, "ray.num_cpus=2")
     cli = cli_args("train-seg", config)
     kill_after_first_checkpoint(cli, tmp_path / "runs" / "resumed" /
                                 "checkpoint_manager_snapshot.json")
-    assert 2 <= latest_step(config) < 24, "the kill should land mid-run"
+    assert 2 <= latest_step(config) < 12, "the kill should land mid-run"
     rerun = subprocess.run(cli, capture_output=True, encoding="utf-8", timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert "train-seg: best step 24" in rerun.stdout
+    assert "train-seg: best step 12" in rerun.stdout
     a, _ = load_segmenter(f"{straight.checkpoint.path}/segmenter.pt")
     b, _ = load_segmenter(Path(rerun.stdout.split("segmenter ")[-1].strip()))
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):

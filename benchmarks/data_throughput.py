@@ -9,25 +9,30 @@ Methods, all producing random 64^3 image + lung crops (half lung-centred) unless
                 augmentation off; with and without the 5 mm surround band (computed per sample)
   (b) naive     SimpleITK reads the whole .nii.gz for every crop
   (c) monai     LoadImaged + RandCropByPosNegLabeld(num_samples=16), DataLoader(num_workers=2)
-  (d) zarr      plain zarr slicing of the same store in one process, no Ray (the ceiling)
+  (d) ceiling   plain slicing of the same store in one process, no Ray: TensorStore (raylung's
+                reader for local stores) and zarr-python; and raylung's own reader making
+                (a)'s patch samples in one process (so vs_reader_d is what Ray's stream adds)
 For (a) the table also gives the start-up time (first batch: actor start, first reads) and
-the steady rate after it; the ratios use the steady rate. Memory is the peak summed PSS of this process and all its children (Ray's workers and object
-store pages included), sampled every 0.25 s. Read amplification is bytes decompressed per
-sample over the bytes of the crop. Prints a table and writes benchmarks/results/data_throughput.csv.
+the steady rate after it; the ratios use the steady rate. Memory is the peak summed PSS of
+this process and all its children (Ray's workers and object store pages included). Read
+amplification is bytes decompressed per sample over the bytes of the crop (image + lung),
+counted at zarr's zstd codec while the same crops (for (a): the specs of its epoch, read by
+raylung's own sample code) are read with zarr-python, which decodes the chunks TensorStore
+decodes. Mvox/s is crop voxels per second, so slices and patches compare per voxel.
+Prints a table and writes benchmarks/results/data_throughput.csv.
 """
 
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psutil
 import SimpleITK as sitk
+from measure import PeakMemory, decoded_bytes
 
 from raylung.config import load_config
 from raylung.store.case_store import CaseStore
@@ -43,20 +48,27 @@ def main() -> None:
     store_url = _prepare(work, args)
     store = CaseStore(store_url)
     manifest = read_manifest(store)
-    rows = [_zarr_ceiling(store, manifest, args.samples),
+    rows = [*_ceilings(store, manifest, args.samples),
+            _samples_without_ray(store_url, args.samples),
             _naive_sitk(work, manifest, max(4, args.samples // 16)),
             _monai(work, manifest, args.monai_volumes)]
     rows += _raylung(store_url, args.samples)
-    table = pd.DataFrame(rows)
-    # (a) is compared by its steady rate: Ray's start-up is paid once per training run
-    steady = table["steady_samples_per_s"].fillna(table["samples_per_s"])
-    best_c = table.loc[table["method"] == "(c) monai", "samples_per_s"].max()
-    table["vs_best_c"] = (steady / best_c).round(1)
-    ceiling = table.loc[table["method"] == "(d) zarr", "samples_per_s"].max()
-    table["vs_ceiling_d"] = (steady / ceiling).round(2)
+    table = _ratios(pd.DataFrame(rows))
     RESULTS.mkdir(exist_ok=True)
     table.to_csv(RESULTS / "data_throughput.csv", index=False)
     print(table.to_string(index=False))
+
+
+def _ratios(table: pd.DataFrame) -> pd.DataFrame:
+    """(a) is compared by its steady rate (Ray's start-up is paid once per training run)."""
+    steady = table["steady_samples_per_s"].fillna(table["samples_per_s"])
+    table["Mvox_per_s"] = (steady * table["crop_voxels"] / 1e6).round(1)
+    monai = table[table["method"] == "(c) monai"]
+    table["vs_best_c"] = (steady / monai["samples_per_s"].max()).round(1)
+    table["mem_vs_c"] = (table["peak_pss_GiB"] / monai["peak_pss_GiB"].min()).round(2)
+    for method, column in (("(d) tensorstore", "vs_slicing_d"), ("(d) raylung reader", "vs_reader_d")):
+        table[column] = (steady / table.loc[table["method"] == method, "samples_per_s"].max()).round(2)
+    return table.drop(columns="crop_voxels")
 
 
 def _args() -> argparse.Namespace:
@@ -65,7 +77,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=512, help="in-plane voxels")
     parser.add_argument("--slices", type=int, default=200)
     parser.add_argument("--samples", type=int, default=800, help="crops per fast method")
-    parser.add_argument("--monai-volumes", type=int, default=6, help="volumes MONAI loads")
+    parser.add_argument("--monai-volumes", type=int, default=20, help="volumes MONAI loads")
     parser.add_argument("--workdir", default="/tmp/raylung-bench-data",
                         help="phantoms and store (reused when present)")
     return parser.parse_args()
@@ -90,39 +102,6 @@ def _prepare(work: Path, args: argparse.Namespace) -> str:
     return str(work / "store")
 
 
-class PeakMemory:
-    """Peak summed PSS (bytes) of this process and its children while active."""
-
-    def __init__(self) -> None:
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _tree_pss())
-            time.sleep(0.25)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def _tree_pss() -> int:
-    me = psutil.Process()
-    total = 0
-    for proc in [me, *me.children(recursive=True)]:
-        try:
-            total += proc.memory_full_info().pss
-        except (psutil.Error, OSError):
-            continue
-    return total
-
-
 @contextmanager
 def _measured(row: dict):
     with PeakMemory() as memory:
@@ -144,31 +123,27 @@ def _random_crops(manifest: pd.DataFrame, count: int, seed: int) -> list[tuple[s
     return crops
 
 
-def _amplification(start: tuple[int, ...], size: tuple[int, ...], chunks: tuple[int, ...]) -> float:
-    """Voxels in the chunks a crop touches over voxels in the crop."""
-    touched = 1
-    for s, n, c in zip(start, size, chunks):
-        touched *= ((s + n - 1) // c - s // c + 1) * c
-    return touched / float(np.prod(size))
-
-
-def _zarr_ceiling(store: CaseStore, manifest: pd.DataFrame, count: int) -> dict:
+def _ceilings(store: CaseStore, manifest: pd.DataFrame, count: int) -> list[dict]:
+    """The same random crops sliced in this process: TensorStore, then zarr-python (counted)."""
     crops = _random_crops(manifest, count, 0)
-    groups = {c: store.open_case(c) for c in manifest["case_id"]}
-    chunks = groups[crops[0][0]]["image"].chunks
-    row = {"method": "(d) zarr", "mode": "patch64", "samples": count}
-    with _measured(row):
-        for case_id, start in crops:
-            window = tuple(slice(s, s + PATCH) for s in start)
-            groups[case_id]["image"][window], groups[case_id]["lung"][window]
-    row["read_amplification"] = round(np.mean([_amplification(s, (PATCH,) * 3, chunks)
-                                               for _, s in crops]), 2)
-    return row
+    rows = []
+    for method, opener in (("(d) tensorstore", store.volume),
+                           ("(d) zarr-python", lambda c, n: store.open_case(c)[n])):
+        volumes = {(c, n): opener(c, n) for c in manifest["case_id"] for n in ("image", "lung")}
+        row = {"method": method, "mode": "patch64", "samples": count, "crop_voxels": PATCH**3}
+        with decoded_bytes() as decoded, _measured(row):
+            for case_id, start in crops:
+                window = tuple(slice(s, s + PATCH) for s in start)
+                volumes[case_id, "image"][window], volumes[case_id, "lung"][window]
+        if method == "(d) zarr-python":
+            row["read_amplification"] = round(decoded[0] / (count * PATCH**3 * 3), 2)
+        rows.append(row)
+    return rows
 
 
 def _naive_sitk(work: Path, manifest: pd.DataFrame, count: int) -> dict:
     crops = _random_crops(manifest, count, 1)
-    row = {"method": "(b) naive", "mode": "patch64", "samples": count}
+    row = {"method": "(b) naive", "mode": "patch64", "samples": count, "crop_voxels": PATCH**3}
     with _measured(row):
         for case_id, start in crops:
             window = tuple(slice(s, s + PATCH) for s in start)
@@ -192,7 +167,8 @@ def _monai(work: Path, manifest: pd.DataFrame, volumes: int) -> dict:
                          RandCropByPosNegLabeld(keys, "label", (PATCH,) * 3, pos=1, neg=1,
                                                 num_samples=16)])
     loader = DataLoader(Dataset(files, transform), batch_size=1, num_workers=2)
-    row = {"method": "(c) monai", "mode": "patch64", "samples": 16 * len(files)}
+    row = {"method": "(c) monai", "mode": "patch64", "samples": 16 * len(files),
+           "crop_voxels": PATCH**3}
     with _measured(row):
         for _ in loader:
             pass
@@ -201,26 +177,65 @@ def _monai(work: Path, manifest: pd.DataFrame, volumes: int) -> dict:
     return row
 
 
-def _spec_amplification(store_url: str, config) -> float:
-    """Mean read amplification of the image crops the pipeline's specs ask for."""
+def _spec_amplification(store_url: str, config, limit: int = 200) -> float:
+    """Bytes decompressed over crop bytes when raylung's sample code reads the epoch's specs."""
     from raylung.data.pipeline import load_centres, select_cases
+    from raylung.data.sample import make_sample
     from raylung.data.specs import draw_specs
 
     store = CaseStore(store_url)
     cases = select_cases(read_manifest(store), config.data, "train", None, False)
     specs = draw_specs(cases, load_centres(store, cases), config.data, 0, "train/None/False")
-    boxes = cases.set_index("case_id")
-    chunks = store.open_case(cases["case_id"].iloc[0])["image"].chunks
-    values = []
-    for spec in specs:
-        if config.data.mode == "patch3d":
-            values.append(_amplification((spec["z"], spec["y"], spec["x"]),
-                                         config.data.patch_size, chunks))
-        else:
-            box = boxes.loc[spec["case_id"]]
-            values.append(_amplification((spec["z"], box.box_y0, box.box_x0),
-                                         (1, box.box_y, box.box_x), chunks))
-    return float(np.mean(values))
+    groups, crop_bytes = {}, 0
+    with decoded_bytes() as decoded:
+        for spec in list(specs)[:limit]:
+            group = groups.setdefault(spec["case_id"], store.open_case(spec["case_id"]))
+            attrs = dict(group.attrs["raylung"])
+            make_sample(group, attrs, spec, config.data)
+            crop_bytes += _crop_voxels(attrs, config.data) * (3 if attrs["labelled"] else 2)
+    return decoded[0] / crop_bytes
+
+
+def _crop_voxels(attrs: dict, data) -> int:
+    """Voxels a sample takes from the store: the patch, or the slice's thorax box."""
+    if data.mode == "patch3d":
+        return int(np.prod(data.patch_size))
+    _, _, y0, y1, x0, x1 = attrs["thorax_box"]
+    return (y1 - y0) * (x1 - x0)
+
+
+def _mean_crop_voxels(store_url: str, config) -> float:
+    manifest = read_manifest(CaseStore(store_url))
+    if config.data.mode == "patch3d":
+        return float(np.prod(config.data.patch_size))
+    return float((manifest["box_y"] * manifest["box_x"]).mean())
+
+
+def _config(store_url: str, mode: str, band_mm: float, count: int):
+    return load_config(None, [f"data.store={store_url}", f"data.mode={mode}",
+                              f"data.samples_per_epoch={count}", "data.batch_size=8",
+                              "data.split_fractions=[1,0,0]", "data.augment.enabled=false",
+                              "data.lung_centre_fraction=0.5", "data.read_concurrency=2",
+                              f"data.surround_mm={band_mm}"])
+
+
+def _samples_without_ray(store_url: str, count: int) -> dict:
+    """(a)'s patches made by raylung's reader in this process: what Ray's stream adds to."""
+    from raylung.data.pipeline import CropReader, load_centres, select_cases
+    from raylung.data.specs import draw_specs
+
+    config = _config(store_url, "patch3d", 0, count)
+    store = CaseStore(store_url)
+    cases = select_cases(read_manifest(store), config.data, "train", None, False)
+    specs = draw_specs(cases, load_centres(store, cases), config.data, 0, "train/None/False")
+    reader = CropReader(store_url, {}, config.data)
+    row = {"method": "(d) raylung reader", "mode": "patch64", "samples": count,
+           "crop_voxels": PATCH**3}
+    with _measured(row):
+        for first in range(0, count, 8):
+            batch = specs[first:first + 8]
+            reader({key: np.array([spec[key] for spec in batch]) for key in batch[0]})
+    return row
 
 
 def _raylung(store_url: str, count: int) -> list[dict]:
@@ -231,15 +246,11 @@ def _raylung(store_url: str, count: int) -> list[dict]:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     rows = []
     for mode, band_mm in (("patch3d", 0), ("patch3d", 5), ("slice2d", 0), ("slice2d", 5)):
-        config = load_config(None, [f"data.store={store_url}", f"data.mode={mode}",
-                                    f"data.samples_per_epoch={count}", "data.batch_size=8",
-                                    "data.split_fractions=[1,0,0]", "data.augment.enabled=false",
-                                    "data.lung_centre_fraction=0.5", "data.read_concurrency=2",
-                                    f"data.surround_mm={band_mm}"])
+        config = _config(store_url, mode, band_mm, count)
         dataset = build_dataset(config, "train", [0])
         name = "patch64" if mode == "patch3d" else "slice256"
         row = {"method": "(a) raylung", "mode": f"{name}{' +band' if band_mm else ''}",
-               "samples": count}
+               "samples": count, "crop_voxels": _mean_crop_voxels(store_url, config)}
         with _measured(row):
             start = time.perf_counter()
             for i, _ in enumerate(dataset.iter_batches(batch_size=8, batch_format="numpy")):

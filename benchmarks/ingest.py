@@ -4,8 +4,10 @@
     .venv/bin/python benchmarks/ingest.py --cases 4    # a quick look
 
 Prints three tables and writes them as CSV under benchmarks/results/: the ingest run, the read
-time of one axial slice and one 64^3 patch (store vs NIfTI), and the chunk-shape sweep that
-chose the default ``ingest.chunks``.
+time of one axial slice and one 64^3 patch (store vs NIfTI), and the layout sweep that chose
+the default ``ingest.chunks`` and ``ingest.shards``: write time, disk, read time through
+TensorStore (raylung's local reader) and zarr-python, and the read amplification (bytes
+decompressed over crop bytes, counted at zarr's zstd codec).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
+from measure import decoded_bytes
 
 from raylung.config import load_config
 from raylung.ingest.run import ingest
@@ -28,8 +31,10 @@ from raylung.store.manifest import read_manifest, summarise
 
 RESULTS = Path(__file__).parent / "results"
 PATCH = 64
-CHUNK_CANDIDATES = [(1, 512, 512), (4, 128, 128), (8, 128, 128), (8, 64, 64), (16, 64, 64),
-                    (32, 64, 64), (64, 64, 64)]
+SHARDS = (64, 128, 128)
+LAYOUTS = [((1, 512, 512), None), ((8, 128, 128), None), ((64, 64, 64), None),
+           ((2, 32, 32), SHARDS), ((4, 32, 32), SHARDS), ((8, 16, 16), SHARDS),
+           ((16, 16, 16), SHARDS)]
 
 
 def main() -> None:
@@ -89,7 +94,7 @@ def _bench_reads(work: Path, store: CaseStore, repeats: int) -> pd.DataFrame:
         zarr_ms, nifti_ms = [], []
         for _ in range(repeats):
             case = manifest.iloc[rng.integers(len(manifest))]
-            arr = store.open_case(case.case_id)["image"]
+            arr = store.volume(case.case_id, "image")
             crop = _random_crop(arr.shape, kind, rng)
             zarr_ms.append(_time_ms(lambda: arr[crop]))
             nifti = work / "src" / case.case_id / "image.nii.gz"
@@ -107,31 +112,43 @@ def _nifti_crop(path: Path, kind: str, rng: np.random.Generator) -> np.ndarray:
 
 
 def _bench_chunks(work: Path, store: CaseStore, repeats: int) -> pd.DataFrame:
-    """Rewrite the first cases with each candidate chunk shape and time the same reads."""
+    """Rewrite the first cases with each candidate layout and time the same reads."""
     case_ids = store.case_ids()[:4]
-    volumes = {c: store.open_case(c)["image"][...] for c in case_ids}
+    volumes = {c: store.volume(c, "image")[...] for c in case_ids}
     rows = []
-    for chunks in CHUNK_CANDIDATES:
-        scratch = CaseStore(str(work / f"chunks_{'x'.join(map(str, chunks))}"))
+    for chunks, shards in LAYOUTS:
+        name = "x".join(map(str, chunks)) + (f" in {'x'.join(map(str, shards))}" if shards else "")
+        scratch = CaseStore(str(work / f"layout_{name.replace(' ', '_')}"))
         scratch.create()
+        start = time.perf_counter()
         for case_id, volume in volumes.items():
-            scratch.write_case(case_id, {"image": volume}, {}, {"source_hash": ""}, chunks, 3)
-        row = {"chunks_zyx": "x".join(map(str, chunks)),
+            scratch.write_case(case_id, {"image": volume}, {}, {"source_hash": ""}, chunks, 3,
+                               shards)
+        row = {"layout_zyx": name, "write_s_per_case": round((time.perf_counter() - start) /
+                                                             len(volumes), 2),
                "disk_MB": round(scratch.disk_bytes() / 1e6, 1)}
         for kind in ("slice", "patch64"):
-            row[f"{kind}_ms"] = round(_median_read(scratch, case_ids, kind, repeats), 2)
+            row[f"{kind}_ms"] = round(_median_read(scratch, case_ids, kind, repeats, True)[0], 2)
+            with decoded_bytes() as decoded:
+                ms, crop_bytes = _median_read(scratch, case_ids, kind, repeats, False)
+            row[f"{kind}_ms_zarr_python"] = round(ms, 2)
+            row[f"{kind}_amplification"] = round(decoded[0] / crop_bytes, 2)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _median_read(store: CaseStore, case_ids: list[str], kind: str, repeats: int) -> float:
+def _median_read(store: CaseStore, case_ids: list[str], kind: str, repeats: int,
+                 tensorstore: bool) -> tuple[float, int]:
+    """Median ms of ``repeats`` random crops, and the bytes of all of them."""
     rng = np.random.default_rng(1)
-    times = []
+    times, crop_bytes = [], 0
     for _ in range(repeats):
-        arr = store.open_case(case_ids[rng.integers(len(case_ids))])["image"]
+        case_id = case_ids[rng.integers(len(case_ids))]
+        arr = store.volume(case_id, "image") if tensorstore else store.open_case(case_id)["image"]
         crop = _random_crop(arr.shape, kind, rng)
         times.append(_time_ms(lambda: arr[crop]))
-    return float(np.median(times))
+        crop_bytes += np.broadcast_to(0, arr.shape)[crop].size * arr.dtype.itemsize
+    return float(np.median(times)), crop_bytes
 
 
 def _random_crop(shape: tuple[int, ...], kind: str, rng: np.random.Generator) -> tuple:

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/surround_ablation.py               # 2 x 300 steps, ~15 min on 2 CPUs
     .venv/bin/python benchmarks/surround_ablation.py --steps 60    # a quick look
+    .venv/bin/python benchmarks/surround_ablation.py --steps 600 scaling.cpus_per_worker=2 ray.num_cpus=3
 
 Trains the demo-scale CycleGAN twice, identical but for ``gan.lambda_surround`` (0 and the
 default), and compares the validation scores of the last checkpoint: change in the surround
@@ -29,6 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--workdir", default="/tmp/raylung-bench-surround")
+    parser.add_argument("overrides", nargs="*", help="key=value config overrides for both runs")
     args = parser.parse_args()
     work = Path(args.workdir)
     default = load_config().gan.lambda_surround
@@ -38,7 +40,7 @@ def main() -> None:
             *demo_overrides(work), "phantom.cases=12", "data.split_fractions=[0.6,0.4,0]",
             f"gan.steps={args.steps}", f"gan.decay_start={args.steps // 2}",
             f"gan.checkpoint_every={args.steps}", "gan.val_samples=16",
-            f"gan.lambda_surround={weight}", f"run.name=surround_{weight:g}"])
+            f"gan.lambda_surround={weight}", f"run.name=surround_{weight:g}", *args.overrides])
         if not (work / "phantoms" / "cases.csv").exists():
             write_phantoms(work / "phantoms", config.phantom)
         assert ingest(str(work / "phantoms"), str(work / "store"), config, progress=False).ok

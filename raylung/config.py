@@ -51,9 +51,12 @@ class IngestConfig(_Section):
     hu_window: tuple[int, int] = (-1024, 3071)
     # Labels of a multi-label mask that make the lung; empty means every non-zero label.
     lung_labels: list[int] = Field(default_factory=list)
-    # Chunk shape (z, y, x) of every stored array. Measured (benchmarks/ingest.py, 512^2 x 200):
-    # 8x128x128 reads an axial slice 3-4x faster than 16x64x64 and a 64^3 patch as fast.
-    chunks: tuple[int, int, int] = (8, 128, 128)
+    # Inner chunks (z, y, x) of every stored volume, inside shards (one file each; null: no
+    # shards). Measured (benchmarks/ingest.py, data_throughput.py): 2x32x32 decompresses < 2x
+    # the bytes of a 64^3 patch (8x128x128: ~6x), reads patches faster and slices as fast per
+    # voxel as patches; 8x16x16 suits a patch-only store best.
+    chunks: tuple[int, int, int] = (2, 32, 32)
+    shards: tuple[int, int, int] | None = (64, 128, 128)
     compression_level: int = Field(3, ge=1, le=22, description="zstd level")
     # Thorax crop: body is the largest component above body_hu, bone is above bone_hu inside it.
     body_hu: int = -500
@@ -83,6 +86,13 @@ class IngestConfig(_Section):
         if min(v) < 1:
             raise ValueError("chunks must be positive")
         return v
+
+    @model_validator(mode="after")
+    def _shards(self) -> IngestConfig:
+        if self.shards is not None and any(h < 1 or h % c for h, c in zip(self.shards, self.chunks)):
+            raise ValueError(f"shards {list(self.shards)} must be positive multiples of chunks "
+                             f"{list(self.chunks)}")
+        return self
 
 
 class AugmentConfig(_Section):

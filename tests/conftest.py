@@ -21,9 +21,11 @@ REAL_CT = Path(os.environ.get("RAYLUNG_REAL_CT", Path(__file__).parents[2] / "sh
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """A 2-CPU local Ray cluster shared by every test that needs one."""
+    """A 2-CPU local Ray cluster shared by every test that needs one; its processes may use
+    MLflow's file store (mlflow-skinny has no database store)."""
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"MLFLOW_ALLOW_FILE_STORE": "true"}})
     yield
     ray.shutdown()
 

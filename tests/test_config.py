@@ -39,6 +39,7 @@ def test_saved_config_reloads_identically(tmp_path):
     ("ingest.hu_window=[100,-100]", "hu_window must be [low, high]"),
     ("phantom.cases=0", "phantom.cases: Input should be greater than or equal to 1"),
     ("ingest.lung_labels=[0]", "lung_labels must be positive"),
+    ("ingest.shards=[64,100,128]", "shards [64, 100, 128] must be positive multiples of chunks"),
     ("nonsense", "expected key=value"),
 ])
 def test_bad_override_is_one_clear_line(override, message):

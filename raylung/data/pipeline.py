@@ -24,6 +24,7 @@ from raylung.data.specs import draw_specs
 from raylung.data.splits import cases_of
 from raylung.store.case_store import CaseStore, StoreError
 from raylung.store.manifest import read_manifest
+from raylung.store.volume import Volume
 
 
 class SampleReadError(RuntimeError):
@@ -79,7 +80,7 @@ class CropReader:
     def __init__(self, url: str, options: dict[str, Any], cfg: DataConfig) -> None:
         self.store = CaseStore(url, options)
         self.cfg = cfg
-        self._cases: dict[str, tuple[Any, dict[str, Any]]] = {}
+        self._cases: dict[str, tuple[dict[str, Volume], dict[str, Any]]] = {}
 
     def __call__(self, specs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         keys = list(specs)
@@ -89,17 +90,20 @@ class CropReader:
 
     def _sample(self, spec: dict[str, Any]) -> dict[str, Any]:
         try:
-            group, attrs = self._case(spec["case_id"])
-            return make_sample(group, attrs, spec, self.cfg)
+            volumes, attrs = self._case(spec["case_id"])
+            return make_sample(volumes, attrs, spec, self.cfg)
         except (StoreError, ValueError, OSError, RuntimeError, KeyError) as err:
             raise SampleReadError(
                 f"{self.store.url}/cases/{spec['case_id']}: cannot read the crop at z,y,x="
                 f"{spec['z']},{spec['y']},{spec['x']}: {type(err).__name__}: {err}") from None
 
-    def _case(self, case_id: str) -> tuple[Any, dict[str, Any]]:
+    def _case(self, case_id: str) -> tuple[dict[str, Volume], dict[str, Any]]:
+        """The case's image and lung volumes (TensorStore-backed locally) and its attributes."""
         if case_id not in self._cases:
             group = self.store.open_case(case_id)
-            self._cases[case_id] = (group, dict(group.attrs["raylung"]))
+            volumes = {name: self.store.volume(case_id, name)
+                       for name in ("image", "lung") if name in group.array_keys()}
+            self._cases[case_id] = (volumes, dict(group.attrs["raylung"]))
         return self._cases[case_id]
 
 

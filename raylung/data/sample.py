@@ -7,24 +7,25 @@ beyond the volume (air) is never part of the band.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-import zarr
 from skimage.transform import resize
 
 from raylung.config import DataConfig
 from raylung.data.augment import augment, sample_params
 from raylung.preprocess.normalise import normalise_hu
 from raylung.preprocess.surround import margin_voxels, surround_band
+from raylung.store.volume import Volume
 
 AIR_HU = -1024
 
 
-def make_sample(case: zarr.Group, attrs: dict[str, Any], spec: dict[str, Any],
+def make_sample(case: Mapping[str, Volume], attrs: dict[str, Any], spec: dict[str, Any],
                 cfg: DataConfig) -> dict[str, Any]:
-    """The arrays and labels of one training sample (see README, "Samples")."""
+    """The arrays and labels of one training sample (see README, "Samples"); ``case`` maps
+    ``image`` (and ``lung`` when labelled) to its volumes, e.g. a case's zarr group."""
     crop = _slice_crop if cfg.mode == "slice2d" else _patch_crop
     image, lung, surround = crop(case, attrs, spec, cfg)
     params = sample_params(cfg.augment, spec["seed"], lung.ndim)
@@ -51,7 +52,7 @@ def voxel_mm(attrs: dict[str, Any], cfg: DataConfig) -> np.ndarray:
                                                                           np.float32)
 
 
-def read_region(array: zarr.Array, start: tuple[int, ...], size: tuple[int, ...],
+def read_region(array: Volume, start: tuple[int, ...], size: tuple[int, ...],
                 fill: int) -> np.ndarray:
     """``array[start:start + size]``, filled with ``fill`` where the region leaves the volume."""
     out = np.full(size, fill, dtype=array.dtype)
@@ -72,7 +73,7 @@ def _overlap(start: tuple[int, ...], size: tuple[int, ...], shape: tuple[int, ..
             tuple(slice(low - s, h - s) for low, h, s in zip(lo, hi, start)))
 
 
-def _patch_crop(case: zarr.Group, attrs: dict[str, Any], spec: dict[str, Any],
+def _patch_crop(case: Mapping[str, Volume], attrs: dict[str, Any], spec: dict[str, Any],
                 cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A 3-D patch at the spec's start: image (1, D, H, W) HU, lung and surround (D, H, W)."""
     start, size = (spec["z"], spec["y"], spec["x"]), tuple(cfg.patch_size)
@@ -89,7 +90,7 @@ def _patch_crop(case: zarr.Group, attrs: dict[str, Any], spec: dict[str, Any],
     return image, lung, band * inside
 
 
-def _slice_crop(case: zarr.Group, attrs: dict[str, Any], spec: dict[str, Any],
+def _slice_crop(case: Mapping[str, Volume], attrs: dict[str, Any], spec: dict[str, Any],
                 cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """An axial slice cut to the thorax box (with 2k+1 context slices), resized to slice_size."""
     _, _, y0, y1, x0, x1 = attrs["thorax_box"]

@@ -99,7 +99,7 @@ def _ingest_case(source: CaseSource, url: str, options: dict, cfg: IngestConfig)
             return {**outcome, "status": "skipped"}
         case = prepare_case(source, cfg)
         store.write_case(source.case_id, case.arrays, case.attrs, {"source_hash": digest},
-                         cfg.chunks, cfg.compression_level)
+                         cfg.chunks, cfg.compression_level, cfg.shards)
     except InputError as err:
         return {**outcome, "status": "failed", "file": err.path, "reason": err.problem}
     except Exception as err:  # one bad case must not stop the others; report it in one line

@@ -4,7 +4,8 @@ Layout (``STORE`` is a local path or an fsspec URL such as ``s3://bucket/store``
 
     STORE/zarr.json                root group
     STORE/cases/<case_id>/         group: image int16, lung uint8, lesion uint8 (when present),
-                                   lung_centres int32 (N, 3): cached patch centres on the lung
+                                   lung_centres int32 (N, 3): cached patch centres on the lung;
+                                   volumes are sharded: small inner chunks, one file per shard
     STORE/manifest.parquet         one row per committed case
     STORE/summary.json             data-derived settings (spacing, shapes, HU statistics)
     STORE/ingest_report.csv        failures of the last ingest run
@@ -26,6 +27,8 @@ import numpy as np
 import pandas as pd
 import zarr
 from fsspec.implementations.local import LocalFileSystem
+
+from raylung.store.volume import LocalVolume, Volume
 
 CASES = "cases"
 
@@ -83,20 +86,29 @@ class CaseStore:
         commit: dict[str, Any],
         chunks: tuple[int, int, int],
         level: int,
+        shards: tuple[int, int, int] | None = None,
     ) -> None:
         """Write a whole case, then commit it; an older version of the case is removed first.
 
-        Safe to call from parallel tasks once :meth:`create` has run.
+        Volumes get ``chunks`` inside shards of ``shards`` (None: unsharded). Safe to call from
+        parallel tasks once :meth:`create` has run.
         """
         self.remove_case(case_id)
         try:
             group = self.group("r+")[CASES].create_group(case_id)
             for name, data in arrays.items():
-                _write_array(group, name, data, chunks, level)
+                _create_array(group, name, data, chunks, shards, level)
+                self.volume(case_id, name)[...] = data
             group.attrs["raylung"] = {**attrs, "committed": commit}
         except BaseException:
             self.remove_case(case_id)
             raise
+
+    def volume(self, case_id: str, name: str) -> Volume:
+        """Array ``name`` of a case for chunk reads and writes (TensorStore on a local disk)."""
+        if self._local:
+            return LocalVolume(f"{self.root}/{CASES}/{case_id}/{name}")
+        return zarr.open_array(f"{self._case_url(case_id)}/{name}", mode="r+", **self._zarr_kw())
 
     def remove_case(self, case_id: str) -> None:
         """Delete a case group, complete or not (no-op when absent)."""
@@ -148,14 +160,17 @@ class CaseStore:
         return {} if self._local else {"storage_options": self.storage_options}
 
 
-def _write_array(group: zarr.Group, name: str, data: np.ndarray,
-                 chunks: tuple[int, int, int], level: int) -> None:
-    """Volumes (3-D) get the configured chunks; small tables (e.g. centres) are one chunk."""
+def _create_array(group: zarr.Group, name: str, data: np.ndarray, chunks: tuple[int, int, int],
+                  shards: tuple[int, int, int] | None, level: int) -> None:
+    """An empty array for ``data``: volumes (3-D) get the configured chunks and shards, clipped
+    to small volumes; small tables (e.g. centres) are one chunk."""
     volume = data.ndim == 3
     chunk = tuple(min(c, s) for c, s in zip(chunks, data.shape)) if volume else data.shape
-    array = group.create_array(
-        name, shape=data.shape, dtype=data.dtype, chunks=chunk,
+    shard = None
+    if volume and shards is not None:  # a multiple of the chunk, no larger than needed
+        shard = tuple(min(h, -(-s // c) * c) for h, s, c in zip(shards, data.shape, chunk))
+    group.create_array(
+        name, shape=data.shape, dtype=data.dtype, chunks=chunk, shards=shard,
         compressors=zarr.codecs.ZstdCodec(level=level),
         dimension_names=("z", "y", "x") if volume else None,
     )
-    array[...] = data

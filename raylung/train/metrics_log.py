@@ -14,7 +14,7 @@ import functools
 import json
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from numbers import Real
 from pathlib import Path
 from types import ModuleType
@@ -121,6 +121,18 @@ class MLflowLogger(UserCallback):
     def after_exception(self, run_context: Any, worker_exceptions: dict[int, Exception]) -> None:
         """A failed run shows as FAILED; a rerun that resumes it sets it RUNNING again."""
         self._client.set_terminated(self.run_id, "FAILED")
+
+    def finish(self) -> None:
+        """Mark the run FINISHED (the driver calls it after a successful fit: Ray Train's
+        callbacks have no end-of-run hook)."""
+        self._client.set_terminated(self.run_id, "FINISHED")
+
+
+def finish_logging(callbacks: Sequence[UserCallback]) -> None:
+    """Close the loggers among ``callbacks`` that keep a run open (MLflow) after success."""
+    for callback in callbacks:
+        if isinstance(callback, MLflowLogger):
+            callback.finish()
 
 
 def start_mlflow_run(config: Config, run_folder: str) -> str:

@@ -26,7 +26,7 @@ from raylung.data.pipeline import build_dataset
 from raylung.runtime import connect
 from raylung.train.deepspeed_config import select_accelerator
 from raylung.train.gan_loop import train_gan_worker
-from raylung.train.metrics_log import logging_callbacks
+from raylung.train.metrics_log import finish_logging, logging_callbacks
 
 
 def fit_gan(config: Config, callbacks: Sequence[UserCallback] = ()) -> ray.train.Result:
@@ -54,15 +54,19 @@ def fit(config: Config, worker: Callable[[dict[str, Any]], None],
     is split into disjoint shards, and the resolved config travels in ``loop_config``."""
     for dataset in datasets.values():  # the workers' per-interval lines are the progress
         dataset.context.enable_progress_bars = False
+    run = run_config(config, callbacks)
     trainer = TorchTrainer(
         worker,
         train_loop_config={"config": config.model_dump(mode="json"), **loop_config},
         scaling_config=_scaling(config),
         datasets=datasets,
         dataset_config=DataConfig(datasets_to_split=[k for k in datasets if k != "val"]),
-        run_config=run_config(config, callbacks),
+        run_config=run,
     )
-    return trainer.fit()
+    result = trainer.fit()
+    if result.error is None:
+        finish_logging(run.callbacks)
+    return result
 
 
 def start_ray(config: Config) -> None:

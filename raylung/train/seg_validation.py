@@ -66,8 +66,9 @@ def _thorax_volume(store: CaseStore, case_id: str, config: Config
     attrs = dict(group.attrs["raylung"])
     z0, z1, y0, y1, x0, x1 = attrs["thorax_box"]
     box = (slice(z0, z1), slice(y0, y1), slice(x0, x1))
-    image = normalise_hu(group["image"][box], config.data.hu_norm)
-    return image, group["lung"][box], np.asarray(attrs["spacing"][::-1], np.float32)
+    image = normalise_hu(store.volume(case_id, "image")[box], config.data.hu_norm)
+    return (image, store.volume(case_id, "lung")[box],
+            np.asarray(attrs["spacing"][::-1], np.float32))
 
 
 def _predict(model: torch.nn.Module, image: torch.Tensor) -> np.ndarray:

@@ -34,6 +34,25 @@ def test_round_trip_exact(store):
     assert store.committed("c1") == {"source_hash": "h"}
 
 
+@pytest.mark.parametrize(("shards", "stored", "files"),
+                         [((8, 16, 16), (8, 16, 16), 8), ((16, 32, 32), (12, 24, 24), 1)])
+def test_sharded_volumes_read_the_same_through_tensorstore_and_zarr(store, tmp_path, shards,
+                                                                    stored, files):
+    """Shards are clipped to the volume (a multiple of the chunk); TensorStore's crops equal
+    zarr-python's, and one file per shard is all there is on disk."""
+    arrays = _arrays()
+    store.write_case("c1", arrays, {}, {"source_hash": "h"}, (4, 8, 8), 3, shards)
+    group = store.open_case("c1")
+    assert (group["image"].shards, group["image"].chunks) == (stored, (4, 8, 8))
+    window = (slice(3, 9), slice(5, 17), slice(2, 23))
+    for name, data in arrays.items():
+        volume = store.volume("c1", name)
+        assert volume.shape == data.shape and volume.dtype == data.dtype
+        assert np.array_equal(volume[window], group[name][window])
+        assert np.array_equal(volume[...], data)
+    assert len(list((tmp_path / "s" / "cases" / "c1" / "image" / "c").glob("*/*/*"))) == files
+
+
 def test_uncommitted_case_is_invisible(store):
     store.group("r+")["cases"].create_group("half")
     assert store.case_ids() == []

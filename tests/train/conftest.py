@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 from raylung.config import load_config
 
@@ -68,3 +70,29 @@ def _read_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
 def read_scalars():
     """Reads TensorBoard scalars back from a folder of event files."""
     return _read_scalars
+
+
+@pytest.fixture
+def kill_and_rerun(cli_args, kill_after_first_checkpoint):
+    """Runs a training command for ``config``, kills it right after its first checkpoint
+    (which must land mid-run), reruns it to the end and returns the rerun's stdout."""
+    def run(command: str, config, total_steps: int) -> str:
+        from raylung.train.runner import latest_step
+
+        cli = cli_args(command, config)
+        snapshot = Path(config.run.storage_path) / config.run.name / "checkpoint_manager_snapshot.json"
+        kill_after_first_checkpoint(cli, snapshot)
+        assert 0 < latest_step(config) < total_steps, "the kill should land mid-run"
+        rerun = subprocess.run(cli, capture_output=True, encoding="utf-8", timeout=600)
+        assert rerun.returncode == 0, rerun.stderr[-2000:]
+        return rerun.stdout
+    return run
+
+
+@pytest.fixture(scope="session")
+def assert_same_weights():
+    """Asserts two modules hold the same weights (to float32 round-off)."""
+    def check(a: torch.nn.Module, b: torch.nn.Module) -> None:
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+            assert torch.allclose(x, y, atol=1e-6), name
+    return check

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
 from raylung.models.export import load_generator
-from raylung.train.runner import fit_gan, latest_step
+from raylung.train.runner import fit_gan
 
 pytestmark = [pytest.mark.usefixtures("ray_cluster"), pytest.mark.slow]
 
@@ -28,10 +27,20 @@ def test_two_workers_each_zero_stage(gan_config, stage):
     assert generator(torch.zeros(1, 1, 32, 32)).shape == (1, 1, 32, 32)
 
 
-def test_validation_scores_and_draws_held_out_healthy_samples(gan_config):
+def test_validation_scores_and_draws_held_out_healthy_samples(gan_config, tmp_path,
+                                                              monkeypatch):
+    """Validation metrics and grid; the MLflow run (a file store) ends FINISHED."""
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # mlflow-skinny has no database store
+    uri = f"file://{tmp_path}/mlruns"
     config = gan_config("val", "data.split_fractions=[0.5,0.5,0]", "gan.val_samples=2",
-                        "scaling.num_workers=1")
+                        "scaling.num_workers=1", f"logging.mlflow_tracking_uri={uri}")
     result = fit_gan(config)
+    client = MlflowClient(uri)
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name(config.logging.mlflow_experiment).experiment_id])
+    assert run.info.status == "FINISHED" and "val_shape_dice" in run.data.metrics
     for key in ("val_surround_l1_hu", "val_change_outside_body_hu", "val_change_in_lung_hu",
                 "val_shape_dice"):
         assert key in result.metrics
@@ -39,25 +48,17 @@ def test_validation_scores_and_draws_held_out_healthy_samples(gan_config):
     assert Path(result.checkpoint.path, "validation.png").stat().st_size > 1000
 
 
-def test_killed_run_resumes_with_identical_weights(gan_config, tmp_path, cli_args,
-                                                   kill_after_first_checkpoint, read_scalars):
+def test_killed_run_resumes_with_identical_weights(gan_config, tmp_path, kill_and_rerun,
+                                                   read_scalars, assert_same_weights):
     """A run killed after its first checkpoint and rerun ends with the weights of a run that
     never stopped: same step count, optimiser, LR schedule, image pools and data."""
     overrides = ["gan.steps=40", "gan.decay_start=20", "gan.checkpoint_every=10",
                  "gan.log_every=10", "scaling.num_workers=1"]
     straight = fit_gan(gan_config("straight", *overrides))
-    config = gan_config("resumed", *overrides, "ray.num_cpus=2")
-    cli = cli_args("train-gan", config)
-    kill_after_first_checkpoint(cli, tmp_path / "runs" / "resumed" /
-                                "checkpoint_manager_snapshot.json")
-    assert 10 <= latest_step(config) < 40, "the kill should land mid-run"
-    rerun = subprocess.run(cli, capture_output=True, encoding="utf-8", timeout=600)
-    assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert "train-gan: step 40" in rerun.stdout
+    stdout = kill_and_rerun("train-gan", gan_config("resumed", *overrides, "ray.num_cpus=2"), 40)
+    assert "train-gan: step 40" in stdout
     points = read_scalars(tmp_path / "runs" / "resumed" / "tensorboard")["loss_g"]
     logged = [step for step, _ in points]
     assert logged == sorted(set(logged)) and logged[-3:] == [20, 30, 40], "one point per step"
-    a, _ = load_generator(f"{straight.checkpoint.path}/generator_h2p.pt")
-    b, _ = load_generator(Path(rerun.stdout.split("generator ")[-1].strip()))
-    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
-        assert torch.allclose(x, y, atol=1e-6), name
+    assert_same_weights(load_generator(f"{straight.checkpoint.path}/generator_h2p.pt")[0],
+                        load_generator(Path(stdout.split("generator ")[-1].strip()))[0])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,6 @@ import torch
 from raylung.config import load_config
 from raylung.models.export import export_model, load_generator, load_segmenter
 from raylung.models.segmenter import build_segmenter
-from raylung.train.runner import latest_step
 from raylung.train.seg_runner import best_checkpoint, fit_seg
 
 pytestmark = [pytest.mark.usefixtures("ray_cluster"), pytest.mark.slow]
@@ -58,20 +56,12 @@ def test_exported_segmenter_reloads_and_predicts_identically(tmp_path):
         load_generator(tmp_path / "s.pt")
 
 
-def test_killed_run_resumes_with_identical_weights(seg_config, tmp_path, cli_args,
-                                                   kill_after_first_checkpoint):
+def test_killed_run_resumes_with_identical_weights(seg_config, kill_and_rerun,
+                                                   assert_same_weights):
     overrides = ["seg.steps=12", "seg.decay_start=6", "seg.log_every=4",
                  "scaling.num_workers=1", "seg.val_samples=0"]
     straight = fit_seg(seg_config("straight", *overrides))
-    config = seg_config("resumed", *overrides, "ray.num_cpus=2")
-    cli = cli_args("train-seg", config)
-    kill_after_first_checkpoint(cli, tmp_path / "runs" / "resumed" /
-                                "checkpoint_manager_snapshot.json")
-    assert 2 <= latest_step(config) < 12, "the kill should land mid-run"
-    rerun = subprocess.run(cli, capture_output=True, encoding="utf-8", timeout=600)
-    assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert "train-seg: best step 12" in rerun.stdout
-    a, _ = load_segmenter(f"{straight.checkpoint.path}/segmenter.pt")
-    b, _ = load_segmenter(Path(rerun.stdout.split("segmenter ")[-1].strip()))
-    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
-        assert torch.allclose(x, y, atol=1e-6), name
+    stdout = kill_and_rerun("train-seg", seg_config("resumed", *overrides, "ray.num_cpus=2"), 12)
+    assert "train-seg: best step 12" in stdout
+    assert_same_weights(load_segmenter(f"{straight.checkpoint.path}/segmenter.pt")[0],
+                        load_segmenter(Path(stdout.split("segmenter ")[-1].strip()))[0])

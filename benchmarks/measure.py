@@ -1,0 +1,65 @@
+"""Measuring helpers shared by the benchmark scripts: peak memory and decompressed bytes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psutil
+from zarr.codecs import ZstdCodec
+
+
+class PeakMemory:
+    """Peak summed PSS (bytes) of this process and its children (Ray's workers and the
+    object store pages they map included) while active, sampled every 0.25 s."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _tree_pss())
+            time.sleep(0.25)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _tree_pss() -> int:
+    me = psutil.Process()
+    total = 0
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            total += proc.memory_full_info().pss
+        except (psutil.Error, OSError):
+            continue
+    return total
+
+
+@contextmanager
+def decoded_bytes() -> Iterator[list[int]]:
+    """Count the bytes zarr-python's zstd codec decompresses in this process while active
+    (``counter[0]``): the real read amplification of a chunk layout, empty chunks (never
+    written, never decoded) included. TensorStore decodes the same chunks in C++."""
+    counter = [0]
+    original = ZstdCodec._decode_sync
+
+    def counted(self, chunk_bytes, chunk_spec):  # noqa: ANN001, ANN202 - zarr's signature
+        out = original(self, chunk_bytes, chunk_spec)
+        counter[0] += out.as_numpy_array().nbytes
+        return out
+
+    ZstdCodec._decode_sync = counted
+    try:
+        yield counter
+    finally:
+        ZstdCodec._decode_sync = original

@@ -165,7 +165,8 @@ def _create_array(group: zarr.Group, name: str, data: np.ndarray, chunks: tuple[
     """An empty array for ``data``: volumes (3-D) get the configured chunks and shards, clipped
     to small volumes; small tables (e.g. centres) are one chunk."""
     volume = data.ndim == 3
-    chunk = tuple(min(c, s) for c, s in zip(chunks, data.shape)) if volume else data.shape
+    chunk = (tuple(min(c, s) for c, s in zip(chunks, data.shape)) if volume
+             else tuple(max(1, s) for s in data.shape))  # an empty table still has a chunk
     shard = None
     if volume and shards is not None:  # a multiple of the chunk, no larger than needed
         shard = tuple(min(h, -(-s // c) * c) for h, s, c in zip(shards, data.shape, chunk))

@@ -53,6 +53,12 @@ def test_sharded_volumes_read_the_same_through_tensorstore_and_zarr(store, tmp_p
     assert len(list((tmp_path / "s" / "cases" / "c1" / "image" / "c").glob("*/*/*"))) == files
 
 
+def test_empty_table_round_trips(store):
+    store.write_case("c1", {"lung_centres": np.zeros((0, 3), np.int32)}, {}, {"source_hash": "h"},
+                     (4, 8, 8), 3, (8, 16, 16))
+    assert store.volume("c1", "lung_centres")[...].shape == (0, 3)
+
+
 def test_uncommitted_case_is_invisible(store):
     store.group("r+")["cases"].create_group("half")
     assert store.case_ids() == []

@@ -64,7 +64,9 @@ def _job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
     job = sub.add_parser(name, help=help_text, description=help_text)
     for dest, kwargs in positionals:
         job.add_argument(dest, **kwargs)
-    job.add_argument("--config", type=Path, help="YAML config file (sections as in raylung/config.py)")
+    job.add_argument("--config", type=Path, action="append",
+                     help="YAML config file (sections as in raylung/config.py); repeat to layer "
+                          "files, later ones win: --config exp.yaml --config cluster/gpu.yaml")
     job.add_argument("overrides", nargs="*", metavar="key=value",
                      help="config overrides with dotted keys, e.g. ingest.spacing_mm=[1,1,2]")
     job.set_defaults(run=run)

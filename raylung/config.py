@@ -7,6 +7,7 @@ work. The resolved tree is validated by pydantic and written next to every outpu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -333,17 +334,20 @@ class Config(_Section):
         return self
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Build the config from an optional YAML file plus ``key=value`` overrides."""
+def load_config(paths: str | Path | Sequence[str | Path] | None = None,
+                overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Build the config from YAML files plus ``key=value`` overrides; later files win key by
+    key, so an experiment file and a ``cluster/`` scaling file combine."""
+    files = [] if paths is None else [paths] if isinstance(paths, (str, Path)) else list(paths)
     tree: dict[str, Any] = {}
-    if path is not None:
-        tree = _read_yaml(Path(path))
+    for path in files:
+        _merge(tree, _read_yaml(Path(path)))
     for item in overrides:
         _apply_override(tree, item)
     try:
         return Config.model_validate(tree)
     except ValidationError as err:
-        raise ConfigError(_one_line(err, path)) from None
+        raise ConfigError(_one_line(err, " + ".join(str(p) for p in files))) from None
 
 
 def save_config(config: Config, path: str | Path) -> None:
@@ -376,6 +380,15 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections")
     return tree
+
+
+def _merge(tree: dict[str, Any], update: dict[str, Any]) -> None:
+    """Deep-merge ``update`` into ``tree``: mappings merge, anything else replaces."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(tree.get(key), dict):
+            _merge(tree[key], value)
+        else:
+            tree[key] = value
 
 
 def _apply_override(tree: dict[str, Any], item: str) -> None:

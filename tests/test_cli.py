@@ -72,14 +72,16 @@ def test_demo_end_to_end(tmp_path):
 
 @pytest.mark.usefixtures("ray_cluster")
 def test_stream_prints_throughput_and_saves_grid(phantom_store, tmp_path, capsys):
+    laptop = Path(__file__).resolve().parents[1] / "cluster" / "laptop.yaml"
     status = main(["stream", phantom_store.url, "--mode", "patch3d", "--batches", "3",
-                   "--out", str(tmp_path), "data.patch_size=[8,24,24]", "data.batch_size=2",
-                   "data.split_fractions=[1,0,0]", "data.reader_cpus=0.5"])
+                   "--out", str(tmp_path), "--config", str(laptop), "data.patch_size=[8,24,24]",
+                   "data.batch_size=2", "data.split_fractions=[1,0,0]"])
     out = capsys.readouterr().out
     assert status == 0
     assert "samples          6" in out and "samples_per_s" in out
     assert (tmp_path / "stream_patch3d.png").stat().st_size > 1000
-    assert load_config(tmp_path / "raylung_config.yaml").data.mode == "patch3d"
+    saved = load_config(tmp_path / "raylung_config.yaml")
+    assert saved.data.mode == "patch3d" and saved.data.reader_cpus == 0.5
 
 
 @pytest.mark.parametrize(("fraction", "sick"), [(0.25, 1), (1.0, 4)])

@@ -14,6 +14,7 @@ Every problem is one line, ``FILE: space.FIELD: problem``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,9 @@ class Sweep:
                                                        default_flow_style=None)
 
 
-def load_sweep(path: str | Path, base: str | Path | None = None,
+def load_sweep(path: str | Path, base: str | Path | Sequence[str | Path] | None = None,
                overrides: list[str] | tuple[str, ...] = ()) -> Sweep:
-    """Read a sweep file; its sections override the ``base`` config file, ``overrides`` win."""
+    """Read a sweep file; its sections override the ``base`` config file(s), ``overrides`` win."""
     path = Path(path)
     tree = read_yaml_tree(path)
     space = tree.pop("space", None)
@@ -61,8 +62,9 @@ def load_sweep(path: str | Path, base: str | Path | None = None,
     try:
         config = load_config(base, [*_flatten(tree), *overrides])
     except ConfigError as err:
-        where = f"{path} over {base}" if base else str(path)
-        raise ConfigError(f"{where}: {str(err).removeprefix(f'{base}: ')}") from None
+        files = " + ".join(map(str, [base] if isinstance(base, (str, Path)) else base or []))
+        where = f"{path} over {files}" if files else str(path)
+        raise ConfigError(f"{where}: {str(err).removeprefix(f'{files}: ')}") from None
     config = trial_config(config, _absolute_paths(config))
     return Sweep(config, {key: _checked(config, key, spec, path) for key, spec in space.items()})
 

@@ -97,15 +97,17 @@ def sample_params(cfg: AugmentConfig, seed: int, ndim: int) -> AugmentParams:
 
 def augment(params: AugmentParams, image: np.ndarray,
             masks: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Apply ``params`` to a (C, *spatial) HU image and its masks; returns new arrays.
+    """Apply ``params`` to a (C, *spatial) HU image and its masks.
 
     Geometry (flips, then rotation and scaling about the centre) is shared by the image
     (bilinear) and the masks (nearest), both with border padding; intensity touches the image.
+    Inputs are never modified; what ``params`` leaves unchanged may come back as the input
+    itself or a flipped view of it, so the identity costs no copies.
     """
     _check_inputs(params, image, masks)
     axes = tuple(axis for axis, flip in enumerate(params.flips) if flip)
-    image = _flipped(np.asarray(image, dtype=np.float32), tuple(a + 1 for a in axes))
-    masks = {name: _flipped(mask, axes) for name, mask in masks.items()}
+    image = np.flip(np.asarray(image, dtype=np.float32), tuple(a + 1 for a in axes))
+    masks = {name: np.flip(mask, axes) for name, mask in masks.items()}
     if any(params.angles_rad) or any(s != 1.0 for s in params.scales):
         image, masks = _resample(params, image, masks)
     return _intensity(params, image), masks
@@ -125,11 +127,6 @@ def _check_inputs(params: AugmentParams, image: np.ndarray, masks: dict[str, np.
         if mask.shape != spatial:
             raise ValueError(f"mask {name!r} has shape {mask.shape} but the image's spatial "
                              f"shape is {spatial} (image shape {image.shape})")
-
-
-def _flipped(array: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    # Always a fresh, writable, contiguous copy: inputs may be read-only views from Ray's store.
-    return np.flip(array, axes).copy()
 
 
 def _resample(params: AugmentParams, image: np.ndarray,
@@ -170,13 +167,17 @@ def _sampling_grid(params: AugmentParams, shape: tuple[int, ...]) -> torch.Tenso
 
 def _grid_sample(array: np.ndarray, grid: torch.Tensor, mode: str, padding: str) -> np.ndarray:
     """Resample a (C, *spatial) array on ``grid``; returns float32 (C, *spatial)."""
-    batch = torch.from_numpy(array)[None].float()
+    batch = torch.from_numpy(np.ascontiguousarray(array))[None].float()
     out = F.grid_sample(batch, grid, mode=mode, padding_mode=padding, align_corners=False)
     return out[0].numpy()
 
 
 def _intensity(params: AugmentParams, image: np.ndarray) -> np.ndarray:
-    # In place: ``image`` is already this call's own copy. Skipped steps keep identity exact.
+    # One copy (``image`` may be the caller's array or a read-only view), then in place.
+    # Skipped steps keep identity exact.
+    if params.hu_scale == 1.0 and params.hu_shift == 0.0 and params.noise_sd == 0.0:
+        return image
+    image = np.array(image, dtype=np.float32)
     if params.hu_scale != 1.0:
         image -= np.float32(AIR_HU)
         image *= np.float32(params.hu_scale)

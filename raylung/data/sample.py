@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-from skimage.transform import resize
+import torch
+import torch.nn.functional as F
 
 from raylung.config import DataConfig
 from raylung.data.augment import augment, sample_params
@@ -55,8 +56,10 @@ def voxel_mm(attrs: dict[str, Any], cfg: DataConfig) -> np.ndarray:
 def read_region(array: Volume, start: tuple[int, ...], size: tuple[int, ...],
                 fill: int) -> np.ndarray:
     """``array[start:start + size]``, filled with ``fill`` where the region leaves the volume."""
-    out = np.full(size, fill, dtype=array.dtype)
     source, target = _overlap(start, size, array.shape)
+    if source is not None and all(t.stop - t.start == n for t, n in zip(target, size)):
+        return array[source]
+    out = np.full(size, fill, dtype=array.dtype)
     if source is not None:
         out[target] = array[source]
     return out
@@ -99,8 +102,7 @@ def _slice_crop(case: Mapping[str, Volume], attrs: dict[str, Any], spec: dict[st
     rows = case["image"][planes.min():planes.max() + 1, y0:y1, x0:x1]
     image = rows[planes - planes.min()].astype(np.float32)
     shape = tuple(cfg.slice_size)
-    image = resize(image, (len(planes), *shape), order=1, preserve_range=True,
-                   anti_aliasing=False).astype(np.float32)
+    image = _resize(image, shape, "bilinear")
     if not attrs["labelled"]:
         return image, *_empty_masks(shape)
 
@@ -109,7 +111,8 @@ def _slice_crop(case: Mapping[str, Volume], attrs: dict[str, Any], spec: dict[st
 
     lung, band = _lung_and_band(read, (y0, x0), (y1 - y0, x1 - x0), attrs["spacing"][1::-1],
                                 cfg.surround_mm)
-    return image, _resize_mask(lung, shape), _resize_mask(band, shape)
+    return image, _resize(lung[None], shape, "nearest-exact")[0], \
+        _resize(band[None], shape, "nearest-exact")[0]
 
 
 def _lung_and_band(read: Callable[[tuple[int, ...], tuple[int, ...]], np.ndarray],
@@ -130,5 +133,9 @@ def _empty_masks(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
 
 
-def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    return resize(mask, shape, order=0, preserve_range=True, anti_aliasing=False).astype(np.uint8)
+def _resize(planes: np.ndarray, shape: tuple[int, int], mode: str) -> np.ndarray:
+    """(C, H, W) planes resized to ``shape``: voxel centres map as in skimage's ``resize``
+    (half-pixel aligned; "nearest-exact" for masks), 10x faster with torch on one thread."""
+    resized = F.interpolate(torch.from_numpy(planes)[None], size=shape, mode=mode,
+                            **({"align_corners": False} if mode == "bilinear" else {}))
+    return resized[0].numpy()

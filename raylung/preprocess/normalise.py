@@ -12,7 +12,11 @@ import numpy as np
 def normalise_hu(hu: np.ndarray, window: tuple[int, int]) -> np.ndarray:
     """float32 in [-1, 1] from HU clipped to ``window``."""
     lo, hi = window
-    return (np.clip(hu, lo, hi).astype(np.float32) - lo) * np.float32(2.0 / (hi - lo)) - 1.0
+    out = np.clip(hu, lo, hi).astype(np.float32, copy=False)  # one new array, then in place
+    out -= np.float32(lo)
+    out *= np.float32(2.0 / (hi - lo))
+    out -= np.float32(1.0)
+    return out
 
 
 def to_hu(normalised: np.ndarray, window: tuple[int, int]) -> np.ndarray:

@@ -72,14 +72,27 @@ def test_disabled_config_gives_identity_params():
     assert sample_params(AugmentConfig(enabled=False), 9, 3) == identity_params(3)
 
 
-def test_identity_returns_bit_identical_new_arrays():
+def test_identity_is_exact_and_copies_nothing():
     rng = np.random.default_rng(0)
     image = rng.normal(-500, 300, (2, 12, 14, 10)).astype(np.float32)
     mask = _box_mask((12, 14, 10))
     out, masks = augment(identity_params(3), image, {"lung": mask})
     np.testing.assert_array_equal(out, image)
     np.testing.assert_array_equal(masks["lung"], mask)
-    assert not np.shares_memory(out, image) and not np.shares_memory(masks["lung"], mask)
+    assert np.shares_memory(out, image) and np.shares_memory(masks["lung"], mask)
+
+
+@pytest.mark.parametrize("flips", [(False, False, False), (True, False, True)])
+def test_inputs_are_never_modified(flips):
+    rng = np.random.default_rng(5)
+    image = rng.normal(-500, 300, (1, 12, 14, 10)).astype(np.float32)
+    mask = _box_mask((12, 14, 10))
+    image.flags.writeable = mask.flags.writeable = False  # as Ray hands them out
+    params = dataclasses.replace(identity_params(3), flips=flips, hu_shift=30.0, hu_scale=1.1,
+                                 noise_sd=5.0, noise_seed=1)
+    out, masks = augment(params, image, {"lung": mask})
+    assert out.flags.writeable and not np.shares_memory(out, image)
+    assert np.array_equal(masks["lung"], np.flip(mask, tuple(np.flatnonzero(flips))))
 
 
 def test_flips_alone_are_exact_numpy_flips():

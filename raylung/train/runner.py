@@ -60,13 +60,22 @@ def fit(config: Config, worker: Callable[[dict[str, Any]], None],
         train_loop_config={"config": config.model_dump(mode="json"), **loop_config},
         scaling_config=_scaling(config),
         datasets=datasets,
-        dataset_config=DataConfig(datasets_to_split=[k for k in datasets if k != "val"]),
+        dataset_config=data_config(datasets),
         run_config=run,
     )
     result = trainer.fit()
     if result.error is None:
         finish_logging(run.callbacks)
     return result
+
+
+def data_config(datasets: dict[str, ray.data.Dataset]) -> DataConfig:
+    """Every dataset but ``val`` split into worker shards, each streamed with its own
+    execution options: Ray Train would otherwise take the global ones and drop the
+    pipeline's ``preserve_order``, so a rerun could see the batches in another order."""
+    return DataConfig(datasets_to_split=[k for k in datasets if k != "val"],
+                      execution_options={k: ds.context.execution_options
+                                         for k, ds in datasets.items()})
 
 
 def start_ray(config: Config) -> None:

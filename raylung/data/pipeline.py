@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import ray
-import torch
 
 from raylung.config import Config, DataConfig
 from raylung.data.sample import make_sample
@@ -39,12 +38,12 @@ def build_dataset(cfg: Config, split: str, epochs: Iterable[int], domain: str | 
     centres = load_centres(store, cases) if cfg.data.mode == "patch3d" else {}
     stream = f"{split}/{domain}/{labelled_only}"
     specs = [s for epoch in epochs for s in draw_specs(cases, centres, cfg.data, epoch, stream)]
-    blocks = max(1, -(-len(specs) // cfg.data.batch_size))
+    blocks = max(1, -(-len(specs) // cfg.data.read_block))
     dataset = ray.data.from_items(specs, override_num_blocks=blocks).map_batches(
         CropReader,
         fn_constructor_kwargs={"url": store.url, "options": store.storage_options,
                                "cfg": cfg.data},
-        batch_size=cfg.data.batch_size,
+        batch_size=cfg.data.read_block,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=cfg.data.read_concurrency),
         num_cpus=cfg.data.reader_cpus,
@@ -105,13 +104,6 @@ class CropReader:
                        for name in ("image", "lung") if name in group.array_keys()}
             self._cases[case_id] = (volumes, dict(group.attrs["raylung"]))
         return self._cases[case_id]
-
-
-def to_torch(batch: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Collate for ``iter_torch_batches``: numbers become tensors, ids and domains stay lists."""
-    # Ray hands out read-only views of its object store; torch wants writable memory.
-    return {k: torch.as_tensor(np.require(v, requirements="W")) if v.dtype.kind in "biuf"
-            else v.tolist() for k, v in batch.items()}
 
 
 def _store(cfg: Config) -> CaseStore:

@@ -15,7 +15,6 @@ import ray.train
 import torch
 
 from raylung.config import Config
-from raylung.data.pipeline import to_torch
 from raylung.train.checkpoint import report, restore
 from raylung.train.cyclegan import (Discriminators, GanBatch, Generators, discriminator_step,
                                     generator_step, loss_weights)
@@ -24,6 +23,7 @@ from raylung.models.export import export_generator
 from raylung.train.gan_validation import validate
 from raylung.train.image_pool import ImagePool
 from raylung.train.meter import Meter
+from raylung.train.streams import shard_batches, zip_streams
 
 
 def train_gan_worker(loop_config: dict[str, Any]) -> None:
@@ -56,19 +56,16 @@ def _engines(config: Config) -> dict[str, Any]:
 
 def _batches(config: Config, skip: int) -> Iterator[GanBatch]:
     """Pairs of healthy and pathological batches from this worker's shards."""
-    def stream(name: str) -> Iterator[dict[str, Any]]:
-        return iter(ray.train.get_dataset_shard(name).iter_torch_batches(
-            batch_size=config.data.batch_size, collate_fn=to_torch, drop_last=True))
-
-    for index, (h, p) in enumerate(zip(stream("healthy"), stream("pathological"))):
+    size = config.data.batch_size
+    pairs = zip_streams(shard_batches("healthy", size), shard_batches("pathological", size))
+    for index, (h, p) in enumerate(pairs):
         if index >= skip:
             yield GanBatch(h["image"], h["surround"], p["image"])
 
 
 def _validation(config: Config, engines: dict[str, Any]) -> Callable[[Path], dict[str, float]]:
     """Rank 0's validation, run at every checkpoint on one fixed batch of val samples."""
-    batch = next(iter(ray.train.get_dataset_shard("val").iter_torch_batches(
-        batch_size=config.gan.val_samples, collate_fn=to_torch)))
+    batch = next(shard_batches("val", config.gan.val_samples, drop_last=False))
     return lambda folder: validate(engines["generators"].module, batch, config, folder)
 
 

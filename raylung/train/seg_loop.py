@@ -17,7 +17,6 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from raylung.config import Config
-from raylung.data.pipeline import to_torch
 from raylung.losses.segmentation import pseudo_label_loss, supervised_loss
 from raylung.models.export import export_model
 from raylung.models.segmenter import build_segmenter
@@ -25,6 +24,7 @@ from raylung.train.checkpoint import report, restore
 from raylung.train.engine import build_engine, init_distributed
 from raylung.train.meter import Meter
 from raylung.train.seg_validation import validate_slices, validate_volumes
+from raylung.train.streams import shard_batches, zip_streams
 
 Batch = tuple[dict[str, Any], dict[str, Any] | None]
 
@@ -50,24 +50,18 @@ def train_seg_worker(loop_config: dict[str, Any]) -> None:
 
 def _batches(config: Config, skip: int) -> Iterator[Batch]:
     """Labelled batches, each with an unlabelled batch when pseudo-labelling is on."""
-    def stream(name: str) -> Iterator[dict[str, Any]]:
-        return iter(ray.train.get_dataset_shard(name).iter_torch_batches(
-            batch_size=config.data.batch_size, collate_fn=to_torch, drop_last=True))
-
-    labelled = stream("train")
-    unlabelled = stream("unlabelled") if config.seg.pseudo_label else None
-    for index, batch in enumerate(labelled):
-        extra = next(unlabelled) if unlabelled is not None else None
+    size = config.data.batch_size
+    names = ["train", "unlabelled"] if config.seg.pseudo_label else ["train"]
+    for index, (batch, *extra) in enumerate(zip_streams(*(shard_batches(n, size) for n in names))):
         if index >= skip:
-            yield batch, extra
+            yield batch, extra[0] if extra else None
 
 
 def _extras(config: Config, engine: Any, validate: bool) -> Callable[[Path], dict[str, float]]:
     """Rank 0's additions to a checkpoint: the exported segmenter, then validation."""
     val_batches = None
     if validate and config.data.mode == "slice2d" and ray.train.get_context().get_world_rank() == 0:
-        val_batches = list(ray.train.get_dataset_shard("val").iter_torch_batches(
-            batch_size=config.data.batch_size, collate_fn=to_torch))
+        val_batches = list(shard_batches("val", config.data.batch_size, drop_last=False))
 
     def extras(folder: Path) -> dict[str, float]:
         export_model(engine.module, config, folder / "segmenter.pt", "segmenter")

@@ -12,7 +12,8 @@ from ray.train import RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from raylung.config import load_config
-from raylung.data.pipeline import build_dataset, to_torch
+from raylung.data.pipeline import build_dataset
+from raylung.train.streams import to_torch
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 

@@ -57,7 +57,7 @@ def read_region(array: Volume, start: tuple[int, ...], size: tuple[int, ...],
                 fill: int) -> np.ndarray:
     """``array[start:start + size]``, filled with ``fill`` where the region leaves the volume."""
     source, target = _overlap(start, size, array.shape)
-    if source is not None and all(t.stop - t.start == n for t, n in zip(target, size)):
+    if _covers(target, size):
         return array[source]
     out = np.full(size, fill, dtype=array.dtype)
     if source is not None:
@@ -76,6 +76,11 @@ def _overlap(start: tuple[int, ...], size: tuple[int, ...], shape: tuple[int, ..
             tuple(slice(low - s, h - s) for low, h, s in zip(lo, hi, start)))
 
 
+def _covers(target: tuple[slice, ...] | None, size: tuple[int, ...]) -> bool:
+    """Whether an overlap's region slices span the whole region (it lies inside the volume)."""
+    return target is not None and all(t.stop - t.start == n for t, n in zip(target, size))
+
+
 def _patch_crop(case: Mapping[str, Volume], attrs: dict[str, Any], spec: dict[str, Any],
                 cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A 3-D patch at the spec's start: image (1, D, H, W) HU, lung and surround (D, H, W)."""
@@ -88,9 +93,13 @@ def _patch_crop(case: Mapping[str, Volume], attrs: dict[str, Any], spec: dict[st
         return read_region(case["lung"], begin, extent, 0)
 
     lung, band = _lung_and_band(read, start, size, attrs["spacing"][::-1], cfg.surround_mm)
-    inside = np.zeros(size, np.uint8)
-    inside[_overlap(start, size, case["lung"].shape)[1]] = 1
-    return image, lung, band * inside
+    _, inside = _overlap(start, size, case["lung"].shape)
+    if _covers(inside, size) or not band.any():
+        return image, lung, band
+    clipped = np.zeros_like(band)  # padding beyond the volume is never band
+    if inside is not None:
+        clipped[inside] = band[inside]
+    return image, lung, clipped
 
 
 def _slice_crop(case: Mapping[str, Volume], attrs: dict[str, Any], spec: dict[str, Any],

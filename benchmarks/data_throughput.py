@@ -12,9 +12,14 @@ Methods, all producing random 64^3 image + lung crops (half lung-centred) unless
   (d) ceiling   plain slicing of the same store in one process, no Ray: TensorStore (raylung's
                 reader for local stores) and zarr-python; and raylung's own reader making
                 (a)'s patch samples in one process (so vs_reader_d is what Ray's stream adds)
-For (a) the table also gives the start-up time (first batch: actor start, first reads) and
-the steady rate after it; the ratios use the steady rate. Memory is the peak summed PSS of
-this process and all its children (Ray's workers and object store pages included). Read
+  (e) floor     the same Ray Data stream with readers that read nothing: Ray's own processes
+                (GCS, raylet, agents, Ray Data's service actors) plus a driver and 2 actors
+Each method runs in a fresh child process, so none inherits another's imports or heap. (a)
+also runs with blocks of 8 samples (data.read_block=8, the old default) as the baseline of
+the 32-sample blocks. For (a) the table also gives the start-up time (first batch: actor
+start, first reads) and the steady rate after it; the ratios use the steady rate. Memory is
+the peak summed PSS of the child and all its children (Ray's workers and object store pages
+included); over_floor_GiB is what (a) holds beyond (e). Read
 amplification is bytes decompressed per sample over the bytes of the crop (image + lung),
 counted at zarr's zstd codec while the same crops (for (a): the specs of its epoch, read by
 raylung's own sample code) are read with zarr-python, which decodes the chunks TensorStore
@@ -25,6 +30,9 @@ Prints a table and writes benchmarks/results/data_throughput.csv.
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,23 +48,56 @@ from raylung.store.manifest import read_manifest
 
 RESULTS = Path(__file__).parent / "results"
 PATCH = 64
+ROW_MARK = "ROWS "
+
+
+METHODS = ("tensorstore", "zarr-python", "reader", "naive", "monai", "floor", "raylung")
 
 
 def main() -> None:
     args = _args()
     work = Path(args.workdir)
-    store_url = _prepare(work, args)
-    store = CaseStore(store_url)
-    manifest = read_manifest(store)
-    rows = [*_ceilings(store, manifest, args.samples),
-            _samples_without_ray(store_url, args.samples),
-            _naive_sitk(work, manifest, max(4, args.samples // 16)),
-            _monai(work, manifest, args.monai_volumes)]
-    rows += _raylung(store_url, args.samples)
+    if args.method:
+        print(ROW_MARK + json.dumps(_run_method(args.method, work, args)))
+        return
+    _prepare(work, args)
+    rows = [row for method in METHODS for row in _in_child(method, args)]
     table = _ratios(pd.DataFrame(rows))
     RESULTS.mkdir(exist_ok=True)
     table.to_csv(RESULTS / "data_throughput.csv", index=False)
     print(table.to_string(index=False))
+
+
+def _in_child(method: str, args: argparse.Namespace) -> list[dict]:
+    """Run one method in a fresh interpreter; its rows come back as one marked JSON line."""
+    argv = [sys.executable, __file__, "--method", method, "--workdir", args.workdir,
+            "--samples", str(args.samples), "--monai-volumes", str(args.monai_volumes)]
+    print(f"[{method}] ...", flush=True)
+    out = subprocess.run(argv, capture_output=True, encoding="utf-8")
+    marked = [line for line in out.stdout.splitlines() if line.startswith(ROW_MARK)]
+    if out.returncode != 0 or not marked:
+        raise SystemExit(f"{method} failed:\n{out.stderr[-3000:]}")
+    return json.loads(marked[-1].removeprefix(ROW_MARK))
+
+
+def _run_method(method: str, work: Path, args: argparse.Namespace) -> list[dict]:
+    _warm_page_cache(work / ("src" if method in ("naive", "monai") else "store"))
+    store_url = str(work / "store")
+    store = CaseStore(store_url)
+    manifest = read_manifest(store)
+    if method == "tensorstore":
+        return [_ceiling(method, store, manifest, args.samples)]
+    if method == "zarr-python":  # 30x slower: fewer crops suffice to count its decodes
+        return [_ceiling(method, store, manifest, min(args.samples, 400))]
+    if method == "reader":
+        return [_samples_without_ray(store_url, args.samples)]
+    if method == "naive":
+        return [_naive_sitk(work, manifest, max(4, args.samples // 16))]
+    if method == "monai":
+        return [_monai(work, manifest, args.monai_volumes)]
+    if method == "floor":
+        return [_ray_floor(store_url, args.samples)]
+    return _raylung(store_url, args.samples)
 
 
 def _ratios(table: pd.DataFrame) -> pd.DataFrame:
@@ -68,6 +109,9 @@ def _ratios(table: pd.DataFrame) -> pd.DataFrame:
     table["mem_vs_c"] = (table["peak_pss_GiB"] / monai["peak_pss_GiB"].min()).round(2)
     for method, column in (("(d) tensorstore", "vs_slicing_d"), ("(d) raylung reader", "vs_reader_d")):
         table[column] = (steady / table.loc[table["method"] == method, "samples_per_s"].max()).round(2)
+    floor = table.loc[table["method"] == "(e) floor", "peak_pss_GiB"].max()
+    table["over_floor_GiB"] = (table["peak_pss_GiB"] - floor).where(
+        table["method"] == "(a) raylung").round(2)
     return table.drop(columns="crop_voxels")
 
 
@@ -76,14 +120,25 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--cases", type=int, default=20)
     parser.add_argument("--size", type=int, default=512, help="in-plane voxels")
     parser.add_argument("--slices", type=int, default=200)
-    parser.add_argument("--samples", type=int, default=800, help="crops per fast method")
+    parser.add_argument("--samples", type=int, default=1600, help="crops per fast method")
     parser.add_argument("--monai-volumes", type=int, default=20, help="volumes MONAI loads")
     parser.add_argument("--workdir", default="/tmp/raylung-bench-data",
                         help="phantoms and store (reused when present)")
+    parser.add_argument("--method", choices=METHODS, help=argparse.SUPPRESS)  # one child's run
     return parser.parse_args()
 
 
-def _prepare(work: Path, args: argparse.Namespace) -> str:
+def _warm_page_cache(folder: Path) -> None:
+    """Read every file once, so each method starts with its data in the page cache (this
+    machine's kernel reclaims idle page cache: a cold first method ran 1.5x slower)."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                while f.read(1 << 24):
+                    pass
+
+
+def _prepare(work: Path, args: argparse.Namespace) -> None:
     """Phantoms and their store at native spacing (so NIfTI and zarr hold the same voxels)."""
     from raylung.ingest.run import ingest
     from raylung.phantom import write_phantoms
@@ -98,8 +153,7 @@ def _prepare(work: Path, args: argparse.Namespace) -> str:
     assert result.ok, result.failures
     import ray
 
-    ray.shutdown()  # (a) starts its own cluster later, so (b)-(d) run without Ray
-    return str(work / "store")
+    ray.shutdown()  # every method starts from a fresh process
 
 
 @contextmanager
@@ -123,22 +177,20 @@ def _random_crops(manifest: pd.DataFrame, count: int, seed: int) -> list[tuple[s
     return crops
 
 
-def _ceilings(store: CaseStore, manifest: pd.DataFrame, count: int) -> list[dict]:
-    """The same random crops sliced in this process: TensorStore, then zarr-python (counted)."""
+def _ceiling(method: str, store: CaseStore, manifest: pd.DataFrame, count: int) -> dict:
+    """Random crops sliced in this process: TensorStore, or zarr-python (decodes counted)."""
     crops = _random_crops(manifest, count, 0)
-    rows = []
-    for method, opener in (("(d) tensorstore", store.volume),
-                           ("(d) zarr-python", lambda c, n: store.open_case(c)[n])):
-        volumes = {(c, n): opener(c, n) for c in manifest["case_id"] for n in ("image", "lung")}
-        row = {"method": method, "mode": "patch64", "samples": count, "crop_voxels": PATCH**3}
-        with decoded_bytes() as decoded, _measured(row):
-            for case_id, start in crops:
-                window = tuple(slice(s, s + PATCH) for s in start)
-                volumes[case_id, "image"][window], volumes[case_id, "lung"][window]
-        if method == "(d) zarr-python":
-            row["read_amplification"] = round(decoded[0] / (count * PATCH**3 * 3), 2)
-        rows.append(row)
-    return rows
+    opener = store.volume if method == "tensorstore" else lambda c, n: store.open_case(c)[n]
+    volumes = {(c, n): opener(c, n) for c in manifest["case_id"] for n in ("image", "lung")}
+    row = {"method": f"(d) {method}", "mode": "patch64", "samples": count,
+           "crop_voxels": PATCH**3}
+    with decoded_bytes() as decoded, _measured(row):
+        for case_id, start in crops:
+            window = tuple(slice(s, s + PATCH) for s in start)
+            volumes[case_id, "image"][window], volumes[case_id, "lung"][window]
+    if method == "zarr-python":
+        row["read_amplification"] = round(decoded[0] / (count * PATCH**3 * 3), 2)
+    return row
 
 
 def _naive_sitk(work: Path, manifest: pd.DataFrame, count: int) -> dict:
@@ -211,12 +263,12 @@ def _mean_crop_voxels(store_url: str, config) -> float:
     return float((manifest["box_y"] * manifest["box_x"]).mean())
 
 
-def _config(store_url: str, mode: str, band_mm: float, count: int):
+def _config(store_url: str, mode: str, band_mm: float, count: int, *extra: str):
     return load_config(None, [f"data.store={store_url}", f"data.mode={mode}",
                               f"data.samples_per_epoch={count}", "data.batch_size=8",
                               "data.split_fractions=[1,0,0]", "data.augment.enabled=false",
                               "data.lung_centre_fraction=0.5", "data.read_concurrency=2",
-                              f"data.surround_mm={band_mm}"])
+                              f"data.surround_mm={band_mm}", *extra])
 
 
 def _samples_without_ray(store_url: str, count: int) -> dict:
@@ -238,18 +290,46 @@ def _samples_without_ray(store_url: str, count: int) -> dict:
     return row
 
 
+class _ReadNothing:
+    """(e)'s reader: an actor of the same pool shape that passes its specs on."""
+
+    def __call__(self, specs: dict) -> dict:
+        return specs
+
+
+def _ray_floor(store_url: str, count: int) -> dict:
+    """(e): Ray's fixed memory under the same stream shape (driver, 2 actors, services)."""
+    import ray
+
+    config = _config(store_url, "patch3d", 0, count)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # from_items, as the pipeline's specs: no read tasks to compete with the actors for CPUs
+    specs = ray.data.from_items([{"index": i} for i in range(count)],
+                                override_num_blocks=count // config.data.read_block)
+    dataset = specs.map_batches(_ReadNothing, batch_size=config.data.read_block,
+                                compute=ray.data.ActorPoolStrategy(size=2), num_cpus=1.0)
+    row = {"method": "(e) floor", "mode": "no reads", "samples": count, "crop_voxels": 0}
+    with _measured(row):
+        for _ in dataset.iter_batches(batch_size=8):
+            pass
+    ray.shutdown()
+    return row
+
+
 def _raylung(store_url: str, count: int) -> list[dict]:
     import ray
 
     from raylung.data.pipeline import build_dataset
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    rows = []
-    for mode, band_mm in (("patch3d", 0), ("patch3d", 5), ("slice2d", 0), ("slice2d", 5)):
-        config = _config(store_url, mode, band_mm, count)
+    rows, amplification = [], {}
+    for mode, band_mm, block in (("patch3d", 0, 8), ("patch3d", 0, 32), ("patch3d", 5, 32),
+                                 ("slice2d", 0, 8), ("slice2d", 0, 32), ("slice2d", 5, 32)):
+        config = _config(store_url, mode, band_mm, count, f"data.read_block={block}")
         dataset = build_dataset(config, "train", [0])
         name = "patch64" if mode == "patch3d" else "slice256"
-        row = {"method": "(a) raylung", "mode": f"{name}{' +band' if band_mm else ''}",
+        row = {"method": "(a) raylung",
+               "mode": f"{name}{' +band' if band_mm else ''}{' blocks8' if block == 8 else ''}",
                "samples": count, "crop_voxels": _mean_crop_voxels(store_url, config)}
         with _measured(row):
             start = time.perf_counter()
@@ -258,7 +338,9 @@ def _raylung(store_url: str, count: int) -> list[dict]:
                     first = time.perf_counter()
         row["startup_s"] = round(first - start, 2)
         row["steady_samples_per_s"] = round((count - 8) / (time.perf_counter() - first), 1)
-        row["read_amplification"] = round(_spec_amplification(store_url, config), 2)
+        if (mode, band_mm) not in amplification:  # the same specs at any block size
+            amplification[mode, band_mm] = round(_spec_amplification(store_url, config), 2)
+        row["read_amplification"] = amplification[mode, band_mm]
         rows.append(row)
     ray.shutdown()
     return rows

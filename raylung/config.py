@@ -138,7 +138,7 @@ class DataConfig(_Section):
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     seed: int = 0
     # Samples per reader call, i.e. per Ray Data block; trainers still take batch_size. Each
-    # block costs Ray a task and an object, so 32 streams 64^3 patches 1.4x and slices 1.5x
+    # block costs Ray a task and an object, so 32 streams 64^3 patches 1.2x and slices 1.3x
     # faster than blocks of 8 (benchmarks/data_throughput.py, issue 3 note).
     read_block: int = Field(32, ge=1, description="samples per reader call (Ray Data block)")
     read_concurrency: int = Field(2, ge=1, description="crop-reading actors")

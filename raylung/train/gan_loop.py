@@ -7,6 +7,7 @@ and reads its shard of the healthy and pathological streams.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from raylung.train.streams import shard_batches, zip_streams
 def train_gan_worker(loop_config: dict[str, Any]) -> None:
     """Ray Train entry point: train until ``gan.steps``, reporting and checkpointing."""
     config = Config.model_validate(loop_config["config"])
+    pairs = _pairs(config)  # the streams start up while the engines are built
     engines = _engines(config)
     rank = ray.train.get_context().get_world_rank()
     pools = {d: ImagePool(config.gan.pool_size, seed=config.data.seed + 1000 * rank + i)
@@ -39,7 +41,7 @@ def train_gan_worker(loop_config: dict[str, Any]) -> None:
         step = state["step"]
         for name, pool in pools.items():
             pool.load_state_dict(state["pools"][name])
-    batches = _batches(config, skip=step - loop_config["first_step"])
+    batches = _batches(pairs, skip=step - loop_config["first_step"])
     validation = _validation(config, engines) if loop_config["validate"] and rank == 0 else None
     _loop(config, engines, pools, batches, step, validation)
 
@@ -54,13 +56,17 @@ def _engines(config: Config) -> dict[str, Any]:
                                  ("discriminators", Discriminators(config)))}
 
 
-def _batches(config: Config, skip: int) -> Iterator[GanBatch]:
-    """Pairs of healthy and pathological batches from this worker's shards."""
+def _pairs(config: Config) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """Healthy and pathological batches from this worker's shards, side by side."""
     size = config.data.batch_size
-    pairs = zip_streams(shard_batches("healthy", size), shard_batches("pathological", size))
-    for index, (h, p) in enumerate(pairs):
-        if index >= skip:
-            yield GanBatch(h["image"], h["surround"], p["image"])
+    return zip_streams(shard_batches("healthy", size), shard_batches("pathological", size))
+
+
+def _batches(pairs: Iterator[tuple[dict[str, Any], dict[str, Any]]],
+             skip: int) -> Iterator[GanBatch]:
+    """The training batches after the first ``skip`` pairs (those a resumed run has seen)."""
+    for h, p in itertools.islice(pairs, skip, None):
+        yield GanBatch(h["image"], h["surround"], p["image"])
 
 
 def _validation(config: Config, engines: dict[str, Any]) -> Callable[[Path], dict[str, float]]:

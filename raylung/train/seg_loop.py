@@ -8,6 +8,7 @@ pathological val cases at every checkpoint (one per data epoch and at the end).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ def train_seg_worker(loop_config: dict[str, Any]) -> None:
     """Ray Train entry point: train until ``seg.steps``, reporting and checkpointing."""
     config = Config.model_validate(loop_config["config"])
     seg = config.seg
+    streams = _streams(config)  # they start up while the engine is built
     init_distributed(config)
     torch.manual_seed(seg.seed)  # same initial weights on every rank and every rerun
     engine = build_engine(build_segmenter(config), config, seg.lr, seg.betas, seg.steps,
@@ -43,18 +45,22 @@ def train_seg_worker(loop_config: dict[str, Any]) -> None:
     step = 0 if state is None else state["step"]
     if teacher is not None and state is not None:
         teacher.load_state_dict(state["teacher"])
-    batches = _batches(config, skip=step - loop_config["first_step"])
+    batches = _batches(streams, skip=step - loop_config["first_step"])
     _loop(config, engine, teacher, batches, step, loop_config["steps_per_epoch"],
           _extras(config, engine, loop_config["validate"]))
 
 
-def _batches(config: Config, skip: int) -> Iterator[Batch]:
-    """Labelled batches, each with an unlabelled batch when pseudo-labelling is on."""
-    size = config.data.batch_size
+def _streams(config: Config) -> Iterator[tuple[dict[str, Any], ...]]:
+    """This worker's labelled shard, zipped with its unlabelled one for pseudo-labelling."""
     names = ["train", "unlabelled"] if config.seg.pseudo_label else ["train"]
-    for index, (batch, *extra) in enumerate(zip_streams(*(shard_batches(n, size) for n in names))):
-        if index >= skip:
-            yield batch, extra[0] if extra else None
+    return zip_streams(*(shard_batches(n, config.data.batch_size) for n in names))
+
+
+def _batches(streams: Iterator[tuple[dict[str, Any], ...]], skip: int) -> Iterator[Batch]:
+    """Labelled batches, each with an unlabelled batch when pseudo-labelling is on, after
+    the first ``skip`` (those a resumed run has seen)."""
+    for batch, *extra in itertools.islice(streams, skip, None):
+        yield batch, extra[0] if extra else None
 
 
 def _extras(config: Config, engine: Any, validate: bool) -> Callable[[Path], dict[str, float]]:

@@ -2,13 +2,14 @@
 
 Several streams (healthy and pathological, labelled and unlabelled) are advanced together,
 each in its own thread, so a stream's start-up (its reader actors) and every later wait
-overlap with the others' instead of adding up.
+overlap with the others' instead of adding up. The first items are asked for at once, so a
+worker that zips its streams before building its engines also overlaps the two.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -32,11 +33,19 @@ def shard_batches(name: str, batch_size: int, drop_last: bool = True) -> Iterato
 
 
 def zip_streams(*streams: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
-    """Like ``zip``, but each step fetches the next item of every stream concurrently."""
+    """Like ``zip``, but each step fetches the next item of every stream concurrently, and
+    the first items are fetched from the call on (the streams start while the caller works)."""
     iterators = [iter(s) for s in streams]
-    with ThreadPoolExecutor(len(iterators), thread_name_prefix="stream") as pool:
+    pool = ThreadPoolExecutor(len(iterators), thread_name_prefix="stream")
+    return _zipped(pool, iterators, [pool.submit(next, it, _END) for it in iterators])
+
+
+def _zipped(pool: ThreadPoolExecutor, iterators: list[Iterator[Any]],
+            pending: list[Future]) -> Iterator[tuple[Any, ...]]:
+    with pool:
         while True:
-            items = [f.result() for f in [pool.submit(next, it, _END) for it in iterators]]
+            items = [f.result() for f in pending]
             if any(item is _END for item in items):
                 return
             yield tuple(items)
+            pending = [pool.submit(next, it, _END) for it in iterators]

@@ -309,10 +309,12 @@ def _ray_floor(store_url: str, count: int) -> dict:
     config = _config(store_url, "patch3d", 0, count)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     # from_items, as the pipeline's specs: no read tasks to compete with the actors for CPUs
+    data = config.data
     specs = ray.data.from_items([{"index": i} for i in range(count)],
-                                override_num_blocks=count // config.data.read_block)
-    dataset = specs.map_batches(_ReadNothing, batch_size=config.data.read_block,
-                                compute=ray.data.ActorPoolStrategy(size=2), num_cpus=1.0)
+                                override_num_blocks=max(1, -(-count // data.read_block)))
+    dataset = specs.map_batches(_ReadNothing, batch_size=data.read_block,
+                                compute=ray.data.ActorPoolStrategy(size=data.read_concurrency),
+                                num_cpus=data.reader_cpus)
     row = {"method": "(e) floor", "mode": "no reads", "samples": count, "crop_voxels": 0}
     with _measured(row):
         for _ in dataset.iter_batches(batch_size=8):

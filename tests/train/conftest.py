@@ -12,23 +12,18 @@ import torch
 from raylung.config import load_config
 
 
-def _tiny_gan_config(store_url: str, runs: Path, name: str, *extra: str):
-    """The config of a tiny 2-step CycleGAN run ``name`` stored under ``runs``."""
-    return load_config(None, [
-        f"data.store={store_url}", "data.slice_size=[32,32]", "data.batch_size=2",
-        "data.samples_per_epoch=4", "data.split_fractions=[1,0,0]",
-        "data.reader_cpus=0.25", "data.read_concurrency=1", "gan.width=4", "gan.n_blocks=1",
-        "gan.disc_width=4", "gan.disc_layers=2", "gan.steps=2", "gan.decay_start=1",
-        "gan.log_every=1", "gan.checkpoint_every=2", "scaling.cpus_per_worker=0.5",
-        f"run.name={name}", f"run.storage_path={runs}", *extra])
-
-
 @pytest.fixture(scope="session")
 def gan_config_in(phantom_store):
     """Builds the config of a tiny 2-step CycleGAN run ``name`` stored under ``runs``, from
     ``key=value`` overrides (for fixtures wider than one test)."""
     def build(runs, name, *extra):
-        return _tiny_gan_config(phantom_store.url, runs, name, *extra)
+        return load_config(None, [
+            f"data.store={phantom_store.url}", "data.slice_size=[32,32]", "data.batch_size=2",
+            "data.samples_per_epoch=4", "data.split_fractions=[1,0,0]",
+            "data.reader_cpus=0.25", "data.read_concurrency=1", "gan.width=4", "gan.n_blocks=1",
+            "gan.disc_width=4", "gan.disc_layers=2", "gan.steps=2", "gan.decay_start=1",
+            "gan.log_every=1", "gan.checkpoint_every=2", "scaling.cpus_per_worker=0.5",
+            f"run.name={name}", f"run.storage_path={runs}", *extra])
     return build
 
 

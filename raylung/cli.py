@@ -16,8 +16,10 @@ Every job takes ``--config FILE.yaml`` and ``key=value`` overrides of the config
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from raylung.config import Config, ConfigError, load_config, save_config
@@ -67,6 +69,9 @@ def _job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
     job.add_argument("--config", type=Path, action="append",
                      help="YAML config file (sections as in raylung/config.py); repeat to layer "
                           "files, later ones win: --config exp.yaml --config cluster/gpu.yaml")
+    job.add_argument("-v", "--verbose", action="store_true",
+                     help="also show Ray's own INFO lines (ray.verbose=true); they are always "
+                          "in the session logs under /tmp/ray/session_latest/logs")
     job.add_argument("overrides", nargs="*", metavar="key=value",
                      help="config overrides with dotted keys, e.g. ingest.spacing_mm=[1,1,2]")
     job.set_defaults(run=run)
@@ -74,7 +79,8 @@ def _job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
 
 
 def _config(args: argparse.Namespace, *extra: str) -> Config:
-    return load_config(args.config, [*extra, *args.overrides])
+    verbose = ["ray.verbose=true"] if args.verbose else []
+    return load_config(args.config, [*extra, *args.overrides, *verbose])
 
 
 def _add_phantom(sub: argparse._SubParsersAction) -> None:
@@ -206,17 +212,23 @@ def _run_train_seg(args: argparse.Namespace) -> int:
 
 
 def _train_seg(config: Config) -> int:
+    return 0 if _train_seg_run(config) is not None else 1
+
+
+def _train_seg_run(config: Config) -> tuple[Path, dict] | None:
+    """Train the segmenter and print its best checkpoint; that folder and its metrics,
+    None on failure."""
     from raylung.train.seg_runner import best_checkpoint, fit_seg
 
     result = fit_seg(config)
     if result.error:
         print(f"raylung train-seg: error: {result.error}", file=sys.stderr)
-        return 1
+        return None
     checkpoint, metrics = best_checkpoint(result)
     scores = {k: round(v, 4) for k, v in metrics.items() if k.startswith("val_")}
     print(f"train-seg: best step {metrics.get('step')} {scores} -> segmenter "
           f"{Path(checkpoint.path) / 'segmenter.pt'}")
-    return 0
+    return Path(checkpoint.path), metrics
 
 
 def _add_tune(sub: argparse._SubParsersAction) -> None:
@@ -233,6 +245,8 @@ def _run_tune(args: argparse.Namespace) -> int:
     from raylung.tune.space import load_sweep, read_sweep
     from raylung.tune.sweep import run_sweep
 
+    if args.verbose:
+        args.overrides.append("ray.verbose=true")
     if args.resume is None:
         sweep = load_sweep(args.space, args.config, args.overrides)
     elif args.config or any(not item.startswith("ray.") for item in args.overrides):
@@ -266,27 +280,70 @@ def _run_demo(args: argparse.Namespace) -> int:
     from raylung.phantom import write_phantoms
 
     config = _config(args, *demo_overrides(args.out))
-    args.out.mkdir(parents=True, exist_ok=True)
-    save_config(config, args.out / "raylung_config.yaml")
-    print(f"[1/6] phantoms -> {args.out / 'phantoms'}")
-    _write_phantoms(args.out / "phantoms", config, write_phantoms)
-    print(f"[2/6] ingest -> {args.out / 'store'}")
-    if _ingest(str(args.out / "phantoms"), str(args.out / "store"), config):
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / "raylung_config.yaml")
+    timer = _Stages(6)
+    with timer("phantoms", f"-> {out / 'phantoms'}"):
+        _write_phantoms(out / "phantoms", config, write_phantoms)
+    with timer("ingest", f"-> {out / 'store'}"):
+        if _ingest(str(out / "phantoms"), str(out / "store"), config):
+            return 1
+    with timer("store summary"):
+        _print_info(str(out / "store"), config)
+    with timer("Ray Data stream", "of training slices"):
+        _stream(config, "train", 8, out)
+    with timer("shape-aware CycleGAN", f"({config.gan.steps} steps) -> {out / 'runs'}"):
+        gan = _train_gan(config)
+    if gan is None:
         return 1
-    print("[3/6] store summary")
-    _print_info(str(args.out / "store"), config)
-    print("[4/6] Ray Data stream of training slices")
-    _stream(config, "train", 8, args.out)
-    print(f"[5/6] shape-aware CycleGAN ({config.gan.steps} steps) -> {args.out / 'runs'}")
-    folder = _train_gan(config)
-    if folder is None:
+    _copy_atomic(gan / "generator_h2p.pt", Path(config.seg.generator))
+    seg_config = config.model_copy(deep=True)
+    seg_config.run.name = "demo_seg"
+    with timer("U-Net with GAN augmentation", f"(p_synth={config.seg.p_synth}, "
+               f"{config.seg.steps} steps) -> {out / 'runs'}"):
+        seg = _train_seg_run(seg_config)
+    if seg is None:
         return 1
-    _copy_atomic(folder / "generator_h2p.pt", Path(config.seg.generator))
-    print(f"[6/6] U-Net with GAN augmentation (p_synth={config.seg.p_synth}, "
-          f"{config.seg.steps} steps) -> {args.out / 'runs'}")
-    seg = config.model_copy(deep=True)
-    seg.run.name = "demo_seg"
-    return _train_seg(seg)
+    _demo_summary(out, timer, gan, seg)
+    return 0
+
+
+class _Stages:
+    """Numbered stage headers, ``[2/6] ingest ...``, and each stage's wall time."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str, detail: str = ""):
+        print(f"[{len(self.seconds) + 1}/{self.total}] {name} {detail}".rstrip(), flush=True)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = time.perf_counter() - start
+
+
+def _demo_summary(out: Path, timer: _Stages, gan: Path, seg: tuple[Path, dict]) -> None:
+    """The demo's closing table: what each stage took, the scores, and the pictures."""
+    folder, metrics = seg
+    pictures = {"stream_slice2d.png": out / "stream_slice2d.png",
+                "gan_validation.png": gan / "validation.png",
+                "seg_validation.png": folder / "validation.png"}
+    for name, source in pictures.items():
+        if source.exists() and source.parent != out:
+            _copy_atomic(source, out / name)
+    print(f"\nraylung demo: done in {sum(timer.seconds.values()) / 60:.1f} min")
+    for stage, seconds in timer.seconds.items():
+        print(f"  {stage:<36} {seconds:6.0f} s")
+    scores = {k: metrics[k] for k in ("val_dice", "val_iou", "val_rim_dice") if k in metrics}
+    print("  pathological val  " + "  ".join(f"{k[4:]} {v:.3f}" for k, v in scores.items()))
+    print("pictures:")
+    for name in pictures:
+        if (out / name).exists():
+            print(f"  {out / name}")
 
 
 def _copy_atomic(source: Path, target: Path) -> None:

@@ -313,6 +313,8 @@ class RayConfig(_Section):
     address: str | None = None
     num_cpus: int | None = Field(None, ge=1, description="CPUs of a local cluster (None: all)")
     max_parallel_cases: int = Field(2, ge=1, description="ingest tasks in flight at once")
+    verbose: bool = Field(False, description="Ray's own INFO lines on the console too "
+                          "(they are always in the session's log files)")
 
 
 class Config(_Section):

@@ -7,14 +7,22 @@ import os
 import ray
 
 from raylung.config import RayConfig
+from raylung.console import quiet_driver, ray_logging
 
 
-def connect(cfg: RayConfig) -> None:
-    """Join the cluster named by the config or ``RAY_ADDRESS``; otherwise start a local one."""
+def connect(cfg: RayConfig, **init_args) -> None:
+    """Join the cluster named by the config or ``RAY_ADDRESS``; otherwise start a local one
+    (``init_args`` go to ``ray.init`` then). The workers' own output (Ray's INFO lines among
+    it) reaches this console only with ``ray.verbose``; it is always in the session logs."""
     if ray.is_initialized():
         return
+    quiet_driver(cfg.verbose)
     address = cfg.address or os.environ.get("RAY_ADDRESS")
+    settings = {"log_to_driver": cfg.verbose, "logging_config": ray_logging(cfg.verbose)}
     if address:
-        ray.init(address=address, log_to_driver=True)
-    else:
-        ray.init(num_cpus=cfg.num_cpus, log_to_driver=True)
+        ray.init(address=address, **settings)
+        return
+    # A training run starts about ten processes at once (controller, workers, readers, ...);
+    # Ray warns above 4x its default start-up concurrency (the CPU count), here a false alarm.
+    os.environ.setdefault("RAY_worker_maximum_startup_concurrency", "8")
+    ray.init(num_cpus=cfg.num_cpus, **settings, **init_args)

@@ -27,22 +27,24 @@ TAG = "state"
 
 def report(engines: dict[str, Any], state: dict[str, Any], config: Config,
            metrics: dict[str, float], checkpoint: bool,
-           extras: Callable[[Path], dict[str, float]] | None = None) -> None:
-    """Report one interval's metrics (rank 0 prints them as one line), with a checkpoint when
-    ``checkpoint`` is true."""
-    if ray.train.get_context().get_world_rank() == 0:
-        print(" ".join(f"{k}={v:.4g}" for k, v in metrics.items()), flush=True)
+           extras: Callable[[Path], dict[str, float]] | None = None,
+           announce: Callable[[dict[str, float]], None] | None = None) -> None:
+    """Report one interval's metrics, with a checkpoint when ``checkpoint`` is true; rank 0
+    then hands them, validation scores included, to ``announce`` (the console progress)."""
     if checkpoint:
-        save_and_report(engines, state, config, metrics, extras)
+        metrics = save_and_report(engines, state, config, metrics, extras)
     else:
         ray.train.report(metrics)
+    if announce is not None and ray.train.get_context().get_world_rank() == 0:
+        announce(metrics)
 
 
 def save_and_report(engines: dict[str, Any], state: dict[str, Any], config: Config,
                     metrics: dict[str, float],
-                    extras: Callable[[Path], dict[str, float]] | None = None) -> None:
+                    extras: Callable[[Path], dict[str, float]] | None = None) -> dict[str, float]:
     """Save this rank's part of the checkpoint and report it with ``metrics``; rank 0 also
-    runs ``extras(folder)`` (export, validation), whose files and metrics join the checkpoint."""
+    runs ``extras(folder)`` (export, validation), whose files and metrics join the checkpoint.
+    Returns the metrics reported."""
     rank = ray.train.get_context().get_world_rank()
     with tempfile.TemporaryDirectory() as folder:
         for name, engine in engines.items():
@@ -53,6 +55,7 @@ def save_and_report(engines: dict[str, Any], state: dict[str, Any], config: Conf
             if extras is not None:
                 metrics = {**metrics, **extras(Path(folder))}
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+    return metrics
 
 
 def restore(engines: dict[str, Any]) -> dict[str, Any] | None:

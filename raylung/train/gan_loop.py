@@ -24,6 +24,7 @@ from raylung.models.export import export_generator
 from raylung.train.gan_validation import validate
 from raylung.train.image_pool import ImagePool
 from raylung.train.meter import Meter
+from raylung.train.progress import GAN_KEYS, progress_reporter
 from raylung.train.streams import shard_batches, zip_streams
 
 
@@ -43,7 +44,9 @@ def train_gan_worker(loop_config: dict[str, Any]) -> None:
             pool.load_state_dict(state["pools"][name])
     batches = _batches(pairs, skip=step - loop_config["first_step"])
     validation = _validation(config, engines) if loop_config["validate"] and rank == 0 else None
-    _loop(config, engines, pools, batches, step, validation)
+    announce = progress_reporter(loop_config["progress"], config.run.name, config.gan.steps,
+                                 GAN_KEYS)
+    _loop(config, engines, pools, batches, step, validation, announce)
 
 
 def _engines(config: Config) -> dict[str, Any]:
@@ -86,7 +89,8 @@ def _export(config: Config, engines: dict[str, Any],
 
 def _loop(config: Config, engines: dict[str, Any], pools: dict[str, ImagePool],
           batches: Iterator[GanBatch], step: int,
-          validation: Callable[[Path], dict[str, float]] | None) -> None:
+          validation: Callable[[Path], dict[str, float]] | None,
+          announce: Callable[[dict[str, float]], None] | None) -> None:
     gens, discs = engines["generators"], engines["discriminators"]
     dtype = next(gens.module.parameters()).dtype
     weights = loss_weights(config)
@@ -105,4 +109,4 @@ def _loop(config: Config, engines: dict[str, Any], pools: dict[str, ImagePool],
             metrics = {**meter.flush(), "step": step, "lr": gens.get_lr()[0]}
             state = {"step": step, "pools": {k: p.state_dict() for k, p in pools.items()}}
             report(engines, state, config, metrics, checkpoint,
-                   _export(config, engines, validation))
+                   _export(config, engines, validation), announce)

@@ -22,17 +22,21 @@ from ray.train import DataConfig, FailureConfig, RunConfig, ScalingConfig, UserC
 from ray.train.torch import TorchTrainer
 
 from raylung.config import Config
+from raylung.console import train_logging
 from raylung.data.pipeline import build_dataset
 from raylung.runtime import connect
 from raylung.train.deepspeed_config import select_accelerator
 from raylung.train.gan_loop import train_gan_worker
 from raylung.train.metrics_log import finish_logging, logging_callbacks
+from raylung.train.progress import printed_progress
 
 
-def fit_gan(config: Config, callbacks: Sequence[UserCallback] = ()) -> ray.train.Result:
+def fit_gan(config: Config, callbacks: Sequence[UserCallback] = (),
+            progress: bool = True) -> ray.train.Result:
     """Train the CycleGAN; returns Ray Train's result (its checkpoint holds the export).
 
-    ``callbacks`` join the run's own (e.g. Tune's ``TuneReportCallback`` inside a trial)."""
+    ``callbacks`` join the run's own (e.g. Tune's ``TuneReportCallback`` inside a trial);
+    ``progress`` prints rank 0's line at every report on this console."""
     start_ray(config)
     epochs, first_step = resume_epochs(config, config.gan.steps)
     datasets = {
@@ -44,26 +48,29 @@ def fit_gan(config: Config, callbacks: Sequence[UserCallback] = ()) -> ray.train
         datasets["val"] = validation
     return fit(config, train_gan_worker, datasets, {"first_step": first_step,
                                                     "validate": validation is not None},
-               callbacks)
+               callbacks, progress)
 
 
 def fit(config: Config, worker: Callable[[dict[str, Any]], None],
         datasets: dict[str, ray.data.Dataset], loop_config: dict[str, Any],
-        callbacks: Sequence[UserCallback] = ()) -> ray.train.Result:
+        callbacks: Sequence[UserCallback] = (), progress: bool = True) -> ray.train.Result:
     """Run ``worker`` on ``scaling.num_workers`` Ray Train workers; every dataset but ``val``
-    is split into disjoint shards, and the resolved config travels in ``loop_config``."""
+    is split into disjoint shards, and the resolved config travels in ``loop_config``, with
+    the queue of rank 0's progress lines when ``progress``."""
     for dataset in datasets.values():  # the workers' per-interval lines are the progress
         dataset.context.enable_progress_bars = False
     run = run_config(config, callbacks)
-    trainer = TorchTrainer(
-        worker,
-        train_loop_config={"config": config.model_dump(mode="json"), **loop_config},
-        scaling_config=_scaling(config),
-        datasets=datasets,
-        dataset_config=data_config(datasets),
-        run_config=run,
-    )
-    result = trainer.fit()
+    with printed_progress(progress) as queue:
+        trainer = TorchTrainer(
+            worker,
+            train_loop_config={"config": config.model_dump(mode="json"), "progress": queue,
+                               **loop_config},
+            scaling_config=_scaling(config),
+            datasets=datasets,
+            dataset_config=data_config(datasets),
+            run_config=run,
+        )
+        result = trainer.fit()
     if result.error is None:
         finish_logging(run.callbacks)
     return result
@@ -99,7 +106,8 @@ def run_config(config: Config, callbacks: Sequence[UserCallback] = ()) -> RunCon
     # A run whose workers can never start fails after 3 controller retries instead of waiting.
     return RunConfig(name=config.run.name, storage_path=_storage(config),
                      failure_config=FailureConfig(max_failures=0, controller_failure_limit=3),
-                     callbacks=[*loggers, *callbacks])
+                     callbacks=[*loggers, *callbacks],
+                     logging_config=train_logging(config.ray.verbose))
 
 
 def validation_dataset(config: Config, samples: int, domain: str,

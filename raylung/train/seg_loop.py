@@ -24,6 +24,7 @@ from raylung.models.segmenter import build_segmenter
 from raylung.train.checkpoint import report, restore
 from raylung.train.engine import build_engine, init_distributed
 from raylung.train.meter import Meter
+from raylung.train.progress import SEG_KEYS, progress_reporter
 from raylung.train.seg_validation import validate_slices, validate_volumes
 from raylung.train.streams import shard_batches, zip_streams
 
@@ -46,8 +47,9 @@ def train_seg_worker(loop_config: dict[str, Any]) -> None:
     if teacher is not None and state is not None:
         teacher.load_state_dict(state["teacher"])
     batches = _batches(streams, skip=step - loop_config["first_step"])
+    announce = progress_reporter(loop_config["progress"], config.run.name, seg.steps, SEG_KEYS)
     _loop(config, engine, teacher, batches, step, loop_config["steps_per_epoch"],
-          _extras(config, engine, loop_config["validate"]))
+          _extras(config, engine, loop_config["validate"]), announce)
 
 
 def _streams(config: Config) -> Iterator[tuple[dict[str, Any], ...]]:
@@ -84,7 +86,8 @@ def _extras(config: Config, engine: Any, validate: bool) -> Callable[[Path], dic
 
 
 def _loop(config: Config, engine: Any, teacher: AveragedModel | None, batches: Iterator[Batch],
-          step: int, steps_per_epoch: int, extras: Callable[[Path], dict[str, float]]) -> None:
+          step: int, steps_per_epoch: int, extras: Callable[[Path], dict[str, float]],
+          announce: Callable[[dict[str, float]], None] | None) -> None:
     seg = config.seg
     loss_fn = supervised_loss()
     dtype = next(engine.module.parameters()).dtype
@@ -100,7 +103,7 @@ def _loop(config: Config, engine: Any, teacher: AveragedModel | None, batches: I
             metrics = {**meter.flush(), "step": step, "lr": engine.get_lr()[0]}
             state = {"step": step,
                      **({"teacher": teacher.state_dict()} if teacher is not None else {})}
-            report({"segmenter": engine}, state, config, metrics, checkpoint, extras)
+            report({"segmenter": engine}, state, config, metrics, checkpoint, extras, announce)
 
 
 def _step(engine: Any, teacher: AveragedModel | None, pair: Batch, loss_fn: Any,

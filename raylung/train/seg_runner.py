@@ -23,8 +23,10 @@ from raylung.train.seg_loop import train_seg_worker
 BEST_METRIC = "val_dice"
 
 
-def fit_seg(config: Config, callbacks: Sequence[UserCallback] = ()) -> ray.train.Result:
-    """Train the segmenter; returns Ray Train's result (its checkpoints hold ``segmenter.pt``)."""
+def fit_seg(config: Config, callbacks: Sequence[UserCallback] = (),
+            progress: bool = True) -> ray.train.Result:
+    """Train the segmenter; returns Ray Train's result (its checkpoints hold ``segmenter.pt``);
+    ``progress`` prints rank 0's line at every report on this console."""
     start_ray(config)
     stream = _stream_config(config)
     epochs, first_step = resume_epochs(config, config.seg.steps)
@@ -41,7 +43,7 @@ def fit_seg(config: Config, callbacks: Sequence[UserCallback] = ()) -> ray.train
             datasets["val"] = val
     loop = {"first_step": first_step, "steps_per_epoch": steps_per_epoch(config),
             "validate": validate}
-    return fit(config, train_seg_worker, datasets, loop, callbacks)
+    return fit(config, train_seg_worker, datasets, loop, callbacks, progress)
 
 
 def best_checkpoint(result: ray.train.Result) -> tuple[ray.train.Checkpoint, dict]:

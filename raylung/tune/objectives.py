@@ -75,13 +75,3 @@ def score(objective: Objective, metrics: dict[str, Any], cfg: TuneConfig) -> flo
     """The objective's value for one report, or None when the report cannot give it."""
     value = objective.score(metrics, cfg)
     return float(value) if value is not None and math.isfinite(value) else None
-
-
-def seg_runner() -> Callable[..., Any]:
-    """``fit_seg`` for the downstream objective; one clear line while it is missing."""
-    try:
-        from raylung.train.seg_runner import fit_seg
-    except ImportError:
-        raise ConfigError("tune.objective: downstream is not available until train-seg lands "
-                          "(raylung.train.seg_runner)") from None
-    return fit_seg

@@ -23,11 +23,12 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from raylung.config import Config, ConfigError
 from raylung.data.pipeline import select_cases
+from raylung.runtime import connect
 from raylung.store.case_store import CaseStore
 from raylung.store.manifest import read_manifest
 from raylung.train.deepspeed_config import select_accelerator
 from raylung.train.runner import start_ray, steps_per_epoch
-from raylung.tune.objectives import Objective, objective_of, seg_runner
+from raylung.tune.objectives import Objective, objective_of
 from raylung.tune.results import write_outputs
 from raylung.tune.space import SWEEP_FILE, Sweep, base_values, param_space
 from raylung.tune.trial import run_trial
@@ -66,8 +67,6 @@ def check_sweep(sweep: Sweep) -> Objective:
         raise ConfigError("run.storage_path: a sweep folder must be a local or shared path")
     if config.tune.search == "optuna":
         _check_optuna(sweep)
-    if objective.stage == "seg":
-        seg_runner()
     _check_validation(config, objective)
     if objective.stage == "gan" and config.gan.checkpoint_every % config.gan.log_every:
         raise ConfigError("gan.checkpoint_every: make it a multiple of gan.log_every (the GAN "
@@ -154,8 +153,8 @@ def _start_ray(config: Config) -> None:
         select_accelerator(config.scaling.use_gpu)
         port = _free_port()
         os.environ["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{port}"
-        ray.init(num_cpus=config.ray.num_cpus, include_dashboard=True,
-                 dashboard_host="127.0.0.1", dashboard_port=port, log_to_driver=True)
+        connect(config.ray, include_dashboard=True, dashboard_host="127.0.0.1",
+                dashboard_port=port)
     start_ray(config)
 
 

@@ -15,8 +15,9 @@ from ray import tune
 
 from raylung.config import Config
 from raylung.train.runner import fit_gan
+from raylung.train.seg_runner import fit_seg
 from raylung.tune.callback import ObjectiveReportCallback
-from raylung.tune.objectives import objective_of, seg_runner
+from raylung.tune.objectives import objective_of
 from raylung.tune.space import trial_config
 
 TRAIN_FOLDER = "train"  # the trials' Ray Train runs, inside the sweep folder
@@ -29,10 +30,10 @@ def run_trial(params: dict[str, Any], base: dict[str, Any]) -> None:
     folder = Path(sweep.run.storage_path) / sweep.run.name / TRAIN_FOLDER
     config = trial_config(sweep, {**params, "run.name": tune.get_context().get_trial_id(),
                                   "run.storage_path": str(folder)})
-    result = fit_gan(config, callbacks=[ObjectiveReportCallback(config, "gan")])
+    result = fit_gan(config, callbacks=[ObjectiveReportCallback(config, "gan")], progress=False)
     if objective_of(config.tune).stage == "seg":
         seg = trial_config(config, {
             "seg.generator": str(Path(result.checkpoint.path) / "generator_h2p.pt"),
             "seg.p_synth": config.tune.downstream_p_synth,
             "run.name": f"{config.run.name}_seg"})
-        seg_runner()(seg, callbacks=[ObjectiveReportCallback(seg, "seg")])
+        fit_seg(seg, callbacks=[ObjectiveReportCallback(seg, "seg")], progress=False)

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from raylung.config import ConfigError, TuneConfig
-from raylung.tune.objectives import OBJECTIVES, objective_of, score, seg_runner
+from raylung.tune.objectives import OBJECTIVES, objective_of, score
 
 REPORT = {"val_surround_l1_hu": 12.0, "val_realism_hu": 100.0, "val_shape_dice": 0.9,
           "loss_adv": 0.3}
@@ -43,9 +43,3 @@ def test_the_default_is_composite_and_minimised():
 def test_a_mode_against_the_objective_is_refused():
     with pytest.raises(ConfigError, match="tune.mode: composite is best at its minimum"):
         objective_of(TuneConfig(mode="max"))
-
-
-def test_downstream_runs_train_seg():
-    from raylung.train.seg_runner import fit_seg
-
-    assert seg_runner() is fit_seg

@@ -1,0 +1,83 @@
+"""Rank 0's console line at every report: step / total, the main metrics, rate, time left.
+
+Workers put their lines into a Ray queue that the driver prints, so the line shows once on
+the driver's console (a laptop, ``ray job submit``'s log) while workers' own output stays in
+Ray's session logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from collections.abc import Callable, Iterator, Sequence
+
+from ray.util.queue import Empty, Queue
+
+GAN_KEYS = ("loss_g", "loss_d", "loss_surround", "val_surround_l1_hu", "val_shape_dice")
+SEG_KEYS = ("loss", "synthetic_fraction", "val_dice", "val_rim_dice")
+
+
+def progress_line(run: str, total: int, keys: Sequence[str], metrics: dict[str, float]) -> str:
+    """One line for a person: the run, its step of ``total``, those ``keys`` that ``metrics``
+    holds, and the time left at the interval's rate.
+
+    >>> progress_line("demo", 120, ("loss_g", "val_dice"),
+    ...               {"step": 40, "loss_g": 2.31249, "steps_per_s": 0.5})
+    'demo  step 40/120  loss_g 2.312  0.50 steps/s  2m40s left'
+    """
+    step, rate = int(metrics["step"]), metrics.get("steps_per_s", 0.0)
+    shown = "".join(f"  {key} {metrics[key]:.4g}" for key in keys if key in metrics)
+    left = (total - step) / rate if rate > 0 else math.inf
+    return f"{run}  step {step}/{total}{shown}  {rate:.2f} steps/s  {_duration(left)} left"
+
+
+def _duration(seconds: float) -> str:
+    """``1h02m``, ``2m40s`` or ``9s``; ``?`` before the rate is known.
+
+    >>> _duration(3725), _duration(160), _duration(9.4), _duration(math.inf)
+    ('1h02m', '2m40s', '9s', '?')
+    """
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def progress_reporter(queue: Queue | None, run: str, total: int,
+                      keys: Sequence[str]) -> Callable[[dict[str, float]], None] | None:
+    """Rank 0's announcer: puts ``progress_line`` of each report into the driver's queue
+    (None: no console progress, e.g. inside a Tune trial)."""
+    if queue is None:
+        return None
+    return lambda metrics: queue.put(progress_line(run, total, keys, metrics))
+
+
+@contextlib.contextmanager
+def printed_progress(show: bool) -> Iterator[Queue | None]:
+    """Driver side: a Ray queue whose lines a thread prints as they come, so each line shows
+    exactly once, whatever Ray does with the workers' own output (None when not ``show``)."""
+    if not show:
+        yield None
+        return
+    queue = Queue(actor_options={"num_cpus": 0})
+    done = threading.Event()
+
+    def pump() -> None:
+        while not done.is_set():
+            with contextlib.suppress(Empty):
+                print(queue.get(timeout=0.5), flush=True)
+
+    thread = threading.Thread(target=pump, name="raylung-progress", daemon=True)
+    thread.start()
+    try:
+        yield queue
+    finally:
+        done.set()
+        thread.join()
+        while not queue.empty():
+            print(queue.get_nowait(), flush=True)
+        queue.shutdown()

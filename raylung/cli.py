@@ -339,7 +339,8 @@ def _demo_summary(out: Path, timer: _Stages, gan: Path, seg: tuple[Path, dict]) 
     for stage, seconds in timer.seconds.items():
         print(f"  {stage:<36} {seconds:6.0f} s")
     scores = {k: metrics[k] for k in ("val_dice", "val_iou", "val_rim_dice") if k in metrics}
-    print("  pathological val  " + "  ".join(f"{k[4:]} {v:.3f}" for k, v in scores.items()))
+    print("  pathological val  " + ("  ".join(f"{k[4:]} {v:.3f}" for k, v in scores.items())
+                                     or "not scored (no pathological val case)"))
     print("pictures:")
     for name in pictures:
         if (out / name).exists():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import ray
 
@@ -26,3 +27,10 @@ def connect(cfg: RayConfig, **init_args) -> None:
     # Ray warns above 4x its default start-up concurrency (the CPU count), here a false alarm.
     os.environ.setdefault("RAY_worker_maximum_startup_concurrency", "8")
     ray.init(num_cpus=cfg.num_cpus, **settings, **init_args)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for a dashboard or a test server)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -15,19 +15,29 @@ import pytest
 import ray
 
 from raylung.config import PhantomConfig
+from raylung.runtime import free_port
 
 REAL_CT = Path(os.environ.get("RAYLUNG_REAL_CT", Path(__file__).parents[2] / "shared/data/real-ct"))
 
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """A 2-CPU local Ray cluster shared by every test that needs one; its processes may use
-    MLflow's file store (mlflow-skinny has no database store)."""
+    """A 2-CPU local Ray cluster shared by every test that needs one, and joined by the
+    ``raylung`` commands the tests start (``RAY_ADDRESS``), which saves each a cluster start.
+    Its dashboard listens on loopback: Ray Train's placement-group cleaner asks its State API
+    whether a killed run's controller is gone. Its processes may use MLflow's file store
+    (mlflow-skinny has no database store)."""
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"MLFLOW_ALLOW_FILE_STORE": "true"}})
+        port = free_port()
+        os.environ["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{port}"
+        context = ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
+                           dashboard_port=port, log_to_driver=False,
+                           runtime_env={"env_vars": {"MLFLOW_ALLOW_FILE_STORE": "true"}})
+        os.environ["RAY_ADDRESS"] = context.address_info["address"]
     yield
     ray.shutdown()
+    for key in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS"):
+        os.environ.pop(key, None)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,7 @@ def test_info_on_missing_store_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("ray_cluster")  # the demo joins it
 def test_demo_end_to_end(tmp_path):
     out = subprocess.run(
         [RAYLUNG, "demo", "--out", str(tmp_path / "demo"), "phantom.cases=3", "phantom.size=96",
@@ -68,6 +70,34 @@ def test_demo_end_to_end(tmp_path):
     for name in ("raylung_config.yaml", "phantoms/cases.csv", "store/manifest.parquet",
                  "store/raylung_config.yaml", "stream_slice2d.png"):
         assert (tmp_path / "demo" / name).exists(), name
+    _assert_quiet_console(out.stdout, out.stderr)
+
+
+# What Ray itself prints: its log records, worker prefixes, its C++ core, report dumps.
+RAY_LINE = re.compile(r"^\S* ?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\s+(INFO|DEBUG) |"
+                      r"\((\w+ )?pid=\d+|core_worker\.cc|\(raylet\)|TrainingReport\(|"
+                      r"Execution plan of Dataset|Setting up process group")
+
+
+def _assert_quiet_console(stdout: str, stderr: str) -> None:
+    """The demo's console at default verbosity: each stage and progress line once, nothing
+    from Ray's internals, the closing summary with the pictures."""
+    lines = stdout.splitlines() + stderr.splitlines()
+    assert not [line for line in lines if RAY_LINE.search(line)], "Ray's own lines shown"
+    progress = [line for line in lines if re.match(r"demo_(gan|seg)  step \d+/\d+  ", line)]
+    assert {line.split("  ")[0] + " " + line.split("  ")[1] for line in progress} == \
+        {"demo_gan step 2/2", "demo_seg step 2/2"}
+    assert len(progress) == 2, progress  # each once
+    assert all(line.endswith(" left") and " steps/s " in line for line in progress)
+    assert [line[:5] for line in lines if re.match(r"\[\d/6\] ", line)] == \
+        [f"[{k}/6]" for k in range(1, 7)]
+    summary = stdout[stdout.index("raylung demo: done in"):]
+    for part in ("phantoms", "U-Net with GAN augmentation", "pathological val  not scored",
+                 "pictures:", "stream_slice2d.png"):
+        assert part in summary, part
+    pictures = summary.split("pictures:\n")[1].split()
+    assert pictures and all(Path(picture).exists() for picture in pictures), pictures
+    assert len(lines) < 60, "\n".join(lines)
 
 
 @pytest.mark.usefixtures("ray_cluster")

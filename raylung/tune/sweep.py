@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 
 import pandas as pd
 import ray
@@ -23,7 +22,7 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from raylung.config import Config, ConfigError
 from raylung.data.pipeline import select_cases
-from raylung.runtime import connect
+from raylung.runtime import connect, free_port
 from raylung.store.case_store import CaseStore
 from raylung.store.manifest import read_manifest
 from raylung.train.deepspeed_config import select_accelerator
@@ -151,17 +150,11 @@ def _start_ray(config: Config) -> None:
     tell which one is its own: stopped trials would keep their CPUs."""
     if not (ray.is_initialized() or config.ray.address or os.environ.get("RAY_ADDRESS")):
         select_accelerator(config.scaling.use_gpu)
-        port = _free_port()
+        port = free_port()
         os.environ["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{port}"
         connect(config.ray, include_dashboard=True, dashboard_host="127.0.0.1",
                 dashboard_port=port)
     start_ray(config)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _check_resources(config: Config) -> None:

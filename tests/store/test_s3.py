@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,14 +15,9 @@ from raylung.config import load_config
 from raylung.ingest.run import ingest
 from raylung.store.case_store import CaseStore
 from raylung.store.manifest import read_manifest
+from raylung.runtime import free_port
 
 pytest.importorskip("s3fs", reason="s3fs is not installed (pip install raylung[s3])")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +26,7 @@ def s3_options():
     moto = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
     if not Path(moto).exists():
         pytest.skip("moto_server not installed (pip install 'moto[server]')")
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     options = {"endpoint_url": f"http://127.0.0.1:{port}", "key": "test", "secret": "test",

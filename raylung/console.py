@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import threading
+from typing import TextIO
 
 import ray
 import ray.train
@@ -22,14 +23,15 @@ RAY_NOISE = re.compile(
     r"has constructor arguments in the object store and max_restarts > 0"  # ray#53727: every
     # actor pool (Ray Data, Ray Train) makes this C++ "E" line, no failure
     r"|Token authentication is enabled for this Ray cluster"  # the local cluster's default
+    # a training run starts about ten processes at once (controller, workers, readers...);
+    # raising Ray's start-up concurrency to silence this cost a Tune test 20 % on 2 cores
+    r"|PYTHON worker processes have been started on node"
 )
 
 
 def ray_logging(verbose: bool) -> ray.LoggingConfig:
-    """The job's logging config for every Ray process: INFO only when ``verbose``.
-
-    A job logging config also drops the ``(RayTrainWorker pid=...)`` prefix from the lines
-    that workers print, so rank 0's progress line reads as the job's own."""
+    """The job's logging config for every Ray process: INFO only when ``verbose`` (which also
+    forwards the workers' output to the driver, as Ray would)."""
     return ray.LoggingConfig(encoding="TEXT", log_level="INFO" if verbose else "WARNING")
 
 
@@ -38,44 +40,45 @@ def train_logging(verbose: bool) -> ray.train.LoggingConfig:
     return ray.train.LoggingConfig(log_level="INFO" if verbose else "WARNING")
 
 
-class _Quiet(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not RAY_NOISE.search(record.getMessage())
-
-
 def quiet_driver(verbose: bool) -> None:
     """In this process (the driver): Ray's and Ray Data's INFO lines off, and the known
     noise (``RAY_NOISE``) filtered from the console unless ``verbose``."""
     if verbose:
         return
     for name in ("ray", "ray.data", "ray.train", "ray.tune"):
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.WARNING)
-        logger.addFilter(_Quiet())
-    _filter_stderr()
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for stream in (sys.stdout, sys.stderr):
+        _filter(stream)
 
 
-@functools.cache  # once per process
-def _filter_stderr() -> None:
-    """Pass this process's stderr (file descriptor 2, where Ray's C++ core writes) through a
-    thread that drops ``RAY_NOISE`` lines; restored at exit with nothing lost."""
-    console = os.dup(2)
+@functools.cache  # once per stream and process
+def _filter(stream: TextIO) -> None:
+    """Pass a standard stream at the file-descriptor level (where Ray's C++ core and its
+    error listener write, too) through a thread that drops ``RAY_NOISE`` lines; restored at
+    exit with nothing lost."""
+    fd = stream.fileno()
+    console = os.dup(fd)
     read_end, write_end = os.pipe()
-    os.dup2(write_end, 2)
+    os.dup2(write_end, fd)
     os.close(write_end)
 
     def forward() -> None:
-        with os.fdopen(read_end, "rb") as pipe:
-            for line in pipe:
-                if not RAY_NOISE.search(line.decode(errors="replace")):
-                    os.write(console, line)
+        # Segments end at a newline or a carriage return, so progress bars (\r) stay live.
+        pending = b""
+        while chunk := os.read(read_end, 65536):
+            *segments, pending = re.split(rb"(?<=[\r\n])", pending + chunk)
+            for segment in segments:
+                if not RAY_NOISE.search(segment.decode(errors="replace")):
+                    os.write(console, segment)
+        os.write(console, pending)
+        os.close(read_end)
 
-    thread = threading.Thread(target=forward, name="raylung-stderr", daemon=True)
+    thread = threading.Thread(target=forward, name=f"raylung-filter-{fd}", daemon=True)
     thread.start()
 
     def restore() -> None:
-        sys.stderr.flush()
-        os.dup2(console, 2)  # the pipe's last writer closes: the thread drains it and ends
+        stream.flush()
+        os.dup2(console, fd)  # the pipe's last writer closes: the thread drains it and ends
         thread.join(timeout=5)
 
     atexit.register(restore)

@@ -23,9 +23,6 @@ def connect(cfg: RayConfig, **init_args) -> None:
     if address:
         ray.init(address=address, **settings)
         return
-    # A training run starts about ten processes at once (controller, workers, readers, ...);
-    # Ray warns above 4x its default start-up concurrency (the CPU count), here a false alarm.
-    os.environ.setdefault("RAY_worker_maximum_startup_concurrency", "8")
     ray.init(num_cpus=cfg.num_cpus, **settings, **init_args)
 
 

@@ -23,8 +23,8 @@ RAY_NOISE = re.compile(
     r"has constructor arguments in the object store and max_restarts > 0"  # ray#53727: every
     # actor pool (Ray Data, Ray Train) makes this C++ "E" line, no failure
     r"|Token authentication is enabled for this Ray cluster"  # the local cluster's default
-    # a training run starts about ten processes at once (controller, workers, readers...);
-    # raising Ray's start-up concurrency to silence this cost a Tune test 20 % on 2 cores
+    # a training run starts about ten processes at once (controller, workers, readers...):
+    # filtered, not silenced by raising Ray's start-up concurrency, which changes scheduling
     r"|PYTHON worker processes have been started on node"
 )
 

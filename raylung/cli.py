@@ -20,6 +20,7 @@ import contextlib
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from raylung.config import Config, ConfigError, load_config, save_config
@@ -317,7 +318,7 @@ class _Stages:
         self.seconds: dict[str, float] = {}
 
     @contextlib.contextmanager
-    def __call__(self, name: str, detail: str = ""):
+    def __call__(self, name: str, detail: str = "") -> Iterator[None]:
         print(f"[{len(self.seconds) + 1}/{self.total}] {name} {detail}".rstrip(), flush=True)
         start = time.perf_counter()
         try:

@@ -18,7 +18,8 @@ from typing import TextIO
 import ray
 import ray.train
 
-# Lines Ray prints on the console in a healthy run, each also kept in Ray's own log files.
+# Lines Ray prints on the console in a healthy run that signal no problem of the run (the C++
+# one is also in the driver's core log, python-core-driver-*.log).
 RAY_NOISE = re.compile(
     r"has constructor arguments in the object store and max_restarts > 0"  # ray#53727: every
     # actor pool (Ray Data, Ray Train) makes this C++ "E" line, no failure

@@ -241,7 +241,7 @@ def _spec_amplification(store_url: str, config, limit: int = 200) -> float:
     from raylung.data.specs import draw_specs
 
     store = CaseStore(store_url)
-    cases = select_cases(read_manifest(store), config.data, "train", None, False)
+    cases = select_cases(store, config.data, "train", None, False)
     specs = draw_specs(cases, load_centres(store, cases), config.data, 0, "train/None/False")
     groups, crop_bytes = {}, 0
     with decoded_bytes() as decoded:
@@ -283,7 +283,7 @@ def _samples_without_ray(store_url: str, count: int) -> dict:
 
     config = _config(store_url, "patch3d", 0, count)
     store = CaseStore(store_url)
-    cases = select_cases(read_manifest(store), config.data, "train", None, False)
+    cases = select_cases(store, config.data, "train", None, False)
     specs = draw_specs(cases, load_centres(store, cases), config.data, 0, "train/None/False")
     reader = CropReader(store_url, {}, config.data)
     row = {"method": "(d) raylung reader", "mode": "patch64", "samples": count,

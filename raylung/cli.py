@@ -7,6 +7,8 @@
     raylung train-gan --config job.yaml             # the shape-aware CycleGAN (Ray Train)
     raylung train-seg --config job.yaml seg.generator=G.pt seg.p_synth=0.5   # U-Net + GAN aug
     raylung tune --space tune_spaces/demo.yaml      # Ray Tune search of the loss weights
+    raylung segment scans/ --model segmenter.pt --out masks/     # apply a trained segmenter
+    raylung evaluate --pred masks/ --ref labels/ --out report/   # Dice, HD95, surface Dice...
     raylung demo --out demo_out/                    # the end-to-end demo on phantoms
 
 Every job takes ``--config FILE.yaml`` and ``key=value`` overrides of the config tree
@@ -20,12 +22,17 @@ import contextlib
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from raylung.config import Config, ConfigError, load_config, save_config
 from raylung.errors import InputError
 from raylung.store.case_store import CaseStore, StoreError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_train_gan(sub)
     _add_train_seg(sub)
     _add_tune(sub)
+    _add_segment(sub)
+    _add_evaluate(sub)
     _add_demo(sub)
     return parser
 
@@ -213,7 +222,28 @@ def _run_train_seg(args: argparse.Namespace) -> int:
 
 
 def _train_seg(config: Config) -> int:
-    return 0 if _train_seg_run(config) is not None else 1
+    run = _train_seg_run(config)
+    if run is None:
+        return 1
+    _test_report(config, run[0])
+    return 0
+
+
+def _test_report(config: Config, checkpoint: Path) -> pd.DataFrame | None:
+    """Segment and score the untouched test split with the best checkpoint; print the table."""
+    from raylung.evaluate.report import format_summary, summarise_scores
+    from raylung.train.seg_report import report_test_split
+
+    out = checkpoint.parent / "test"
+    with _one_line_warnings("train-seg"):
+        per_case = report_test_split(config, checkpoint / "segmenter.pt", out)
+    if per_case is None:
+        print(f"train-seg: no labelled test case in {config.data.store}: no test report")
+        return None
+    print(f"train-seg: test split, {per_case['case'].nunique()} whole scans in their native "
+          f"grid -> {out}")
+    print(format_summary(summarise_scores(per_case)))
+    return per_case
 
 
 def _train_seg_run(config: Config) -> tuple[Path, dict] | None:
@@ -259,6 +289,79 @@ def _run_tune(args: argparse.Namespace) -> int:
     return 0 if table["objective"].notna().any() else 1
 
 
+def _add_segment(sub: argparse._SubParsersAction) -> None:
+    job = _job(sub, "segment", _run_segment, "segment the lungs of CT scans with a trained "
+               "segmenter; masks on each scan's exact grid (1 = lung)",
+               ("input", {"help": "image file, DICOM file or series folder, a folder of "
+                                  "scans, or a CSV/parquet table with an 'image' column"}))
+    job.add_argument("--model", required=True, help="segmenter.pt of a train-seg checkpoint")
+    job.add_argument("--out", required=True, type=Path,
+                     help="mask file for one scan, else a folder (one <name>.nii.gz per scan)")
+    job.add_argument("--sides", action="store_true", help="1 = right lung, 2 = left lung")
+    job.add_argument("--no-postprocess", action="store_true",
+                     help="keep every predicted voxel (no component filter, no hole filling)")
+    job.add_argument("--probabilities", action="store_true",
+                     help="also write <name>_probability.nii.gz (float32 lung probability)")
+    job.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    job.add_argument("--batch-size", type=int, default=8,
+                     help="slices (2-D) or patches (3-D) per forward pass")
+    job.add_argument("--actors", type=int, default=1, help="model replicas of a batch job")
+    job.add_argument("--actor-cpus", type=float, default=1.0, help="CPUs per model replica")
+    job.add_argument("--actor-gpus", type=float, default=0.0,
+                     help="GPU fraction per model replica (clusters)")
+
+
+def _run_segment(args: argparse.Namespace) -> int:
+    from raylung.segment.batch import Options, segment_batch, segment_one
+    from raylung.segment.inputs import plan_jobs
+
+    options = Options(args.device, args.batch_size, not args.no_postprocess, args.sides,
+                      args.probabilities, args.actors, args.actor_cpus, args.actor_gpus)
+    jobs, batch = plan_jobs(args.input, args.out)
+    start = time.perf_counter()
+    if not batch:
+        segment_one(jobs[0], args.model, options)
+        print(f"segment: {jobs[0].image} -> {jobs[0].mask} "
+              f"({time.perf_counter() - start:.1f} s)")
+        return 0
+    from raylung.runtime import connect
+
+    connect(_config(args).ray)
+    failures = segment_batch(jobs, args.model, options)
+    print(f"segment: {len(jobs) - len(failures)} of {len(jobs)} scans -> {args.out} "
+          f"({time.perf_counter() - start:.0f} s)")
+    return 1 if failures else 0
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    job = _job(sub, "evaluate", _run_evaluate, "score predicted masks against reference masks "
+               "on whole volumes: Dice, IoU, HD95, ASSD, surface Dice, rim Dice, volumes")
+    job.add_argument("--pred", required=True, type=Path, help="predicted mask file or folder")
+    job.add_argument("--ref", required=True, type=Path,
+                     help="reference mask file or folder (cases matched by name)")
+    job.add_argument("--out", required=True, type=Path,
+                     help="folder for per_case.csv, summary.csv and report.png")
+    job.add_argument("--lesions", type=Path,
+                     help="folder of lesion masks: adds the lesion inclusion rate")
+    job.add_argument("--rim-mm", type=float, default=3.0,
+                     help="half-width of the band around the reference border (rim Dice)")
+    job.add_argument("--tolerance-mm", type=float, default=2.0,
+                     help="tolerance of the normalised surface Dice")
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from raylung.evaluate.folders import evaluate_cases, match_cases
+    from raylung.evaluate.report import format_summary
+
+    with _one_line_warnings("evaluate"):
+        cases = match_cases(args.pred, args.ref, args.lesions)
+        _, summary = evaluate_cases(cases, args.out, args.rim_mm, args.tolerance_mm)
+    print(format_summary(summary))
+    print(f"evaluate: {len(cases)} cases -> {args.out / 'per_case.csv'}, "
+          f"{args.out / 'summary.csv'}, {args.out / 'report.png'}")
+    return 0
+
+
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     job = _job(sub, "demo", _run_demo, "end-to-end demo on built-in synthetic data")
     job.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
@@ -272,7 +375,7 @@ def demo_overrides(out: Path) -> list[str]:
             "gan.decay_start=60", "gan.log_every=20", "gan.checkpoint_every=60",
             "gan.val_samples=4", "run.name=demo_gan", f"run.storage_path={out / 'runs'}",
             "seg.channels=[8,16,32]", "seg.strides=[2,2]", "seg.num_res_units=1",
-            "seg.steps=80", "seg.decay_start=40", "seg.log_every=16", "seg.val_samples=16",
+            "seg.steps=80", "seg.decay_start=40", "seg.log_every=16",
             f"seg.generator={out / 'generator_h2p.pt'}", "seg.p_synth=0.5",
             "seg.synth_cpus=0.5"]
 
@@ -284,7 +387,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "raylung_config.yaml")
-    timer = _Stages(6)
+    timer = _Stages(7)
     with timer("phantoms", f"-> {out / 'phantoms'}"):
         _write_phantoms(out / "phantoms", config, write_phantoms)
     with timer("ingest", f"-> {out / 'store'}"):
@@ -306,8 +409,19 @@ def _run_demo(args: argparse.Namespace) -> int:
         seg = _train_seg_run(seg_config)
     if seg is None:
         return 1
-    _demo_summary(out, timer, gan, seg)
+    with timer("test split: segment + evaluate", "(whole scans, native grid)"):
+        tested = _test_report(seg_config, seg[0])
+    _demo_summary(out, timer, gan, seg, tested)
     return 0
+
+
+@contextlib.contextmanager
+def _one_line_warnings(command: str) -> Iterator[None]:
+    """Python warnings (e.g. an empty mask) as ``raylung COMMAND: warning: ...`` lines."""
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *_, **__: print(
+            f"raylung {command}: warning: {message}", file=sys.stderr)
+        yield
 
 
 class _Stages:
@@ -327,12 +441,16 @@ class _Stages:
             self.seconds[name] = time.perf_counter() - start
 
 
-def _demo_summary(out: Path, timer: _Stages, gan: Path, seg: tuple[Path, dict]) -> None:
+def _demo_summary(out: Path, timer: _Stages, gan: Path, seg: tuple[Path, dict],
+                  tested: pd.DataFrame | None) -> None:
     """The demo's closing table: what each stage took, the scores, and the pictures."""
+    from raylung.evaluate.report import format_summary, summarise_scores
+
     folder, metrics = seg
     pictures = {"stream_slice2d.png": out / "stream_slice2d.png",
                 "gan_validation.png": gan / "validation.png",
-                "seg_validation.png": folder / "validation.png"}
+                "seg_validation.png": folder / "validation.png",
+                "test_report.png": folder.parent / "test" / "report.png"}
     for name, source in pictures.items():
         if source.exists() and source.parent != out:
             _copy_atomic(source, out / name)
@@ -342,6 +460,13 @@ def _demo_summary(out: Path, timer: _Stages, gan: Path, seg: tuple[Path, dict]) 
     scores = {k: metrics[k] for k in ("val_dice", "val_iou", "val_rim_dice") if k in metrics}
     print("  pathological val  " + ("  ".join(f"{k[4:]} {v:.3f}" for k, v in scores.items())
                                      or "not scored (no pathological val case)"))
+    sick = None if tested is None else tested[tested["domain"] == "pathological"]
+    if sick is None or sick.empty:
+        print("  pathological test cases: none in the test split")
+    else:
+        print(f"  pathological test cases ({sick['case'].nunique()}), whole scans:")
+        print(format_summary(summarise_scores(sick[sick["label"] == "lung"]),
+                             ("dice", "hd95_mm", "rim_dice", "lesion_inclusion_pooled")))
     print("pictures:")
     for name in pictures:
         if (out / name).exists():

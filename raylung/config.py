@@ -135,7 +135,10 @@ class DataConfig(_Section):
     hu_norm: tuple[int, int] = (-1024, 1024)
     samples_per_epoch: int = Field(256, ge=1)
     batch_size: int = Field(8, ge=1)
+    # Splits are kept in the store (splits.json, one per fractions and seed): a case never
+    # changes split when cases are added. splits_file: your own case_id,split CSV instead.
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    splits_file: str | None = Field(None, description="CSV case_id,split replacing the store's")
     seed: int = 0
     # Samples per reader call, i.e. per Ray Data block; trainers still take batch_size. Each
     # block costs Ray a task and an object, so 32 streams 64^3 patches 1.2x and slices 1.3x
@@ -211,9 +214,11 @@ class SegConfig(_Section):
     pseudo_threshold: float = Field(0.9, gt=0.5, le=1.0)
     pseudo_weight: float = Field(0.5, ge=0.0)
     ema_decay: float = Field(0.99, ge=0.0, lt=1.0)
-    val_samples: int = Field(16, ge=0, description="pathological val slices (slice2d)")
+    val_cases: int = Field(4, ge=0, description="pathological val scans segmented whole and "
+                           "scored at each checkpoint (0: no validation)")
     rim_mm: float = Field(3.0, gt=0.0, description="half-width of the band of rim Dice")
-    sw_batch_size: int = Field(4, ge=1, description="patches per sliding-window pass (patch3d)")
+    sw_batch_size: int = Field(4, ge=1, description="slices or patches per forward pass "
+                               "when whole scans are segmented (validation)")
     seed: int = Field(0, description="network initialisation")
 
     @model_validator(mode="after")

@@ -27,6 +27,7 @@ RAY_NOISE = re.compile(
     # a training run starts about ten processes at once (controller, workers, readers...):
     # filtered, not silenced by raising Ray's start-up concurrency, which changes scheduling
     r"|PYTHON worker processes have been started on node"
+    r"|Progress bars disabled\. To enable"  # raylung segment shows its own bar (scans/s)
 )
 
 

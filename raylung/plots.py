@@ -1,7 +1,10 @@
-"""PNG grids a person looks at: training samples (image, lung, band) and GAN translations."""
+"""PNGs a person looks at: training samples (image, lung, band), GAN translations,
+segmentations and a run's learning curves."""
 
 from __future__ import annotations
 
+import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -9,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 
 def save_sample_grid(batch: dict[str, np.ndarray], path: str | Path, columns: int = 4) -> Path:
@@ -75,11 +79,12 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
     return path
 
 
-def save_segmentation_grid(images: np.ndarray, truths: np.ndarray, preds: np.ndarray,
-                           path: str | Path, count: int = 8) -> Path:
+def save_segmentation_grid(images: Sequence[np.ndarray], truths: Sequence[np.ndarray],
+                           preds: Sequence[np.ndarray], path: str | Path, count: int = 8) -> Path:
     """Up to ``count`` samples: image with the true lung (green) and the predicted lung (red).
 
-    ``images`` is (B, C, *spatial), masks (B, *spatial); 3-D shows the middle slice."""
+    Each image is (C, *spatial), each mask (*spatial), sizes may differ between samples; 3-D
+    shows the middle slice."""
     count = min(count, len(images))
     columns = min(count, 4)
     rows = -(-count // columns)
@@ -87,9 +92,31 @@ def save_segmentation_grid(images: np.ndarray, truths: np.ndarray, preds: np.nda
     for ax in axes.ravel():
         ax.axis("off")
     for i, ax in enumerate(axes.ravel()[:count]):
-        ax.imshow(_middle(images[i][images.shape[1] // 2]), cmap="gray", vmin=-1, vmax=1)
+        ax.imshow(_middle(images[i][len(images[i]) // 2]), cmap="gray", vmin=-1, vmax=1)
         for mask, colour in ((truths[i], "lime"), (preds[i], "red")):
             if _middle(mask).any():
                 ax.contour(_middle(mask), levels=[0.5], colors=colour, linewidths=0.8)
     fig.suptitle("true lung (green), predicted lung (red)", fontsize=9)
     return _save(fig, path)
+
+
+def curves_png(table: pd.DataFrame) -> bytes:
+    """PNG of a run's metrics table against ``step``: losses on the left, the validation
+    scores of its checkpoints on the right."""
+    fig, (losses, scores) = plt.subplots(1, 2, figsize=(11, 4))
+    for column in table.columns:
+        points = table[["step", column]].dropna()
+        if column.startswith("loss"):
+            losses.plot(points["step"], points[column], label=column)
+        elif column.startswith("val_"):
+            scores.plot(points["step"], points[column], marker="o", label=column)
+    for ax, title in ((losses, "training losses"), (scores, "validation")):
+        ax.set_xlabel("step")
+        ax.set_title(title, fontsize=10)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()

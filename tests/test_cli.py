@@ -17,8 +17,8 @@ RAYLUNG = str(Path(sys.executable).parent / "raylung")
 
 
 @pytest.mark.parametrize("command", [[], ["phantom"], ["ingest"], ["info"], ["stream"],
-                                     ["train-gan"], ["train-seg"], ["tune"],
-                                     ["demo"]])
+                                     ["train-gan"], ["train-seg"], ["tune"], ["segment"],
+                                     ["evaluate"], ["demo"]])
 def test_help(command):
     out = subprocess.run([RAYLUNG, *command, "--help"], capture_output=True, encoding="utf-8")
     assert out.returncode == 0
@@ -89,10 +89,11 @@ def _assert_quiet_console(stdout: str, stderr: str) -> None:
         {"demo_gan step 2/2", "demo_seg step 2/2"}
     assert len(progress) == 2, progress  # each once
     assert all(line.endswith(" left") and " steps/s " in line for line in progress)
-    assert [line[:5] for line in lines if re.match(r"\[\d/6\] ", line)] == \
-        [f"[{k}/6]" for k in range(1, 7)]
+    assert [line[:5] for line in lines if re.match(r"\[\d/7\] ", line)] == \
+        [f"[{k}/7]" for k in range(1, 8)]
     summary = stdout[stdout.index("raylung demo: done in"):]
-    for part in ("phantoms", "U-Net with GAN augmentation", "pathological val  not scored",
+    for part in ("phantoms", "U-Net with GAN augmentation", "test split: segment + evaluate",
+                 "pathological val  not scored", "pathological test cases: none in the test split",
                  "pictures:", "stream_slice2d.png"):
         assert part in summary, part
     pictures = summary.split("pictures:\n")[1].split()
@@ -144,3 +145,27 @@ def test_info_prints_the_stores_numbers(phantom_store, capsys):
     assert (f"disk             {disk / 2**20:.1f} MiB (raw {raw / 2**20:.1f} MiB, "
             f"compression {raw / disk:.1f}x)\n") in out
     assert raw / disk > 1.5
+
+
+def test_evaluate_scores_folders_and_prints_the_table(tmp_path, image_writer, capsys):
+    import numpy as np
+
+    ref = np.zeros((8, 20, 20), np.uint8)
+    ref[2:6, 4:16, 4:16] = 1
+    pred = np.roll(ref, 1, axis=2)
+    for case in ("a", "b"):
+        image_writer(tmp_path / "ref" / f"{case}.nii.gz", ref, spacing=(0.8, 0.8, 2.5))
+        image_writer(tmp_path / "pred" / f"{case}.nii.gz", pred, spacing=(0.8, 0.8, 2.5))
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref"),
+                 "--out", str(tmp_path / "eval")]) == 0
+    out = capsys.readouterr().out
+    assert "evaluate: 2 cases ->" in out and "dice" in out and "hd95_mm" in out
+    per_case = pd.read_csv(tmp_path / "eval" / "per_case.csv")
+    assert per_case["dice"].tolist() == pytest.approx([2 * 11 * 12 * 4 / (2 * 12 * 12 * 4)] * 2)
+    assert per_case["hd95_mm"].tolist() == pytest.approx([0.8, 0.8])
+    image_writer(tmp_path / "pred" / "b.nii.gz", pred, spacing=(0.8, 0.8, 2.0))
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref"),
+                 "--out", str(tmp_path / "eval")]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("raylung evaluate: error: ")
+    assert "b.nii.gz: grid differs from the reference" in errors[0]

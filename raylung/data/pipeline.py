@@ -11,6 +11,7 @@ is never materialised and object-store memory stays bounded by Ray Data's backpr
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ import ray
 from raylung.config import Config, DataConfig
 from raylung.data.sample import make_sample
 from raylung.data.specs import draw_specs
+from raylung.errors import InputError
 from raylung.data.splits import cases_of
 from raylung.store.case_store import CaseStore, StoreError
 from raylung.store.manifest import read_manifest
@@ -34,7 +36,7 @@ def build_dataset(cfg: Config, split: str, epochs: Iterable[int], domain: str | 
                   labelled_only: bool = False) -> ray.data.Dataset:
     """A lazily read dataset of ``data.samples_per_epoch`` samples per epoch of one split."""
     store = _store(cfg)
-    cases = select_cases(read_manifest(store), cfg.data, split, domain, labelled_only)
+    cases = select_cases(store, cfg.data, split, domain, labelled_only)
     centres = load_centres(store, cases) if cfg.data.mode == "patch3d" else {}
     stream = f"{split}/{domain}/{labelled_only}"
     specs = [s for epoch in epochs for s in draw_specs(cases, centres, cfg.data, epoch, stream)]
@@ -52,10 +54,11 @@ def build_dataset(cfg: Config, split: str, epochs: Iterable[int], domain: str | 
     return dataset
 
 
-def select_cases(manifest: pd.DataFrame, cfg: DataConfig, split: str, domain: str | None,
+def select_cases(store: CaseStore, cfg: DataConfig, split: str, domain: str | None,
                  labelled_only: bool) -> pd.DataFrame:
     """The manifest rows a stream draws from; a clear error when none are left."""
-    cases = cases_of(manifest, split, cfg.split_fractions, cfg.seed)
+    manifest = read_manifest(store)
+    cases = cases_of(store, manifest, split, cfg)
     if domain is not None:
         cases = cases[cases["domain"] == domain]
     if labelled_only:
@@ -65,6 +68,16 @@ def select_cases(manifest: pd.DataFrame, cfg: DataConfig, split: str, domain: st
         raise ValueError(f"{cfg.store}: no {what + ' ' if what else ''}cases in split {split!r} "
                          f"({len(manifest)} cases in the store)")
     return cases.reset_index(drop=True)
+
+
+def check_sources(cases: pd.DataFrame, split: str) -> None:
+    """Validation and the test report read the scans that ingest read: they must still exist."""
+    for row in cases.itertuples():
+        for path in (row.source_image, row.source_lung):
+            if path and not Path(path).exists():
+                raise InputError(path, f"source file of {split} case {row.case_id} not found "
+                                       "(scans are scored in their own grid, read from the "
+                                       "files ingest read)")
 
 
 def load_centres(store: CaseStore, cases: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -111,7 +111,7 @@ def _slice_crop(case: Mapping[str, Volume], attrs: dict[str, Any], spec: dict[st
     rows = case["image"][planes.min():planes.max() + 1, y0:y1, x0:x1]
     image = rows[planes - planes.min()].astype(np.float32)
     shape = tuple(cfg.slice_size)
-    image = _resize(image, shape, "bilinear")
+    image = resize_planes(image, shape, "bilinear")
     if not attrs["labelled"]:
         return image, *_empty_masks(shape)
 
@@ -120,8 +120,8 @@ def _slice_crop(case: Mapping[str, Volume], attrs: dict[str, Any], spec: dict[st
 
     lung, band = _lung_and_band(read, (y0, x0), (y1 - y0, x1 - x0), attrs["spacing"][1::-1],
                                 cfg.surround_mm)
-    return image, _resize(lung[None], shape, "nearest-exact")[0], \
-        _resize(band[None], shape, "nearest-exact")[0]
+    return image, resize_planes(lung[None], shape, "nearest-exact")[0], \
+        resize_planes(band[None], shape, "nearest-exact")[0]
 
 
 def _lung_and_band(read: Callable[[tuple[int, ...], tuple[int, ...]], np.ndarray],
@@ -142,7 +142,7 @@ def _empty_masks(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
 
 
-def _resize(planes: np.ndarray, shape: tuple[int, int], mode: str) -> np.ndarray:
+def resize_planes(planes: np.ndarray, shape: tuple[int, int], mode: str) -> np.ndarray:
     """(C, H, W) planes resized to ``shape``: voxel centres map as in skimage's ``resize``
     (half-pixel aligned; "nearest-exact" for masks), 10x faster with torch on one thread."""
     resized = F.interpolate(torch.from_numpy(planes)[None], size=shape, mode=mode,

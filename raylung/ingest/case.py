@@ -39,7 +39,7 @@ def prepare_case(source: CaseSource, cfg: IngestConfig) -> PreparedCase:
     """Read, check and canonicalise one case; raise InputError naming the bad file."""
     image = read_volume(source.image)
     grid = canonical_grid(image, cfg.spacing_mm)
-    arrays = {"image": _hu_array(image, grid, cfg.hu_window)}
+    arrays = {"image": canonical_hu(image, grid, cfg.hu_window)}
     if source.lung:
         arrays["lung"] = _mask_array(source.lung, image, grid, cfg.lung_labels)
         if not arrays["lung"].any():
@@ -85,7 +85,9 @@ def lung_hu_stats(image: np.ndarray, lung: np.ndarray) -> dict[str, float]:
             "lung_hu_p995": float(p995)}
 
 
-def _hu_array(image: sitk.Image, grid: sitk.Image, window: tuple[int, int]) -> np.ndarray:
+def canonical_hu(image: sitk.Image, grid: sitk.Image, window: tuple[int, int]) -> np.ndarray:
+    """The image resampled onto ``grid`` in whole HU clipped to ``window``, as the store keeps it
+    (``raylung segment`` prepares scans with it too)."""
     resampled = resample_to(sitk.Cast(image, sitk.sitkFloat32), grid, label=False, fill=window[0])
     values = sitk.GetArrayFromImage(resampled)
     return np.clip(np.rint(values), *window).astype(np.int16)

@@ -1,5 +1,6 @@
 """``raylung ingest``: every case becomes a committed zarr group, in parallel Ray tasks.
 
+The split of every case is fixed in the store's ``splits.json`` (raylung/data/splits.py).
 A rerun skips cases whose commit record carries the same source hash, rewrites changed or
 interrupted ones, and reports every failing case in one line (stderr and ingest_report.csv).
 """
@@ -15,6 +16,7 @@ import ray
 from tqdm import tqdm
 
 from raylung.config import Config, IngestConfig, dump_config
+from raylung.data.splits import store_splits
 from raylung.errors import InputError
 from raylung.ingest.case import prepare_case, source_hash
 from raylung.ingest.sources import CaseSource, Failure, read_sources
@@ -52,7 +54,9 @@ def ingest(src: str, store_url: str, config: Config, progress: bool = True) -> I
         _run_tasks(sources, store, config, result, progress)
     store.write_table(REPORT, pd.DataFrame([vars(f) for f in result.failures],
                                            columns=["case", "file", "reason"]))
-    write_manifest(store)
+    manifest = write_manifest(store)
+    if not manifest.empty:
+        store_splits(store, manifest, config.data)  # from now on every case keeps its split
     return result
 
 

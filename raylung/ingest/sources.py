@@ -17,9 +17,9 @@ import pandas as pd
 
 from raylung.config import DOMAINS
 from raylung.errors import InputError
+from raylung.io.read import IMAGE_SUFFIXES
 
 TABLE_NAMES = ("cases.csv", "cases.parquet")
-IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm")
 REQUIRED_COLUMNS = ("case_id", "image", "domain")
 
 

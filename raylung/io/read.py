@@ -17,6 +17,9 @@ from raylung.io.nifti import check_nifti, is_nifti
 # ITK prints warnings (e.g. for odd DICOM tags) straight to stderr; raylung reports its own.
 sitk.ProcessObject_SetGlobalWarningDisplay(False)
 
+# File names SimpleITK reads as images, ".nii.gz" first so it wins over ".gz"-less ".nii".
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm")
+
 _SCALAR_TYPES = {
     sitk.sitkInt8, sitk.sitkUInt8, sitk.sitkInt16, sitk.sitkUInt16, sitk.sitkInt32,
     sitk.sitkUInt32, sitk.sitkInt64, sitk.sitkUInt64, sitk.sitkFloat32, sitk.sitkFloat64,
@@ -24,12 +27,15 @@ _SCALAR_TYPES = {
 _INTEGER_TYPES = _SCALAR_TYPES - {sitk.sitkFloat32, sitk.sitkFloat64}
 
 
-def read_volume(path: str | Path) -> sitk.Image:
-    """Read a 3-D scalar image from a file or a DICOM series folder; raise InputError if unfit."""
+def read_volume(path: str | Path, largest_series: bool = False) -> sitk.Image:
+    """Read a 3-D scalar image from a file or a DICOM series folder; raise InputError if unfit.
+
+    A folder with several DICOM series is an error, or with ``largest_series`` its series of
+    the most slices is read (as lungmask does)."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")
-    image = _read_series(path) if path.is_dir() else _read_file(path)
+    image = _read_series(path, largest_series) if path.is_dir() else _read_file(path)
     _check_volume(path, image)
     return image
 
@@ -45,6 +51,21 @@ def read_mask(path: str | Path) -> sitk.Image:
     return sitk.Cast(mask, sitk.sitkInt32)
 
 
+def image_name(path: str | Path) -> str | None:
+    """A scan's or mask's name: a folder's own name (a DICOM series), a file's name less its
+    image suffix (``ct_01`` of ``ct_01.nii.gz``), None for a file that is not an image."""
+    path = Path(path)
+    if path.is_dir():
+        return path.name
+    suffix = image_suffix(path.name)
+    return path.name[: -len(suffix)] if suffix else None
+
+
+def image_suffix(name: str) -> str:
+    """The image suffix a file name ends with (case-insensitive), or ""."""
+    return next((s for s in IMAGE_SUFFIXES if name.lower().endswith(s)), "")
+
+
 def _read_file(path: Path) -> sitk.Image:
     if path.stat().st_size == 0:
         raise InputError(path, "file is empty (0 bytes)")
@@ -56,16 +77,22 @@ def _read_file(path: Path) -> sitk.Image:
         raise InputError(path, f"unreadable image ({_itk_reason(err)})") from None
 
 
-def _read_series(folder: Path) -> sitk.Image:
+def dicom_series(folder: str | Path) -> list[list[str]]:
+    """The files of each DICOM series directly in ``folder`` (none: an empty list)."""
     try:
-        series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+        ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
     except RuntimeError as err:
         raise InputError(folder, f"unreadable DICOM folder ({_itk_reason(err)})") from None
+    return [list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), i)) for i in ids]
+
+
+def _read_series(folder: Path, largest: bool) -> sitk.Image:
+    series = dicom_series(folder)
     if not series:
         raise InputError(folder, "folder holds no readable DICOM series")
-    if len(series) > 1:
+    if len(series) > 1 and not largest:
         raise InputError(folder, f"folder holds {len(series)} DICOM series; give one per case")
-    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series[0])
+    files = max(series, key=len)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     try:

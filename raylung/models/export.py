@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
 from raylung.config import Config
 from raylung.models.generator import ResnetGenerator
@@ -68,4 +69,9 @@ def _load(path: str | Path, kind: str) -> tuple[dict[str, Any], Config]:
     found = payload.get("kind", "generator_h2p") if isinstance(payload, dict) else None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or found != kind:
         raise ValueError(f"{path}: not a raylung {kind} export (found {found or 'something else'})")
-    return payload["state_dict"], Config.model_validate(payload["config"])
+    try:
+        return payload["state_dict"], Config.model_validate(payload["config"])
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise ValueError(f"{path}: its saved config does not fit this raylung version "
+                         f"({problems})") from None

@@ -53,19 +53,29 @@ def bone_mask(image: np.ndarray, body: np.ndarray, bone_hu: int, min_voxels: int
     return morphology.remove_small_objects(bone, max_size=min_voxels - 1, connectivity=3)
 
 
-def thorax_box(image: np.ndarray, body_hu: int, bone_hu: int, min_voxels: int) -> Box:
-    """Bounding box of the bone (ribs, vertebrae) inside the largest body component."""
-    bone = bone_mask(image, body_mask(image, body_hu), bone_hu, min_voxels)
+def thorax_box(image: np.ndarray, body_hu: int, bone_hu: int, min_voxels: int,
+               body: np.ndarray | None = None) -> Box:
+    """Bounding box of the bone (ribs, vertebrae) inside the largest body component
+    (``body``, when the caller has it already)."""
+    body = body_mask(image, body_hu) if body is None else body
+    bone = bone_mask(image, body, bone_hu, min_voxels)
     if not bone.any():
         raise NoBoneError(f"no bone above {bone_hu} HU inside the body")
     return bounding_box(bone)
 
 
 def bounding_box(mask: np.ndarray) -> Box:
-    """The smallest box holding every non-zero voxel of a non-empty mask."""
-    bounds = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        hit = np.flatnonzero(mask.any(axis=other))
-        bounds += [int(hit[0]), int(hit[-1]) + 1]
-    return Box(*bounds)
+    """The smallest box holding every non-zero voxel of a non-empty 3-D mask."""
+    return Box(*(b for part in box_slices(mask) for b in (part.start, part.stop)))
+
+
+def box_slices(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
+    """Slices of the box around the non-zero voxels of an N-D mask, widened by ``margin``
+    inside the array; None when the mask is empty."""
+    box = []
+    for axis in range(mask.ndim):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        if not len(hit):
+            return None
+        box.append(slice(max(int(hit[0]) - margin, 0), int(hit[-1]) + 1 + margin))
+    return tuple(box)

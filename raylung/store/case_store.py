@@ -9,6 +9,7 @@ Layout (``STORE`` is a local path or an fsspec URL such as ``s3://bucket/store``
     STORE/manifest.parquet         one row per committed case
     STORE/summary.json             data-derived settings (spacing, shapes, HU statistics)
     STORE/ingest_report.csv        failures of the last ingest run
+    STORE/splits.json              the train/val/test split of every case, per scheme
     STORE/raylung_config.yaml      the resolved config of the last ingest run
 
 A case is committed by writing ``attrs["raylung"]["committed"]`` after all its chunks are
@@ -19,7 +20,6 @@ object storage alike. A rewrite removes the old group first.
 from __future__ import annotations
 
 import io
-import uuid
 from typing import Any
 
 import fsspec
@@ -28,6 +28,7 @@ import pandas as pd
 import zarr
 from fsspec.implementations.local import LocalFileSystem
 
+from raylung.io.write import write_bytes
 from raylung.store.volume import LocalVolume, Volume
 
 CASES = "cases"
@@ -118,14 +119,7 @@ class CaseStore:
 
     def write_bytes(self, name: str, data: bytes) -> None:
         """Write a side file atomically (temp + rename locally; one PUT on object storage)."""
-        path = f"{self.root}/{name}"
-        if not self._local:
-            self.fs.pipe_file(path, data)
-            return
-        self.fs.makedirs(self.root, exist_ok=True)
-        tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-        self.fs.pipe_file(tmp, data)
-        self.fs.mv(tmp, path)
+        write_bytes(f"{self.url}/{name}", data, self.storage_options)
 
     def read_bytes(self, name: str) -> bytes:
         """Read a side file; StoreError when it does not exist."""

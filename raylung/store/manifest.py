@@ -72,7 +72,7 @@ def _row(attrs: dict[str, Any], group: Any, disk_bytes: int) -> dict[str, Any]:
                                           "lung_hu_p005", "lung_hu_p995")})
     row["raw_bytes"] = int(sum(a.nbytes for _, a in group.arrays()))
     row["disk_bytes"] = disk_bytes
-    row["source_image"] = attrs["sources"]["image"]
+    row.update({f"source_{k}": attrs["sources"][k] for k in ("image", "lung", "lesion")})
     row["source_hash"] = attrs["committed"]["source_hash"]
     return row
 

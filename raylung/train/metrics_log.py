@@ -5,6 +5,7 @@ loggers here write rank 0's numeric metrics with its reported ``step`` as the x 
 raylung trainer logs the same way and the workers carry no logging code::
 
     <run.storage_path>/<run.name>/tensorboard/events.out.tfevents.*     tensorboard --logdir
+    <run.storage_path>/<run.name>/metrics.csv                           always: one row a report
     logging.mlflow_tracking_uri=http://HOST:5000                        one MLflow run per run.name
 """
 
@@ -21,14 +22,17 @@ from types import ModuleType
 from typing import Any
 
 import fsspec
+import pandas as pd
 from ray.train import Checkpoint, UserCallback
 from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.event_pb2 import Event, SessionLog
 from tensorboardX.summary import scalar
 
 from raylung.config import Config, ConfigError
+from raylung.io.write import write_bytes
 
 RUN_TAG = "raylung.run_folder"
+METRICS_TABLE = "metrics.csv"
 # Left out of MLflow params: storage options may hold keys, the tracking URI a password.
 PRIVATE_SECTIONS = ("storage", "logging")
 
@@ -36,7 +40,7 @@ PRIVATE_SECTIONS = ("storage", "logging")
 def logging_callbacks(config: Config, run_folder: str) -> list[UserCallback]:
     """The loggers ``config.logging`` asks for; MLflow is reached now, so a bad URI or a
     missing package fails before training starts."""
-    callbacks: list[UserCallback] = []
+    callbacks: list[UserCallback] = [MetricsTable(f"{run_folder}/{METRICS_TABLE}")]
     if config.logging.tensorboard:
         callbacks.append(TensorBoardLogger(f"{run_folder}/tensorboard"))
     if config.logging.mlflow_tracking_uri:
@@ -95,6 +99,33 @@ class TensorBoardLogger(UserCallback):
         fs, root = fsspec.core.url_to_fs(self.folder)
         for path in Path(self._local).iterdir():
             fs.put_file(str(path), f"{root}/{path.name}")
+
+
+class MetricsTable(UserCallback):
+    """Rank 0's scalars as a CSV table (``step`` first), rewritten whole at every report; a
+    resumed run replaces the rows its killed attempt logged at or after its first step."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._rows: list[dict[str, float]] | None = None
+
+    def after_report(self, run_context: Any, metrics: list[dict[str, Any]],
+                     checkpoint: Checkpoint | None) -> None:
+        step, scalars = rank_zero_scalars(metrics)
+        if self._rows is None:
+            self._rows = [r for r in read_metrics_table(self.path).to_dict("records")
+                          if r["step"] < step]
+        self._rows.append({"step": step, **scalars})
+        write_bytes(self.path, pd.DataFrame(self._rows).to_csv(index=False).encode())
+
+
+def read_metrics_table(path: str) -> pd.DataFrame:
+    """The metrics table of a run folder (empty when the run has not reported yet)."""
+    fs, local = fsspec.core.url_to_fs(path)
+    if not fs.exists(local):
+        return pd.DataFrame(columns=["step"])
+    with fs.open(local) as handle:
+        return pd.read_csv(handle)
 
 
 class MLflowLogger(UserCallback):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ from raylung.train.deepspeed_config import select_accelerator
 from raylung.train.gan_loop import train_gan_worker
 from raylung.train.metrics_log import finish_logging, logging_callbacks
 from raylung.train.progress import printed_progress
+from raylung.train.run_summary import write_run_summary
 
 
 def fit_gan(config: Config, callbacks: Sequence[UserCallback] = (),
@@ -53,10 +55,13 @@ def fit_gan(config: Config, callbacks: Sequence[UserCallback] = (),
 
 def fit(config: Config, worker: Callable[[dict[str, Any]], None],
         datasets: dict[str, ray.data.Dataset], loop_config: dict[str, Any],
-        callbacks: Sequence[UserCallback] = (), progress: bool = True) -> ray.train.Result:
+        callbacks: Sequence[UserCallback] = (), progress: bool = True,
+        best: str | None = None) -> ray.train.Result:
     """Run ``worker`` on ``scaling.num_workers`` Ray Train workers; every dataset but ``val``
     is split into disjoint shards, and the resolved config travels in ``loop_config``, with
-    the queue of rank 0's progress lines when ``progress``."""
+    the queue of rank 0's progress lines when ``progress``. A finished run gets its
+    ``summary.json`` (best checkpoint by the metric ``best``, else the last) and curves."""
+    start = time.perf_counter()
     for dataset in datasets.values():  # the workers' per-interval lines are the progress
         dataset.context.enable_progress_bars = False
     run = run_config(config, callbacks)
@@ -73,6 +78,8 @@ def fit(config: Config, worker: Callable[[dict[str, Any]], None],
         result = trainer.fit()
     if result.error is None:
         finish_logging(run.callbacks)
+        write_run_summary(config, f"{_storage(config)}/{config.run.name}", result,
+                          time.perf_counter() - start, best)
     return result
 
 

@@ -3,7 +3,7 @@
 One DeepSpeed engine (the U-Net); labelled samples from this worker's shard of ``train``
 (some of them translated by G upstream), plus, with ``seg.pseudo_label``, unlabelled
 pathological samples labelled by an EMA teacher where it is confident. Rank 0 validates on
-pathological val cases at every checkpoint (one per data epoch and at the end).
+whole pathological val scans at every checkpoint (one per data epoch and at the end).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from raylung.train.checkpoint import report, restore
 from raylung.train.engine import build_engine, init_distributed
 from raylung.train.meter import Meter
 from raylung.train.progress import SEG_KEYS, progress_reporter
-from raylung.train.seg_validation import validate_slices, validate_volumes
+from raylung.train.seg_validation import ScanValidator
 from raylung.train.streams import shard_batches, zip_streams
 
 Batch = tuple[dict[str, Any], dict[str, Any] | None]
@@ -67,19 +67,16 @@ def _batches(streams: Iterator[tuple[dict[str, Any], ...]], skip: int) -> Iterat
 
 def _extras(config: Config, engine: Any, validate: bool) -> Callable[[Path], dict[str, float]]:
     """Rank 0's additions to a checkpoint: the exported segmenter, then validation."""
-    val_batches = None
-    if validate and config.data.mode == "slice2d" and ray.train.get_context().get_world_rank() == 0:
-        val_batches = list(shard_batches("val", config.data.batch_size, drop_last=False))
+    rank = ray.train.get_context().get_world_rank()
+    validator = ScanValidator(config) if validate and rank == 0 else None
 
     def extras(folder: Path) -> dict[str, float]:
         export_model(engine.module, config, folder / "segmenter.pt", "segmenter")
-        if not validate:
+        if validator is None:
             return {}
         engine.module.eval()
         try:
-            if val_batches is not None:
-                return validate_slices(engine.module, val_batches, config, folder)
-            return validate_volumes(engine.module, config, folder)
+            return validator(engine.module, folder)
         finally:
             engine.module.train()
     return extras

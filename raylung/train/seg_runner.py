@@ -8,16 +8,17 @@ resume and logging machinery as ``train-gan`` (raylung/train/runner.py).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import ray.train
 from ray.train import UserCallback
 
 from raylung.config import Config
-from raylung.data.pipeline import build_dataset
+from raylung.data.pipeline import build_dataset, check_sources, select_cases
 from raylung.data.synth import add_synthesis
-from raylung.train.runner import (fit, resume_epochs, start_ray, steps_per_epoch,
-                                  validation_dataset)
+from raylung.store.case_store import CaseStore
+from raylung.train.runner import fit, resume_epochs, start_ray, steps_per_epoch
 from raylung.train.seg_loop import train_seg_worker
 
 BEST_METRIC = "val_dice"
@@ -35,15 +36,9 @@ def fit_seg(config: Config, callbacks: Sequence[UserCallback] = (),
     datasets = {"train": add_synthesis(train, config) if config.seg.generator else train}
     if config.seg.pseudo_label:
         datasets["unlabelled"] = build_dataset(stream, "train", epochs, "pathological")
-    validate = config.seg.val_samples > 0
-    if validate and config.data.mode == "slice2d":
-        val = validation_dataset(stream, config.seg.val_samples, "pathological")
-        validate = val is not None
-        if val is not None:
-            datasets["val"] = val
     loop = {"first_step": first_step, "steps_per_epoch": steps_per_epoch(config),
-            "validate": validate}
-    return fit(config, train_seg_worker, datasets, loop, callbacks, progress)
+            "validate": _can_validate(config)}
+    return fit(config, train_seg_worker, datasets, loop, callbacks, progress, BEST_METRIC)
 
 
 def best_checkpoint(result: ray.train.Result) -> tuple[ray.train.Checkpoint, dict]:
@@ -52,6 +47,21 @@ def best_checkpoint(result: ray.train.Result) -> tuple[ray.train.Checkpoint, dic
     if not scored:
         return result.checkpoint, result.metrics
     return max(scored, key=lambda pair: pair[1][BEST_METRIC])
+
+
+def _can_validate(config: Config) -> bool:
+    """Whether there are pathological val scans to score, whose source files are still there
+    (validation reads the scans ingest read); the reason on stderr when there are none."""
+    if config.seg.val_cases == 0:
+        return False
+    store = CaseStore(config.data.store, config.storage.storage_options)
+    try:
+        cases = select_cases(store, config.data, "val", "pathological", labelled_only=True)
+    except ValueError as err:
+        print(f"raylung train-seg: validation skipped: {err}", file=sys.stderr)
+        return False
+    check_sources(cases.head(config.seg.val_cases), "val")
+    return True
 
 
 def _stream_config(config: Config) -> Config:

@@ -21,7 +21,6 @@ from raylung.evaluate.realism import realism_distance
 from raylung.models.export import load_generator
 from raylung.preprocess.normalise import to_hu
 from raylung.store.case_store import CaseStore
-from raylung.store.manifest import read_manifest
 
 
 class RealismProbe:
@@ -54,7 +53,7 @@ def read_val_samples(config: Config, domain: str, count: int) -> dict[str, np.nd
     cfg.data.samples_per_epoch = count
     cfg.data.augment.enabled = False
     store = CaseStore(cfg.data.store, cfg.storage.storage_options)
-    cases = select_cases(read_manifest(store), cfg.data, "val", domain, labelled_only=True)
+    cases = select_cases(store, cfg.data, "val", domain, labelled_only=True)
     centres = load_centres(store, cases) if cfg.data.mode == "patch3d" else {}
     specs = draw_specs(cases, centres, cfg.data, 0, f"val/{domain}/True")
     reader = CropReader(store.url, store.storage_options, cfg.data)

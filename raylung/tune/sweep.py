@@ -24,7 +24,6 @@ from raylung.config import Config, ConfigError
 from raylung.data.pipeline import select_cases
 from raylung.runtime import connect, free_port
 from raylung.store.case_store import CaseStore
-from raylung.store.manifest import read_manifest
 from raylung.train.deepspeed_config import select_accelerator
 from raylung.train.runner import start_ray, steps_per_epoch
 from raylung.tune.objectives import Objective, objective_of
@@ -132,15 +131,15 @@ def _check_optuna(sweep: Sweep) -> None:
 
 def _check_validation(config: Config, objective: Objective) -> None:
     """The val split must hold what the objective is scored on."""
-    samples = config.seg.val_samples if objective.stage == "seg" else config.gan.val_samples
-    if samples == 0:
+    field = "val_cases" if objective.stage == "seg" else "val_samples"
+    if getattr(getattr(config, objective.stage), field) == 0:
         raise ConfigError(f"tune.objective: {objective.name} is scored by validation; set "
-                          f"{objective.stage}.val_samples > 0")
-    manifest = read_manifest(CaseStore(config.data.store, config.storage.storage_options))
+                          f"{objective.stage}.{field} > 0")
+    store = CaseStore(config.data.store, config.storage.storage_options)
     domains = (["healthy"] if objective.stage == "gan" else []) + (
         ["pathological"] if objective.realism or objective.stage == "seg" else [])
     for domain in domains:
-        select_cases(manifest, config.data, "val", domain, labelled_only=True)
+        select_cases(store, config.data, "val", domain, labelled_only=True)
 
 
 def _start_ray(config: Config) -> None:

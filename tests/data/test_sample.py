@@ -11,7 +11,6 @@ from raylung.data.specs import draw_specs
 from raylung.data.pipeline import CropReader, SampleReadError, load_centres, select_cases
 from raylung.preprocess.normalise import normalise_hu
 from raylung.preprocess.surround import surround_band
-from raylung.store.manifest import read_manifest
 
 PATCH = ["data.patch_size=[16,32,32]", "data.mode=patch3d", "data.split_fractions=[1,0,0]"]
 
@@ -120,7 +119,7 @@ def test_masks_stay_aligned_under_augmentation(mask_shaped_store, mode, augment)
 
 def test_same_seed_same_sample_different_epoch_differs(phantom_store):
     cfg = _cfg(*PATCH)
-    cases = select_cases(read_manifest(phantom_store), cfg, "train", None, False)
+    cases = select_cases(phantom_store, cfg, "train", None, False)
     centres = load_centres(phantom_store, cases)
     assert draw_specs(cases, centres, cfg, 3, "s") == draw_specs(cases, centres, cfg, 3, "s")
     assert draw_specs(cases, centres, cfg, 3, "s") != draw_specs(cases, centres, cfg, 4, "s")
@@ -134,7 +133,7 @@ def test_same_seed_same_sample_different_epoch_differs(phantom_store):
 
 def test_lung_centred_fraction(phantom_store):
     cfg = _cfg(*PATCH, "data.lung_centre_fraction=0.3", "data.samples_per_epoch=2000")
-    cases = select_cases(read_manifest(phantom_store), cfg, "train", None, True)
+    cases = select_cases(phantom_store, cfg, "train", None, True)
     specs = draw_specs(cases, load_centres(phantom_store, cases), cfg, 0, "ratio")
     share = np.mean([s["lung_centred"] for s in specs])
     assert abs(share - 0.3) < 4 * np.sqrt(0.3 * 0.7 / 2000)
@@ -142,7 +141,7 @@ def test_lung_centred_fraction(phantom_store):
 
 def test_unlabelled_only_random_centres(phantom_store):
     cfg = _cfg(*PATCH)
-    cases = select_cases(read_manifest(phantom_store), cfg, "train", None, False)
+    cases = select_cases(phantom_store, cfg, "train", None, False)
     cases = cases.assign(labelled=False)
     specs = draw_specs(cases, {}, cfg, 0, "u")
     assert not any(s["lung_centred"] for s in specs)

@@ -46,7 +46,7 @@ def seg_config(phantom_store, tmp_path):
             "data.samples_per_epoch=4", "data.split_fractions=[0.5,0.5,0]",
             "data.reader_cpus=0.25", "data.read_concurrency=1", "seg.channels=[4,8]",
             "seg.strides=[2]", "seg.num_res_units=1", "seg.steps=4", "seg.decay_start=2",
-            "seg.log_every=1", "seg.val_samples=4", "seg.synth_cpus=0.25",
+            "seg.log_every=1", "seg.synth_cpus=0.25",
             "scaling.cpus_per_worker=0.5", f"run.name={name}",
             f"run.storage_path={tmp_path / 'runs'}", *extra])
     return build

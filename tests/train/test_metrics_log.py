@@ -12,7 +12,8 @@ import pytest
 from ray.train import UserCallback
 
 from raylung.config import ConfigError, load_config
-from raylung.train.metrics_log import MLflowLogger, TensorBoardLogger, logging_callbacks
+from raylung.train.metrics_log import (MetricsTable, MLflowLogger, TensorBoardLogger,
+                                      logging_callbacks, read_metrics_table)
 from raylung.train.runner import run_config
 
 
@@ -38,8 +39,23 @@ def test_loggers_come_before_the_callers_callbacks(tmp_path):
     caller = UserCallback()
     config = load_config(None, [f"run.storage_path={tmp_path}"])
     callbacks = run_config(config, [caller]).callbacks
-    assert [type(c) for c in callbacks] == [TensorBoardLogger, UserCallback]
-    assert callbacks[0].folder == f"{tmp_path}/raylung/tensorboard"
+    assert [type(c) for c in callbacks] == [MetricsTable, TensorBoardLogger, UserCallback]
+    assert callbacks[0].path == f"{tmp_path}/raylung/metrics.csv"
+    assert callbacks[1].folder == f"{tmp_path}/raylung/tensorboard"
+
+
+def test_metrics_table_keeps_one_row_per_step_across_a_resume(tmp_path):
+    path = str(tmp_path / "run" / "metrics.csv")
+    first = MetricsTable(path)
+    for step in (1, 2, 3):
+        first.after_report(None, [{"step": step, "loss": 1.0 / step, "tag": "x"}], None)
+    resumed = MetricsTable(path)  # a rerun after a kill, resuming from the step-2 checkpoint
+    resumed.after_report(None, [{"step": 3, "loss": 0.25, "val_dice": 0.5}], None)
+    table = read_metrics_table(path)
+    assert table["step"].tolist() == [1, 2, 3]
+    assert table["loss"].tolist() == [1.0, 0.5, 0.25]
+    assert table["val_dice"].isna().tolist() == [True, True, False]
+    assert "tag" not in table  # only numbers
 
 
 def test_mlflow_run_holds_params_and_rank_zero_metrics_and_is_resumed(tmp_path, monkeypatch):
@@ -51,14 +67,14 @@ def test_mlflow_run_holds_params_and_rank_zero_metrics_and_is_resumed(tmp_path, 
     uri = f"file://{tmp_path}/mlruns"
     config = load_config(None, [f"logging.mlflow_tracking_uri={uri}", "logging.tensorboard=false",
                                 "storage.storage_options={secret: s3cr3t}"])
-    (logger,) = logging_callbacks(config, "/runs/raylung")
-    assert isinstance(logger, MLflowLogger)
+    table, logger = logging_callbacks(config, "/runs/raylung")
+    assert isinstance(table, MetricsTable) and isinstance(logger, MLflowLogger)
     logger.after_report(None, [{"step": 4, "loss_g": 0.5, "tag": "x"}, {"step": 4, "loss_g": 9.0}],
                         None)
     logger.after_exception(None, {0: RuntimeError("worker died")})
     client = MlflowClient(uri)
     assert client.get_run(logger.run_id).info.status == "FAILED"
-    (resumed,) = logging_callbacks(config, "/runs/raylung")
+    _, resumed = logging_callbacks(config, "/runs/raylung")
     run = client.get_run(resumed.run_id)
     assert resumed.run_id == logger.run_id and run.info.status == "RUNNING"
     assert [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "loss_g")] == [

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -22,7 +25,7 @@ def test_two_workers_zero_1_with_gan_stage_validate_and_export(seg_config, gener
     assert result.error is None
     assert result.metrics["step"] == 4
     for key in ("loss_seg", "synthetic_fraction", "data_wait_fraction", "steps_per_s",
-                "val_dice", "val_iou", "val_rim_dice"):
+                "val_dice", "val_iou", "val_rim_dice", "val_hd95", "val_nsd"):
         assert key in result.metrics, key
     assert 0.0 <= result.metrics["val_rim_dice"] <= 1.0
     checkpoint, metrics = best_checkpoint(result)
@@ -31,6 +34,13 @@ def test_two_workers_zero_1_with_gan_stage_validate_and_export(seg_config, gener
     assert saved.seg.p_synth == 0.5 and saved.deepspeed.zero_stage == 1
     assert model(torch.zeros(1, 1, 32, 32)).shape == (1, 2, 32, 32)
     assert Path(checkpoint.path, "validation.png").stat().st_size > 1000
+    run = Path(checkpoint.path).parent
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["best_by"] == "val_dice" and summary["final_step"] == 4
+    assert summary["best_metrics"]["val_dice"] == metrics["val_dice"]
+    assert len(summary["config_hash"]) == 12 and summary["wall_time_s"] > 0
+    assert (run / "curves.png").stat().st_size > 1000
+    assert pd.read_csv(run / "metrics.csv")["step"].tolist() == [1, 2, 3, 4]
 
 
 def test_patch3d_with_pseudo_labels_validates_whole_cases(seg_config):
@@ -59,9 +69,12 @@ def test_exported_segmenter_reloads_and_predicts_identically(tmp_path):
 def test_killed_run_resumes_with_identical_weights(seg_config, kill_and_rerun,
                                                    assert_same_weights):
     overrides = ["seg.steps=12", "seg.decay_start=6", "seg.log_every=4",
-                 "scaling.num_workers=1", "seg.val_samples=0"]
+                 "scaling.num_workers=1", "seg.val_cases=0"]
     straight = fit_seg(seg_config("straight", *overrides))
     stdout = kill_and_rerun("train-seg", seg_config("resumed", *overrides, "ray.num_cpus=2"), 12)
     assert "train-seg: best step 12" in stdout
     assert_same_weights(load_segmenter(f"{straight.checkpoint.path}/segmenter.pt")[0],
-                        load_segmenter(Path(stdout.split("segmenter ")[-1].strip()))[0])
+                        load_segmenter(re.search(r"-> segmenter (\S+)", stdout)[1])[0])
+    resumed = Path(re.search(r"-> segmenter (\S+)", stdout)[1]).parents[1]
+    steps = pd.read_csv(resumed / "metrics.csv")["step"].tolist()
+    assert steps == [2, 4, 6, 8, 10, 12], "one row per reported step, the kill's replaced"

@@ -1,0 +1,155 @@
+"""Per-case segmentation scores of whole label maps, in millimetres: overlap, surface, volume.
+
+Surface distances come from MONAI (edge voxels by 6-neighbour erosion, exact Euclidean distances
+between voxel centres at the given spacing); HD95 is MONAI's: the larger of the two directed 95th
+percentiles. Both masks are cropped to the box of their union plus ``_MARGIN`` voxels first (the
+scores do not change). Measured on this 2-core machine, a 512x512x300 case with two lung-shaped
+blobs (0.7 x 0.7 x 1 mm, 13.6 million lung voxels) takes about 15 s as one label (rim band's
+distance transforms 10 s, the three MONAI metrics 4 s), 26 s with the two lungs labelled 1 and 2.
+
+Empty masks never crash and never give NaN; each emits one warning naming the label:
+
+* both empty: dice, iou, sensitivity, precision, nsd, rim_dice 1; hd95_mm, assd_mm 0.
+* one empty: dice, iou, nsd, rim_dice 0; sensitivity and precision 0 (the one the formula
+  defines is 0, the 0/0 one is set to 0 too); hd95_mm and assd_mm the volume's diagonal in mm.
+* volume_diff_pct is relative to the reference volume: 0 when both are empty, left out of the
+  row when only the reference is empty; lesion_inclusion is left out when the lesion is empty.
+  Summaries skip left-out values (pool lesions with lesion_voxels, lesion_included_voxels).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from monai.metrics import (compute_average_surface_distance, compute_hausdorff_distance,
+                           compute_surface_dice)
+
+from raylung.evaluate.overlap import dice, iou, rim_band
+from raylung.preprocess.thorax_crop import box_slices
+
+Row = dict[str, float | str]
+_MARGIN = 2  # voxels kept around the union: MONAI's edges need 1, the rim band's inside needs 1
+
+
+class EmptyMaskWarning(UserWarning):
+    """A label's prediction or reference (or both) has no voxels; the scores take fixed values."""
+
+
+def score_case(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float], rim_mm: float = 3.0,
+               tolerance_mm: float = 2.0, lesion: np.ndarray | None = None) -> list[Row]:
+    """One row for the whole lung (any non-zero label), one per label value if the reference
+    has several.
+
+    Arrays are (z, y, x) on one grid, ``spacing`` (z, y, x) in mm; ``lesion`` a binary mask whose
+    voxel counts and inclusion in the predicted lung go into the "lung" row.
+    """
+    _check_inputs(pred, ref, spacing, lesion)
+    spacing = tuple(float(s) for s in spacing)
+    diagonal = float(np.linalg.norm(np.asarray(pred.shape) * spacing))
+    lesion_row = {} if lesion is None else lesion_scores(pred != 0, lesion != 0)
+    pred, ref = _crop_to_union(pred, ref)
+    rows = [{"label": "lung", **_label_scores(pred != 0, ref != 0, spacing, "lung", rim_mm,
+                                              tolerance_mm, diagonal), **lesion_row}]
+    values = np.unique(ref)
+    values = values[values != 0]
+    if len(values) > 1:  # the reference's labels (a binary reference vs --sides: "lung" only)
+        for value in values:
+            pair = _crop_to_union(pred == value, ref == value)
+            rows.append({"label": str(value), **_label_scores(
+                *pair, spacing, str(value), rim_mm, tolerance_mm, diagonal)})
+    return rows
+
+
+def lesion_scores(lung: np.ndarray, lesion: np.ndarray) -> Row:
+    """Lesion voxels, those inside ``lung``, and their share (left out for an empty lesion)."""
+    total = int(np.count_nonzero(lesion))
+    included = int(np.count_nonzero(lesion & lung))
+    row: Row = {"lesion_voxels": total, "lesion_included_voxels": included}
+    if total:
+        row["lesion_inclusion"] = included / total
+    return row
+
+
+def _check_inputs(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float],
+                  lesion: np.ndarray | None) -> None:
+    """One-line ValueErrors for arrays off the reference's shape or a spacing of wrong length."""
+    if pred.shape != ref.shape:
+        raise ValueError(f"prediction shape {pred.shape} differs from reference shape {ref.shape}")
+    if lesion is not None and lesion.shape != ref.shape:
+        raise ValueError(f"lesion shape {lesion.shape} differs from reference shape {ref.shape}")
+    if len(spacing) != ref.ndim:
+        raise ValueError(f"spacing has {len(spacing)} values for a {ref.ndim}-D mask")
+
+
+def _crop_to_union(pred: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both arrays cut to the box of their non-zero voxels plus ``_MARGIN`` (as is if empty)."""
+    box = box_slices((pred != 0) | (ref != 0), _MARGIN)
+    return (pred, ref) if box is None else (pred[box], ref[box])
+
+
+def _label_scores(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...], label: str,
+                  rim_mm: float, tolerance_mm: float, diagonal: float) -> Row:
+    """All scores of one binary pair; empty masks take the documented values and warn."""
+    n_pred, n_ref = int(np.count_nonzero(pred)), int(np.count_nonzero(ref))
+    if n_pred and n_ref:
+        scores = _overlap_scores(pred, ref, n_pred, n_ref)
+        scores.update(_surface_scores(pred, ref, spacing, tolerance_mm))
+        rim = rim_band(ref, spacing, rim_mm)
+        scores["rim_dice"] = dice(pred & rim, ref & rim)
+    else:
+        scores = _empty_scores(n_pred, n_ref, label, diagonal)
+    return {**scores, **_volume_scores(n_pred, n_ref, spacing)}
+
+
+def _overlap_scores(pred: np.ndarray, ref: np.ndarray, n_pred: int, n_ref: int) -> Row:
+    """Dice, IoU, sensitivity and precision of two non-empty masks."""
+    true_positives = int(np.count_nonzero(pred & ref))
+    return {"dice": dice(pred, ref), "iou": iou(pred, ref),
+            "sensitivity": true_positives / n_ref, "precision": true_positives / n_pred}
+
+
+def _surface_scores(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...],
+                    tolerance_mm: float) -> Row:
+    """HD95, average symmetric surface distance and surface Dice of two non-empty masks."""
+    y_pred, y = _one_hot(pred), _one_hot(ref)
+    spacing_list = list(spacing)
+    with warnings.catch_warnings():  # MONAI 1.5+ warns about its own internal call
+        warnings.filterwarnings("ignore", ".*always_return_as_numpy", FutureWarning)
+        hd95 = compute_hausdorff_distance(y_pred, y, percentile=95, spacing=spacing_list)
+        assd = compute_average_surface_distance(y_pred, y, symmetric=True, spacing=spacing_list)
+        nsd = compute_surface_dice(y_pred, y, class_thresholds=[tolerance_mm],
+                                   spacing=spacing_list)
+    return {"hd95_mm": float(hd95), "assd_mm": float(assd), "nsd": float(nsd)}
+
+
+def _one_hot(mask: np.ndarray) -> torch.Tensor:
+    """(1, 2, *spatial) one-hot tensor of a binary mask: background, foreground."""
+    return torch.from_numpy(np.stack([~mask, mask]))[None]
+
+
+def _empty_scores(n_pred: int, n_ref: int, label: str, diagonal: float) -> Row:
+    """The fixed scores of the module docstring, with a warning naming the label."""
+    if not n_pred and not n_ref:
+        warnings.warn(f"label {label}: empty prediction and empty reference", EmptyMaskWarning,
+                      stacklevel=4)
+        overlap, distance = 1.0, 0.0
+    else:
+        warnings.warn(f"label {label}: " + ("empty prediction" if n_ref else "empty reference"),
+                      EmptyMaskWarning, stacklevel=4)
+        overlap, distance = 0.0, diagonal
+    return {"dice": overlap, "iou": overlap, "sensitivity": overlap, "precision": overlap,
+            "hd95_mm": distance, "assd_mm": distance, "nsd": overlap, "rim_dice": overlap}
+
+
+def _volume_scores(n_pred: int, n_ref: int, spacing: tuple[float, ...]) -> Row:
+    """Volumes in ml and their difference (pred - ref), absolute and relative to ref."""
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    pred_ml, ref_ml = n_pred * voxel_ml, n_ref * voxel_ml
+    row: Row = {"volume_pred_ml": pred_ml, "volume_ref_ml": ref_ml,
+                "volume_diff_ml": pred_ml - ref_ml}
+    if n_ref or not n_pred:
+        row["volume_diff_pct"] = 100.0 * (n_pred - n_ref) / n_ref if n_ref else 0.0
+    return row

@@ -1,0 +1,128 @@
+"""``raylung segment``: one scan in this process, many scans as one Ray Data job.
+
+The batch job has three stages: reader tasks (read with SimpleITK, canonical grid, thorax box),
+an actor pool that loads the model once per actor and predicts (``--actors``, a GPU fraction
+each on clusters), and writer tasks (back to the scan's grid, post-processing, atomic write).
+A scan that fails becomes one line ``raylung segment: FILE: problem``; the others still finish.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from typing import Any
+
+import ray
+from tqdm import tqdm
+
+from raylung.config import Config
+from raylung.errors import InputError
+from raylung.io.read import read_volume
+from raylung.io.write import write_image
+from raylung.segment.inputs import Job
+from raylung.segment.scan import prepare_scan
+from raylung.segment.segmenter import Segmenter, finish
+
+STAGE_CPUS = 0.5  # reader and writer tasks: mostly I/O and SimpleITK's own threads
+
+
+@dataclass(frozen=True)
+class Options:
+    """How scans are segmented and what is written."""
+
+    device: str = "cpu"
+    batch_size: int = 8
+    postprocess: bool = True
+    sides: bool = False
+    probabilities: bool = False
+    actors: int = 1
+    actor_cpus: float = 1.0
+    actor_gpus: float = 0.0
+
+
+def segment_one(job: Job, model: str, options: Options) -> None:
+    """Segment one scan in this process (no Ray)."""
+    segmenter = Segmenter(model, options.device, options.batch_size)
+    scan = segmenter.prepare(read_volume(job.image, largest_series=True), job.image)
+    _write(job, finish(segmenter.predict(scan), scan, options.postprocess, options.sides),
+           options)
+
+
+def segment_batch(jobs: list[Job], model: str, options: Options,
+                  progress: bool = True) -> list[tuple[Job, str]]:
+    """Segment every job in a Ray Data job; returns the (job, problem) of each failed scan."""
+    config = Segmenter(model).config  # readers prepare scans with the model's own settings
+    dataset = ray.data.from_items([{**asdict(j), "error": ""} for j in jobs],
+                                  override_num_blocks=len(jobs))
+    dataset.context.enable_progress_bars = False
+    dataset = (dataset
+               .map(_guarded(_read), fn_kwargs={"config": config}, num_cpus=STAGE_CPUS)
+               .map(_Predictor, fn_constructor_args=(model, options),
+                    compute=ray.data.ActorPoolStrategy(size=options.actors),
+                    num_cpus=options.actor_cpus, num_gpus=options.actor_gpus)
+               .map(_guarded(_finish), fn_kwargs={"options": options}, num_cpus=STAGE_CPUS))
+    failures = []
+    with tqdm(total=len(jobs), desc="segment", unit="scan", disable=not progress,
+              file=sys.stderr) as bar:
+        for row in dataset.iter_rows():
+            bar.update(1)
+            if row["error"]:
+                job = Job(row["name"], row["image"], row["mask"])
+                failures.append((job, row["error"]))
+                tqdm.write(f"raylung segment: {row['error']}", file=sys.stderr)
+    return failures
+
+
+def _read(row: dict[str, Any], config: Config) -> dict[str, Any]:
+    image = read_volume(row["image"], largest_series=True)
+    return {**row, "scan": prepare_scan(image, config, row["image"])}
+
+
+class _Predictor:
+    """Ray Data actor: the model loaded once, one scan's probability per call."""
+
+    def __init__(self, model: str, options: Options) -> None:
+        self.segmenter = Segmenter(model, options.device, options.batch_size)
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        if row["error"]:
+            return {**row, "prob": None}
+        try:
+            return {**row, "prob": self.segmenter.predict(row["scan"])}
+        except Exception as err:  # noqa: BLE001 - one bad scan must not stop the others
+            return {**row, "scan": None, "prob": None, "error": _problem(row, err)}
+
+
+def _finish(row: dict[str, Any], options: Options) -> dict[str, Any]:
+    job = Job(row["name"], row["image"], row["mask"])
+    _write(job, finish(row["prob"], row["scan"], options.postprocess, options.sides), options)
+    return {**row, "scan": None, "prob": None}
+
+
+def _write(job: Job, result: Any, options: Options) -> None:
+    """The mask (and the probability map) of one scan, each file atomically."""
+    if options.probabilities:
+        write_image(result.probability, job.probability)
+    write_image(result.mask, job.mask)
+
+
+def _guarded(stage: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """A stage that passes failed rows through and turns its own failure into the row's error."""
+    def run(row: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if row["error"]:
+            return row
+        try:
+            return stage(row, **kwargs)
+        except Exception as err:  # noqa: BLE001 - one bad scan must not stop the others
+            return {**row, "scan": None, "prob": None, "error": _problem(row, err)}
+    run.__name__ = stage.__name__.strip("_")
+    return run
+
+
+def _problem(row: dict[str, Any], err: Exception) -> str:
+    """``FILE: problem`` in one line."""
+    if isinstance(err, InputError):
+        return str(err)
+    lines = str(err).strip().splitlines()
+    return f"{row['image']}: {type(err).__name__}: {lines[0] if lines else ''}"

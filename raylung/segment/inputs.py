@@ -1,0 +1,83 @@
+"""What ``raylung segment INPUT --out OUTPUT`` segments, and where each mask goes.
+
+INPUT is one scan (an image file SimpleITK reads, one DICOM file, or a folder holding DICOM
+slices: its largest series) or a batch (a folder of image files and/or DICOM folders, or a
+CSV/parquet table with an ``image`` column and optionally ``case_id``). One scan writes OUTPUT
+when it names an image file (any suffix SimpleITK writes), else ``OUTPUT/<name>.nii.gz``; a
+batch writes ``OUTPUT/<name>.nii.gz`` per scan, named after it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from raylung.errors import InputError
+from raylung.io.read import dicom_series, image_name, image_suffix
+
+TABLE_SUFFIXES = (".csv", ".parquet")
+MASK_SUFFIX = ".nii.gz"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One scan to segment: its name, its source and the mask file to write."""
+
+    name: str
+    image: str
+    mask: str
+
+    @property
+    def probability(self) -> str:
+        """Where ``--probabilities`` writes the lung probability: beside the mask."""
+        path = Path(self.mask)
+        suffix = image_suffix(path.name)
+        return str(path.with_name(f"{path.name[: -len(suffix)]}_probability{suffix}"))
+
+
+def plan_jobs(source: str | Path, out: str | Path) -> tuple[list[Job], bool]:
+    """The scans of ``source`` with their mask paths, and whether it is a batch."""
+    source, out = Path(source), Path(out)
+    if not source.exists():
+        raise InputError(source, "input not found")
+    if source.suffix in TABLE_SUFFIXES:
+        return _named(_table(source), out), True
+    if source.is_file() or dicom_series(source):
+        is_file = bool(image_suffix(out.name)) and not out.is_dir()
+        mask = out if is_file else out / f"{image_name(source)}{MASK_SUFFIX}"
+        return [Job(image_name(source), str(source), str(mask))], False
+    scans = sorted(p for p in source.iterdir() if p.is_dir() or _is_image(p))
+    if not scans:
+        raise InputError(source, "folder holds no DICOM series, image files or scan folders")
+    return _named(scans, out), True
+
+
+def _named(scans: list[Path] | list[tuple[str, Path]], out: Path) -> list[Job]:
+    """Jobs writing ``out/<name>.nii.gz``; two scans with one name are an error."""
+    pairs = [s if isinstance(s, tuple) else (image_name(s), s) for s in scans]
+    twice = [n for n, k in Counter(n for n, _ in pairs).items() if k > 1]
+    if twice:
+        raise InputError(pairs[0][1].parent, f"two scans are named {twice[0]!r}: masks would "
+                                             "overwrite each other")
+    return [Job(name, str(path), str(out / f"{name}{MASK_SUFFIX}")) for name, path in pairs]
+
+
+def _table(path: Path) -> list[tuple[str, Path]]:
+    """(name, image) of every row of a CSV/parquet table; relative paths are the table's."""
+    try:
+        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str)
+    except Exception as err:  # noqa: BLE001 - pandas raises many types for a broken table
+        raise InputError(path, f"unreadable table ({type(err).__name__})") from None
+    if "image" not in table.columns:
+        raise InputError(path, "table needs an 'image' column")
+    images = [p if Path(p).is_absolute() else path.parent / p for p in table["image"].astype(str)]
+    names = (table["case_id"].astype(str) if "case_id" in table.columns
+             else [image_name(Path(p)) for p in images])
+    return [(name, Path(image)) for name, image in zip(names, images)]
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and image_name(path) is not None

@@ -1,0 +1,47 @@
+"""The test-split report of a trained segmenter: whole scans in their native grid, scored once.
+
+Every labelled test case's source scan goes through the batch path of ``raylung segment`` and
+its mask is scored against the source lung mask (and lesion mask) by ``raylung evaluate``'s
+code. Validation and Tune never see these cases; the report is made at the end of train-seg:
+``test/masks/``, ``test/per_case.csv``, ``test/summary.csv``, ``test/report.png``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from raylung.config import Config
+from raylung.data.pipeline import check_sources, select_cases
+from raylung.evaluate.folders import evaluate_cases
+from raylung.segment.batch import Options, segment_batch
+from raylung.segment.inputs import Job
+from raylung.store.case_store import CaseStore
+
+
+def report_test_split(config: Config, model: Path, out: Path,
+                      progress: bool = True) -> pd.DataFrame | None:
+    """Segment and score every labelled test case; the per-case table with each case's
+    domain, None when the store has no labelled test case."""
+    store = CaseStore(config.data.store, config.storage.storage_options)
+    try:
+        cases = select_cases(store, config.data, "test", None, labelled_only=True)
+    except ValueError:
+        return None
+    check_sources(cases, "test")
+    jobs = [Job(row.case_id, row.source_image, str(out / "masks" / f"{row.case_id}.nii.gz"))
+            for row in cases.itertuples()]
+    device = "cuda" if config.scaling.use_gpu else "cpu"
+    failed = {job.name for job, _ in segment_batch(
+        jobs, str(model), Options(device=device, actor_gpus=float(config.scaling.use_gpu)),
+        progress)}
+    rows = cases[~cases["case_id"].isin(failed)]
+    pairs = [(row.case_id, Path(out / "masks" / f"{row.case_id}.nii.gz"), Path(row.source_lung),
+              Path(row.source_lesion) if isinstance(row.source_lesion, str) else None)
+             for row in rows.itertuples()]
+    per_case, _ = evaluate_cases(pairs, out, rim_mm=config.seg.rim_mm,
+                                 images=dict(zip(rows["case_id"], map(Path, rows["source_image"]))),
+                                 progress=progress)
+    return per_case.merge(cases[["case_id", "domain"]].rename(columns={"case_id": "case"}))
+

@@ -1,0 +1,120 @@
+"""``raylung segment`` with a trained model: one scan, DICOM, a batch with a broken file, the
+Python API, and the test report that train-seg writes."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from raylung.cli import main
+from raylung.evaluate.overlap import dice
+from raylung.io.read import read_volume
+from raylung.preprocess.thorax_crop import body_mask
+from raylung.segment.segmenter import Segmenter
+
+pytestmark = pytest.mark.slow
+
+
+def _array(path) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+
+
+def _same_grid(a: sitk.Image, b: sitk.Image, tol: float = 0.0) -> bool:
+    """Size equal; spacing, origin, direction equal up to ``tol`` (NIfTI keeps float32)."""
+    return a.GetSize() == b.GetSize() and all(
+        np.allclose(getattr(a, f)(), getattr(b, f)(), rtol=0, atol=tol)
+        for f in ("GetSpacing", "GetOrigin", "GetDirection"))
+
+
+def test_same_mask_twice_and_through_api_cli_and_batch(segmenter_file, small_phantoms, tmp_path,
+                                                      capsys):
+    scan = small_phantoms / "phantom_0001" / "image.nii.gz"
+    segmenter = Segmenter(segmenter_file)
+    first, second = segmenter(sitk.ReadImage(str(scan))), segmenter(sitk.ReadImage(str(scan)))
+    api = sitk.GetArrayFromImage(first.probability)
+    assert np.array_equal(api, sitk.GetArrayFromImage(second.probability))
+    assert 0.0 < api.max() and api.min() < 1.0
+    assert main(["segment", str(scan), "--model", str(segmenter_file), "--out",
+                 str(tmp_path / "one.nii.gz"), "--probabilities"]) == 0
+    assert np.array_equal(_array(tmp_path / "one.nii.gz"), sitk.GetArrayFromImage(first.mask))
+    assert np.allclose(_array(tmp_path / "one_probability.nii.gz"), api)
+
+    batch = tmp_path / "scans"
+    batch.mkdir()
+    for name in ("phantom_0001", "phantom_0002"):
+        shutil.copy(small_phantoms / name / "image.nii.gz", batch / f"{name}.nii.gz")
+    (batch / "broken.nii.gz").write_bytes(b"not a scan")
+    capsys.readouterr()
+    assert main(["segment", str(batch), "--model", str(segmenter_file), "--out",
+                 str(tmp_path / "masks")]) == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("raylung segment: ")]
+    assert len(lines) == 1 and "broken.nii.gz: " in lines[0], err
+    assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == \
+        ["phantom_0001.nii.gz", "phantom_0002.nii.gz"]  # no temporary file left behind
+    assert np.array_equal(_array(tmp_path / "masks" / "phantom_0001.nii.gz"),
+                          sitk.GetArrayFromImage(first.mask))
+
+
+def test_dicom_series_folder_and_single_dicom_file(segmenter_file, small_phantoms, dicom_writer,
+                                                   tmp_path):
+    image = sitk.Cast(sitk.ReadImage(str(small_phantoms / "phantom_0000" / "image.nii.gz")),
+                      sitk.sitkInt16)
+    folder = dicom_writer(image, tmp_path / "series")
+    assert main(["segment", str(folder), "--model", str(segmenter_file), "--out",
+                 str(tmp_path / "out"), "--sides"]) == 0
+    mask = sitk.ReadImage(str(tmp_path / "out" / "series.nii.gz"))
+    assert _same_grid(mask, read_volume(folder), tol=1e-5)  # DICOM's doubles, NIfTI's floats
+    assert set(np.unique(sitk.GetArrayFromImage(mask))) <= {0, 1, 2}
+    one = sorted(folder.glob("*.dcm"))[image.GetDepth() // 2]
+    assert main(["segment", str(one), "--model", str(segmenter_file), "--out",
+                 str(tmp_path / "slice.nrrd")]) == 0
+    mask = sitk.ReadImage(str(tmp_path / "slice.nrrd"))  # NRRD keeps doubles: exact
+    assert mask.GetSize() == (96, 96, 1) and _same_grid(mask, read_volume(one))
+
+
+def test_train_seg_learns_beyond_labelling_the_whole_body(trained_seg, phantom_store):
+    """The segmenter learns: its loss falls, and on whole test scans it beats the chance-level
+    answer "every voxel of the body is lung" (thorax_crop's body mask)."""
+    run, _ = trained_seg
+    losses = pd.read_csv(run / "metrics.csv")["loss_seg"].tolist()
+    assert losses[-1] < 0.95 * losses[0], losses   # 1.35 -> 1.23 in 16 steps
+    manifest = pd.read_parquet(phantom_store.url + "/manifest.parquet").set_index("case_id")
+    per_case = pd.read_csv(run / "test" / "per_case.csv").set_index("case")
+    for case, dice_score in per_case["dice"].items():
+        image = sitk.GetArrayFromImage(sitk.ReadImage(manifest.loc[case, "source_image"]))
+        lung = sitk.GetArrayFromImage(sitk.ReadImage(manifest.loc[case, "source_lung"]))
+        assert dice_score > dice(body_mask(image, -500), lung) + 0.15, case   # 0.5 vs 0.3
+
+
+def test_train_seg_scores_the_test_split_on_whole_scans(trained_seg, phantom_store):
+    run, process = trained_seg
+    per_case = pd.read_csv(run / "test" / "per_case.csv")
+    manifest = pd.read_parquet(phantom_store.url + "/manifest.parquet").set_index("case_id")
+    assert per_case["case"].nunique() == 2
+    assert sorted(manifest.loc[per_case["case"].unique(), "domain"]) == ["healthy",
+                                                                         "pathological"]
+    lung = per_case[per_case["label"] == "lung"].set_index("case")
+    for column in ("dice", "hd95_mm", "assd_mm", "nsd", "rim_dice", "volume_diff_pct"):
+        assert lung[column].notna().all(), column
+    sick = manifest.loc[lung.index, "domain"] == "pathological"
+    assert lung.loc[sick, "lesion_inclusion"].between(0, 1).all()
+    for case in lung.index:
+        mask = sitk.ReadImage(str(run / "test" / "masks" / f"{case}.nii.gz"))
+        assert _same_grid(mask, sitk.ReadImage(manifest.loc[case, "source_image"]))
+    assert (run / "test" / "summary.csv").exists() and (run / "test" / "report.png").exists()
+    assert "train-seg: test split, 2 whole scans in their native grid" in process.stdout
+    assert "dice" in process.stdout.split("test split")[1]
+
+
+def test_real_ct_mask_lands_on_its_grid(segmenter_file, real_ct, tmp_path):
+    scan = real_ct / "example_ct_sm.nii.gz"   # direction diag(-1, -1, 1), 3 mm voxels
+    assert main(["segment", str(scan), "--model", str(segmenter_file), "--out",
+                 str(tmp_path / "real.nii.gz"), "--sides"]) == 0
+    mask, image = sitk.ReadImage(str(tmp_path / "real.nii.gz")), sitk.ReadImage(str(scan))
+    assert _same_grid(mask, image) and mask.GetPixelID() == sitk.sitkUInt8
+    assert set(np.unique(sitk.GetArrayFromImage(mask))) <= {0, 1, 2}

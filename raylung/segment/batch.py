@@ -25,6 +25,10 @@ from raylung.segment.scan import prepare_scan
 from raylung.segment.segmenter import Segmenter, finish
 
 STAGE_CPUS = 0.5  # reader and writer tasks: mostly I/O and SimpleITK's own threads
+# Memory Ray reserves per reader and writer task: a 512x512x300 scan peaks at 1.9 GiB in a
+# reader and 1.7 GiB in a writer (benchmarks/segment.py); without a reservation Ray Data warns
+# on the console and may start more of them than the node holds.
+STAGE_MEMORY = int(2.5 * 2**30)
 
 
 @dataclass(frozen=True)
@@ -56,12 +60,16 @@ def segment_batch(jobs: list[Job], model: str, options: Options,
     dataset = ray.data.from_items([{**asdict(j), "error": ""} for j in jobs],
                                   override_num_blocks=len(jobs))
     dataset.context.enable_progress_bars = False
+    # The pool grows to --actors only while readers and writers still get CPUs: a fixed pool
+    # of 2 one-CPU actors on 2 cores left none to the readers and hung.
     dataset = (dataset
-               .map(_guarded(_read), fn_kwargs={"config": config}, num_cpus=STAGE_CPUS)
+               .map(_guarded(_read), fn_kwargs={"config": config}, num_cpus=STAGE_CPUS,
+                    memory=STAGE_MEMORY)
                .map(_Predictor, fn_constructor_args=(model, options),
-                    compute=ray.data.ActorPoolStrategy(size=options.actors),
+                    compute=ray.data.ActorPoolStrategy(min_size=1, max_size=options.actors),
                     num_cpus=options.actor_cpus, num_gpus=options.actor_gpus)
-               .map(_guarded(_finish), fn_kwargs={"options": options}, num_cpus=STAGE_CPUS))
+               .map(_guarded(_finish), fn_kwargs={"options": options}, num_cpus=STAGE_CPUS,
+                    memory=STAGE_MEMORY))
     failures = []
     with tqdm(total=len(jobs), desc="segment", unit="scan", disable=not progress,
               file=sys.stderr) as bar:

@@ -50,7 +50,7 @@ def test_same_mask_twice_and_through_api_cli_and_batch(segmenter_file, small_pha
     (batch / "broken.nii.gz").write_bytes(b"not a scan")
     capsys.readouterr()
     assert main(["segment", str(batch), "--model", str(segmenter_file), "--out",
-                 str(tmp_path / "masks")]) == 1
+                 str(tmp_path / "masks"), "--actors", "2"]) == 1  # 2 actors on 2 CPUs
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("raylung segment: ")]
     assert len(lines) == 1 and "broken.nii.gz: " in lines[0], err

@@ -1,0 +1,66 @@
+"""What ``raylung segment INPUT --out OUTPUT`` plans: one scan or a batch, and mask names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from raylung.errors import InputError
+from raylung.segment.inputs import Job, plan_jobs
+
+
+def _scan(image_writer, path):
+    return image_writer(path, np.zeros((4, 8, 8), np.int16))
+
+
+def test_one_file_writes_output_as_given_or_into_a_folder(image_writer, tmp_path):
+    scan = _scan(image_writer, tmp_path / "ct_01.nii.gz")
+    assert plan_jobs(scan, tmp_path / "lung.nrrd") == (
+        [Job("ct_01", str(scan), str(tmp_path / "lung.nrrd"))], False)
+    jobs, batch = plan_jobs(scan, tmp_path / "masks")
+    assert not batch and jobs[0].mask == str(tmp_path / "masks" / "ct_01.nii.gz")
+    assert jobs[0].probability == str(tmp_path / "masks" / "ct_01_probability.nii.gz")
+
+
+def test_dicom_folder_is_one_scan(dicom_writer, tmp_path):
+    folder = dicom_writer(sitk.Image((8, 8, 3), sitk.sitkInt16), tmp_path / "patient7")
+    jobs, batch = plan_jobs(folder, tmp_path / "out")
+    assert not batch and jobs == [Job("patient7", str(folder), str(tmp_path / "out" /
+                                                                   "patient7.nii.gz"))]
+
+
+def test_folder_of_scans_and_dicom_folders_is_a_batch(image_writer, dicom_writer, tmp_path):
+    src = tmp_path / "scans"
+    _scan(image_writer, src / "a.nii.gz")
+    _scan(image_writer, src / "b.mha")
+    dicom_writer(sitk.Image((8, 8, 3), sitk.sitkInt16), src / "c")
+    (src / "notes.txt").write_text("not a scan")
+    jobs, batch = plan_jobs(src, tmp_path / "masks")
+    assert batch and [j.name for j in jobs] == ["a", "b", "c"]
+    assert {j.mask for j in jobs} == {str(tmp_path / "masks" / f"{n}.nii.gz") for n in "abc"}
+
+
+def test_table_names_masks_by_case_id_and_resolves_relative_paths(image_writer, tmp_path):
+    _scan(image_writer, tmp_path / "data" / "x.nii.gz")
+    pd.DataFrame({"case_id": ["p1"], "image": ["data/x.nii.gz"]}).to_csv(tmp_path / "t.csv",
+                                                                         index=False)
+    jobs, batch = plan_jobs(tmp_path / "t.csv", tmp_path / "masks")
+    assert batch and jobs == [Job("p1", str(tmp_path / "data" / "x.nii.gz"),
+                                  str(tmp_path / "masks" / "p1.nii.gz"))]
+    pd.DataFrame({"path": ["x"]}).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(InputError, match="bad.csv: table needs an 'image' column"):
+        plan_jobs(tmp_path / "bad.csv", tmp_path / "masks")
+
+
+def test_two_scans_with_one_name_and_empty_folders_are_errors(image_writer, tmp_path):
+    _scan(image_writer, tmp_path / "twice" / "a.nii.gz")
+    _scan(image_writer, tmp_path / "twice" / "a.mha")
+    with pytest.raises(InputError, match="two scans are named 'a'"):
+        plan_jobs(tmp_path / "twice", tmp_path / "masks")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="empty: folder holds no DICOM series, image files"):
+        plan_jobs(tmp_path / "empty", tmp_path / "masks")
+    with pytest.raises(InputError, match="nowhere: input not found"):
+        plan_jobs(tmp_path / "nowhere", tmp_path / "masks")

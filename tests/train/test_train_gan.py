@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -57,6 +58,11 @@ def test_validation_scores_and_draws_held_out_healthy_samples(logged_run):
         assert key in result.metrics
     assert 0.0 <= result.metrics["val_shape_dice"] <= 1.0
     assert Path(result.checkpoint.path, "validation.png").stat().st_size > 1000
+    run = Path(result.checkpoint.path).parent
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["best_by"], summary["best_step"]) == ("last checkpoint", 20)
+    assert summary["best_metrics"]["val_shape_dice"] == result.metrics["val_shape_dice"]
+    assert (run / "curves.png").stat().st_size > 1000
 
 
 def test_mlflow_run_ends_finished_with_the_validation(logged_run, monkeypatch):

@@ -343,6 +343,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                      help="folder for per_case.csv, summary.csv and report.png")
     job.add_argument("--lesions", type=Path,
                      help="folder of lesion masks: adds the lesion inclusion rate")
+    job.add_argument("--images", type=Path,
+                     help="the CT scans (file or folder, matched by name): drawn under the "
+                          "worst cases' contours in report.png")
     job.add_argument("--rim-mm", type=float, default=3.0,
                      help="half-width of the band around the reference border (rim Dice)")
     job.add_argument("--tolerance-mm", type=float, default=2.0,
@@ -350,12 +353,14 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from raylung.evaluate.folders import evaluate_cases, match_cases
+    from raylung.evaluate.folders import evaluate_cases, files_by_case, match_cases
     from raylung.evaluate.report import format_summary
 
     with _one_line_warnings("evaluate"):
         cases = match_cases(args.pred, args.ref, args.lesions)
-        _, summary = evaluate_cases(cases, args.out, args.rim_mm, args.tolerance_mm)
+        images = (None if args.images is None else {cases[0][0]: args.images}
+                  if args.images.is_file() else files_by_case(args.images))
+        _, summary = evaluate_cases(cases, args.out, args.rim_mm, args.tolerance_mm, images)
     print(format_summary(summary))
     print(f"evaluate: {len(cases)} cases -> {args.out / 'per_case.csv'}, "
           f"{args.out / 'summary.csv'}, {args.out / 'report.png'}")

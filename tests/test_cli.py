@@ -160,6 +160,12 @@ def test_evaluate_scores_folders_and_prints_the_table(tmp_path, image_writer, ca
                  "--out", str(tmp_path / "eval")]) == 0
     out = capsys.readouterr().out
     assert "evaluate: 2 cases ->" in out and "dice" in out and "hd95_mm" in out
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref"),
+                 "--out", str(tmp_path / "with_ct"), "--images", str(tmp_path / "ref")]) == 0
+    assert (tmp_path / "with_ct" / "report.png").stat().st_size > 1000
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref"),
+                 "--out", str(tmp_path / "eval"), "--images", str(tmp_path / "no_ct")]) == 2
+    assert "no_ct: not found" in capsys.readouterr().err
     per_case = pd.read_csv(tmp_path / "eval" / "per_case.csv")
     assert per_case["dice"].tolist() == pytest.approx([2 * 11 * 12 * 4 / (2 * 12 * 12 * 4)] * 2)
     assert per_case["hd95_mm"].tolist() == pytest.approx([0.8, 0.8])

@@ -68,15 +68,17 @@ def _masks(path: Path, single: str | None, ref: Path) -> dict[str, Path]:
         kind, ref_kind = ("a folder", "one file") if path.is_dir() else ("one file", "a folder")
         raise InputError(path, f"is {kind} but the reference {ref} is {ref_kind}: give two files "
                                "or two folders")
-    masks = {single: path} if single is not None else _folder_masks(path)
+    masks = {single: path} if single is not None else files_by_case(path)
     if not masks:
         raise InputError(path, f"no masks found (files ending {', '.join(IMAGE_SUFFIXES)} or "
                                "DICOM series folders)")
     return masks
 
 
-def _folder_masks(folder: Path) -> dict[str, Path]:
-    """Masks of a folder by case name; other files and hidden ones are skipped."""
+def files_by_case(folder: Path) -> dict[str, Path]:
+    """Images or masks of a folder by case name; other files and hidden ones are skipped."""
+    if not folder.is_dir():
+        raise InputError(folder, "not found (expected a folder of images or masks)")
     masks: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
         name = image_name(path)

@@ -21,9 +21,10 @@ from raylung.errors import InputError
 from raylung.ingest.sources import CaseSource
 from raylung.io.geometry import canonical_grid, overlap_fraction, resample_to
 from raylung.io.read import read_mask, read_volume
-from raylung.preprocess.thorax_crop import NoBoneError, bounding_box, thorax_box
+from raylung.preprocess.thorax_crop import (NoBoneError, body_mask, bounding_box,
+                                            estimated_lung_box, thorax_box)
 
-STORE_FORMAT = 2  # bump when the stored arrays change meaning, so reruns re-ingest
+STORE_FORMAT = 3  # bump when the stored arrays or attributes change, so reruns re-ingest
 MAX_CENTRES = 4096  # cached lung voxels per case for lung-centred patches (as MONAI/nnU-Net do)
 
 
@@ -47,11 +48,15 @@ def prepare_case(source: CaseSource, cfg: IngestConfig) -> PreparedCase:
         arrays["lung_centres"] = lung_centres(arrays["lung"], source.case_id)
     if source.lesion:
         arrays["lesion"] = _mask_array(source.lesion, image, grid, [])
+    body = body_mask(arrays["image"], cfg.body_hu)
     try:
-        box = thorax_box(arrays["image"], cfg.body_hu, cfg.bone_hu, cfg.min_bone_voxels)
+        box = thorax_box(arrays["image"], cfg.body_hu, cfg.bone_hu, cfg.min_bone_voxels, body)
     except NoBoneError as err:
         raise InputError(source.image, f"{err}: cannot find the thorax box") from None
-    return PreparedCase(arrays, _attrs(source, grid, box.as_list(), arrays))
+    attrs = _attrs(source, grid, box.as_list(), arrays)
+    air = estimated_lung_box(arrays["image"], body)
+    attrs["air_box"] = air.as_list() if air is not None else None
+    return PreparedCase(arrays, attrs)
 
 
 def source_hash(source: CaseSource, cfg: IngestConfig) -> str:

@@ -64,6 +64,25 @@ def thorax_box(image: np.ndarray, body_hu: int, bone_hu: int, min_voxels: int,
     return bounding_box(bone)
 
 
+def estimated_lung_box(image: np.ndarray, body: np.ndarray, air_hu: int = -400,
+                       min_share: float = 0.1) -> Box | None:
+    """Box of the air inside the body (below ``air_hu``): its components of at least
+    ``min_share`` of the largest (the lungs, not specks of bowel gas), over the slices where
+    that air covers at least ``min_share`` of its largest cross-section (not the trachea above
+    them). Gives unlabelled cases a lung range, so both domains' slices come from the same
+    anatomy; None when the body holds no air."""
+    labels, count = ndimage.label((image < air_hu) & body)
+    if count == 0:
+        return None
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    air = np.isin(labels, np.flatnonzero(sizes >= min_share * sizes.max()))
+    area = air.sum(axis=(1, 2))
+    z = np.flatnonzero(area >= min_share * area.max())
+    box = bounding_box(air[z[0]:z[-1] + 1])
+    return Box(int(z[0]), int(z[-1]) + 1, box.y0, box.y1, box.x0, box.x1)
+
+
 def bounding_box(mask: np.ndarray) -> Box:
     """The smallest box holding every non-zero voxel of a non-empty 3-D mask."""
     return Box(*(b for part in box_slices(mask) for b in (part.start, part.stop)))

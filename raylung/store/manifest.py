@@ -66,8 +66,9 @@ def _row(attrs: dict[str, Any], group: Any, disk_bytes: int) -> dict[str, Any]:
     row.update(zip(("spacing_x", "spacing_y", "spacing_z"), attrs["spacing"]))
     row.update(box_z0=z0, box_z1=z1, box_y0=y0, box_y1=y1, box_x0=x0, box_x1=x1,
                box_z=z1 - z0, box_y=y1 - y0, box_x=x1 - x0)
-    lung_box = attrs.get("lung_box") or [None] * 6
-    row.update(zip(("lung_z0", "lung_z1", "lung_y0", "lung_y1", "lung_x0", "lung_x1"), lung_box))
+    for key, prefix in (("lung_box", "lung"), ("air_box", "air")):
+        row.update(zip((f"{prefix}_{e}" for e in ("z0", "z1", "y0", "y1", "x0", "x1")),
+                       attrs.get(key) or [None] * 6))
     row.update({k: attrs.get(k) for k in ("lung_voxels", "lung_hu_mean", "lung_hu_std",
                                           "lung_hu_p005", "lung_hu_p995")})
     row["raw_bytes"] = int(sum(a.nbytes for _, a in group.arrays()))

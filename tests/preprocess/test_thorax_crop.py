@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from raylung.phantom import make_case
-from raylung.preprocess.thorax_crop import Box, NoBoneError, body_mask, thorax_box
+from raylung.preprocess.thorax_crop import (Box, NoBoneError, body_mask, bounding_box,
+                                            estimated_lung_box, thorax_box)
 
 
 def _block_body():
@@ -53,3 +54,13 @@ def test_phantom_box_holds_lung_and_drops_outside_air(index):
     outside_air = ~body_mask(case.image, -500)
     assert outside_air[box.slices()].mean() < 0.15
     assert outside_air.mean() > 2 * outside_air[box.slices()].mean()
+
+
+def test_estimated_lung_box_is_the_lung_box_without_the_trachea():
+    for index, sick in enumerate([False, True, True]):
+        case = make_case(seed=5, index=index, pathological=sick, size=96, slices=(30, 40))
+        estimate = estimated_lung_box(case.image, body_mask(case.image, -500)).as_list()
+        truth = bounding_box(case.lung).as_list()
+        assert np.abs(np.subtract(estimate, truth)).max() <= 2, (estimate, truth)
+    water = np.zeros((4, 20, 20), np.int16)
+    assert estimated_lung_box(water, body_mask(water, -500)) is None

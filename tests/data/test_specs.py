@@ -1,0 +1,32 @@
+"""Slice levels: both domains' slices come from the same anatomy (the lung's z range)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from raylung.config import DataConfig
+from raylung.data.specs import draw_specs
+from raylung.store.manifest import read_manifest
+
+
+def test_unlabelled_slices_come_from_the_same_levels_as_labelled_ones(phantom_store):
+    """Pathological cases without masks draw slices from the air inside the body, so their
+    levels relative to the (hidden) lung range match the labelled healthy ones: a
+    discriminator cannot tell the domains apart by slice level."""
+    manifest = read_manifest(phantom_store)
+    cases = manifest.assign(labelled=manifest["domain"] == "healthy")  # hide the sick masks
+    cfg = DataConfig(samples_per_epoch=2000)
+    specs = draw_specs(cases, {}, cfg, epoch=0, stream="levels")
+    rows = manifest.set_index("case_id")
+    levels = {"healthy": [], "pathological": []}
+    for spec in specs:
+        row = rows.loc[spec["case_id"]]
+        levels[spec["domain"]].append((spec["z"] - row.lung_z0) / (row.lung_z1 - row.lung_z0))
+    healthy, sick = (np.asarray(levels[d]) for d in ("healthy", "pathological"))
+    assert healthy.min() >= 0 and healthy.max() < 1
+    assert sick.min() >= -0.1 and sick.max() < 1.1  # the air range: within a slice or two
+    assert abs(healthy.mean() - sick.mean()) < 0.05 and abs(healthy.std() - sick.std()) < 0.05
+    thorax = draw_specs(cases.drop(columns=[c for c in cases if c.startswith("air_")]), {},
+                        cfg, epoch=0, stream="levels")   # a store ingested before air boxes
+    assert all(rows.loc[s["case_id"]].box_z0 <= s["z"] < rows.loc[s["case_id"]].box_z1
+               for s in thorax)

@@ -47,13 +47,18 @@ def _slice_position(row, cfg: DataConfig, rng: np.random.Generator) -> dict:
 
 def _patch_position(row, centres: np.ndarray | None, cfg: DataConfig,
                     rng: np.random.Generator) -> dict:
-    """Patch start: centred on a cached lung voxel, or on a random point of the thorax box."""
-    on_lung = centres is not None and len(centres) > 0 and rng.random() < cfg.lung_centre_fraction
-    if on_lung:
+    """Patch start: centred on a cached lung voxel (on a random point of the air box when the
+    case is unlabelled) with probability ``lung_centre_fraction``, else on a random point of
+    the thorax box."""
+    cached = centres is not None and len(centres) > 0
+    air = not row.labelled and pd.notna(getattr(row, "air_z0", None))
+    on_lung = (cached or air) and rng.random() < cfg.lung_centre_fraction
+    if on_lung and cached:
         centre = centres[rng.integers(len(centres))]
     else:
-        box = [(row.box_z0, row.box_z1), (row.box_y0, row.box_y1), (row.box_x0, row.box_x1)]
-        centre = [rng.integers(int(lo), int(hi)) for lo, hi in box]
+        prefix = "air" if on_lung else "box"
+        centre = [rng.integers(int(getattr(row, f"{prefix}_{axis}0")),
+                               int(getattr(row, f"{prefix}_{axis}1"))) for axis in "zyx"]
     shape = (row.shape_z, row.shape_y, row.shape_x)
     start = [_clamp_start(int(c) - p // 2, p, int(n)) for c, p, n in zip(centre, cfg.patch_size, shape)]
     return {"z": start[0], "y": start[1], "x": start[2], "lung_centred": bool(on_lung)}

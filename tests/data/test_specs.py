@@ -30,3 +30,20 @@ def test_unlabelled_slices_come_from_the_same_levels_as_labelled_ones(phantom_st
                         cfg, epoch=0, stream="levels")   # a store ingested before air boxes
     assert all(rows.loc[s["case_id"]].box_z0 <= s["z"] < rows.loc[s["case_id"]].box_z1
                for s in thorax)
+
+
+def test_unlabelled_patches_are_centred_on_the_air_box_as_often_as_labelled_ones_on_lung(
+        phantom_store):
+    manifest = read_manifest(phantom_store)
+    cases = manifest.assign(labelled=manifest["domain"] == "healthy")
+    cfg = DataConfig(mode="patch3d", patch_size=(8, 16, 16), samples_per_epoch=600)
+    specs = draw_specs(cases, {}, cfg, epoch=0, stream="patches")
+    rows = cases.set_index("case_id")
+    sick = [s for s in specs if s["domain"] == "pathological"]
+    share = np.mean([s["lung_centred"] for s in sick])
+    assert abs(share - cfg.lung_centre_fraction) < 0.07
+    for spec in (s for s in sick if s["lung_centred"]):   # a patch starts inside the volume,
+        row = rows.loc[spec["case_id"]]                     # so its centre may sit up to half
+        for axis, n in zip("zyx", cfg.patch_size):          # a patch off the air box
+            centre = spec[axis] + n // 2
+            assert row[f"air_{axis}0"] - n // 2 <= centre <= row[f"air_{axis}1"] + n // 2

@@ -33,6 +33,8 @@ class PhantomConfig(_Section):
     seed: int = 0
     size: int = Field(256, ge=64, le=1024, description="in-plane voxels (square)")
     slices: tuple[int, int] = Field((80, 120), description="min/max slice count")
+    twins: bool = Field(False, description="healthy cases also get their diseased twin "
+                        "(twin.nii.gz): the oracle synthesis of benchmarks/claim.py")
 
     @field_validator("slices")
     @classmethod
@@ -146,6 +148,9 @@ class DataConfig(_Section):
     read_block: int = Field(32, ge=1, description="samples per reader call (Ray Data block)")
     read_concurrency: int = Field(2, ge=1, description="crop-reading actors")
     reader_cpus: float = Field(1.0, gt=0.0, description="CPUs reserved per crop-reading actor")
+    # The oracle of GAN augmentation: a perfect G. Only phantom stores have twins.
+    twin_p: float = Field(0.0, ge=0.0, le=1.0, description="share of labelled healthy samples "
+                          "read from their case's diseased twin, with its lung mask")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
     @field_validator("split_fractions")
@@ -181,6 +186,8 @@ class GanConfig(_Section):
     seed: int = Field(0, description="network initialisation")
     val_samples: int = Field(8, ge=0, description="healthy val samples scored at each "
                              "checkpoint (0: no validation)")
+    val_pathological: int = Field(32, ge=1, description="real pathological val samples that "
+                                  "translation and realism compare G(h) with")
 
     @model_validator(mode="after")
     def _decay(self) -> GanConfig:
@@ -283,14 +290,14 @@ class TuneConfig(_Section):
     The search space is the ``space:`` mapping of the sweep file; each trial's resources are
     its driver's ``driver_cpus`` plus the ``scaling`` section (workers, CPUs, GPUs)."""
 
-    # composite by default: shape alone is best for G = identity, realism alone ignores the
-    # chest wall; their sum (both in HU) is the trade-off the search is for (README).
-    objective: Literal["shape", "realism", "composite", "downstream"] = "composite"
+    # translation by default: shape alone is best for G = identity, realism alone ignores the
+    # chest wall; translation rewards disease drawn in the lung and is discounted when the
+    # wall moves, which is the trade-off the search is for (README).
+    objective: Literal["shape", "realism", "composite", "translation", "downstream"] = \
+        "translation"
     mode: Literal["min", "max"] | None = Field(None, description="null: the objective's own")
     shape_weight: float = Field(1.0, ge=0.0, description="composite: weight of surround L1")
     realism_weight: float = Field(1.0, ge=0.0, description="composite: weight of realism")
-    realism_samples: int = Field(8, ge=1, description="real pathological val slices that "
-                                 "realism compares G(h) with")
     downstream_p_synth: float = Field(0.5, gt=0.0, le=1.0, description="downstream: share of "
                                       "the short segmentation run's samples G translates")
     search: Literal["random", "optuna"] = "random"

@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from raylung.io.write import write_bytes  # noqa: E402
+
 
 def save_sample_grid(batch: dict[str, np.ndarray], path: str | Path, columns: int = 4) -> Path:
     """Save up to 2 x ``columns`` samples of a batch; 3-D patches show their middle slice."""
@@ -31,7 +33,7 @@ def save_sample_grid(batch: dict[str, np.ndarray], path: str | Path, columns: in
         ax.set_title(f"{batch['case_id'][i]} {batch['domain'][i][:4]} z{batch['position'][i][0]}",
                      fontsize=8)
     fig.suptitle("image (normalised HU), lung contour (green), surround band (orange)", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def save_synthesis_grid(columns: dict[str, np.ndarray], band: np.ndarray,
@@ -56,7 +58,7 @@ def save_synthesis_grid(columns: dict[str, np.ndarray], band: np.ndarray,
                           vmin=low, vmax=1)
             if i == 0:
                 ax.set_title(name, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _planes(batch: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, ...]:
@@ -70,13 +72,18 @@ def _middle(array: np.ndarray) -> np.ndarray:
     return array[array.shape[0] // 2] if array.ndim == 3 else array
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def save_figure(fig: plt.Figure, path: str | Path) -> Path:
+    """Lay out, write atomically as PNG (a reader never sees half a picture) and close."""
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    write_bytes(str(path), _png(fig))
+    return Path(path)
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
-    return path
+    return buffer.getvalue()
 
 
 def save_segmentation_grid(images: Sequence[np.ndarray], truths: Sequence[np.ndarray],
@@ -97,7 +104,7 @@ def save_segmentation_grid(images: Sequence[np.ndarray], truths: Sequence[np.nda
             if _middle(mask).any():
                 ax.contour(_middle(mask), levels=[0.5], colors=colour, linewidths=0.8)
     fig.suptitle("true lung (green), predicted lung (red)", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def curves_png(table: pd.DataFrame) -> bytes:
@@ -116,7 +123,4 @@ def curves_png(table: pd.DataFrame) -> bytes:
         if ax.lines:
             ax.legend(fontsize=7)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
+    return _png(fig)

@@ -42,12 +42,13 @@ def ray_cluster():
 
 @pytest.fixture(scope="session")
 def small_phantoms(tmp_path_factory) -> Path:
-    """Four small phantom cases (two pathological) written once per session."""
+    """Four small phantom cases (two pathological, the healthy ones with their diseased
+    twins) written once per session."""
     from raylung.phantom import write_phantoms
 
     out = tmp_path_factory.mktemp("phantoms")
     write_phantoms(out, PhantomConfig(cases=4, pathological_fraction=0.5, seed=3, size=96,
-                                      slices=(16, 20)))
+                                      slices=(16, 20), twins=True))
     return out
 
 

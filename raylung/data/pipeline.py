@@ -20,9 +20,9 @@ import ray
 
 from raylung.config import Config, DataConfig
 from raylung.data.sample import make_sample
-from raylung.data.specs import draw_specs
-from raylung.errors import InputError
+from raylung.data.specs import chosen_for_synthesis, draw_specs
 from raylung.data.splits import cases_of
+from raylung.errors import InputError
 from raylung.store.case_store import CaseStore, StoreError
 from raylung.store.manifest import read_manifest
 from raylung.store.volume import Volume
@@ -38,7 +38,7 @@ def build_dataset(cfg: Config, split: str, epochs: Iterable[int], domain: str | 
     store = _store(cfg)
     cases = select_cases(store, cfg.data, split, domain, labelled_only)
     centres = load_centres(store, cases) if cfg.data.mode == "patch3d" else {}
-    stream = f"{split}/{domain}/{labelled_only}"
+    stream = _stream_key(split, domain, labelled_only)
     specs = [s for epoch in epochs for s in draw_specs(cases, centres, cfg.data, epoch, stream)]
     blocks = max(1, -(-len(specs) // cfg.data.read_block))
     dataset = ray.data.from_items(specs, override_num_blocks=blocks).map_batches(
@@ -68,6 +68,20 @@ def select_cases(store: CaseStore, cfg: DataConfig, split: str, domain: str | No
         raise ValueError(f"{cfg.store}: no {what + ' ' if what else ''}cases in split {split!r} "
                          f"({len(manifest)} cases in the store)")
     return cases.reset_index(drop=True)
+
+
+def read_val_samples(cfg: Config, domain: str, count: int) -> dict[str, np.ndarray]:
+    """``count`` fixed, unaugmented labelled val samples of one domain, read in this process:
+    the same every run, so validations of different runs and checkpoints compare."""
+    val = cfg.model_copy(deep=True)
+    val.data.samples_per_epoch = count
+    val.data.augment.enabled = False
+    store = _store(val)
+    cases = select_cases(store, val.data, "val", domain, labelled_only=True)
+    centres = load_centres(store, cases) if val.data.mode == "patch3d" else {}
+    specs = draw_specs(cases, centres, val.data, 0, _stream_key("val", domain, True))
+    reader = CropReader(store.url, store.storage_options, val.data)
+    return reader({key: np.array([s[key] for s in specs]) for key in specs[0]})
 
 
 def check_sources(cases: pd.DataFrame, split: str) -> None:
@@ -103,20 +117,33 @@ class CropReader:
     def _sample(self, spec: dict[str, Any]) -> dict[str, Any]:
         try:
             volumes, attrs = self._case(spec["case_id"])
-            return make_sample(volumes, attrs, spec, self.cfg)
+            twin = "twin" in volumes and chosen_for_synthesis(spec["seed"], self.cfg.twin_p)
+            if twin:
+                volumes = {**volumes, "image": volumes["twin"]}
+            sample = make_sample(volumes, attrs, spec, self.cfg)
+            if self.cfg.twin_p > 0:  # the oracle's samples count as synthetic, like G's
+                sample["synthetic"] = twin
+            return sample
         except (StoreError, ValueError, OSError, RuntimeError, KeyError) as err:
             raise SampleReadError(
                 f"{self.store.url}/cases/{spec['case_id']}: cannot read the crop at z,y,x="
                 f"{spec['z']},{spec['y']},{spec['x']}: {type(err).__name__}: {err}") from None
 
     def _case(self, case_id: str) -> tuple[dict[str, Volume], dict[str, Any]]:
-        """The case's image and lung volumes (TensorStore-backed locally) and its attributes."""
+        """The case's image and lung volumes (TensorStore-backed locally), its diseased twin
+        when ``data.twin_p`` asks for it and the labelled case has one, and its attributes."""
         if case_id not in self._cases:
             group = self.store.open_case(case_id)
+            names = ("image", "lung", "twin") if self.cfg.twin_p > 0 else ("image", "lung")
             volumes = {name: self.store.volume(case_id, name)
-                       for name in ("image", "lung") if name in group.array_keys()}
+                       for name in names if name in group.array_keys()}
             self._cases[case_id] = (volumes, dict(group.attrs["raylung"]))
         return self._cases[case_id]
+
+
+def _stream_key(split: str, domain: str | None, labelled_only: bool) -> str:
+    """Names a stream's specs: the same key draws the same samples."""
+    return f"{split}/{domain}/{labelled_only}"
 
 
 def _store(cfg: Config) -> CaseStore:

@@ -13,6 +13,8 @@ import pandas as pd
 
 from raylung.config import DataConfig
 
+_SYNTH_STREAM = 0x5E6  # mixed into the sample seed: the draw is independent of augmentation
+
 
 def draw_specs(cases: pd.DataFrame, centres: dict[str, np.ndarray], cfg: DataConfig,
                epoch: int, stream: str) -> list[dict]:
@@ -69,6 +71,15 @@ def _clamp_start(start: int, size: int, extent: int) -> int:
     if extent < size:
         return (extent - size) // 2
     return min(max(start, 0), extent - size)
+
+
+def chosen_for_synthesis(seed: int, p_synth: float) -> bool:
+    """Whether the sample of ``seed`` goes through G (replayable, independent per sample).
+
+    >>> [chosen_for_synthesis(s, 0.0) for s in range(3)], chosen_for_synthesis(5, 1.0)
+    ([False, False, False], True)
+    """
+    return bool(np.random.default_rng([seed, _SYNTH_STREAM]).random() < p_synth)
 
 
 def _stream_code(stream: str) -> int:

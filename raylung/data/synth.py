@@ -17,9 +17,8 @@ import ray
 import torch
 
 from raylung.config import Config, DataConfig
+from raylung.data.specs import chosen_for_synthesis
 from raylung.models.export import load_generator
-
-_SYNTH_STREAM = 0x5E6  # mixed into the sample seed: the draw is independent of augmentation
 
 
 def add_synthesis(dataset: ray.data.Dataset, cfg: Config) -> ray.data.Dataset:
@@ -35,15 +34,6 @@ def add_synthesis(dataset: ray.data.Dataset, cfg: Config) -> ray.data.Dataset:
         num_cpus=seg.synth_cpus,
         num_gpus=seg.synth_gpus,
     )
-
-
-def chosen_for_synthesis(seed: int, p_synth: float) -> bool:
-    """Whether the sample of ``seed`` goes through G (replayable, independent per sample).
-
-    >>> [chosen_for_synthesis(s, 0.0) for s in range(3)], chosen_for_synthesis(5, 1.0)
-    ([False, False, False], True)
-    """
-    return bool(np.random.default_rng([seed, _SYNTH_STREAM]).random() < p_synth)
 
 
 class GanAugment:
@@ -68,7 +58,7 @@ class GanAugment:
         if chosen.any():
             batch["image"] = np.array(batch["image"])  # writable copy of Ray's read-only block
             batch["image"][chosen] = self._translate(batch["image"][chosen])
-        batch["synthetic"] = chosen
+        batch["synthetic"] = chosen | batch["synthetic"] if "synthetic" in batch else chosen
         batch["generator_loads"] = np.full(len(chosen), GanAugment.loads, np.int32)
         return batch
 

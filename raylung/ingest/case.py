@@ -48,6 +48,8 @@ def prepare_case(source: CaseSource, cfg: IngestConfig) -> PreparedCase:
         arrays["lung_centres"] = lung_centres(arrays["lung"], source.case_id)
     if source.lesion:
         arrays["lesion"] = _mask_array(source.lesion, image, grid, [])
+    if source.twin:
+        arrays["twin"] = _twin_array(source.twin, image, grid, cfg.hu_window)
     body = body_mask(arrays["image"], cfg.body_hu)
     try:
         box = thorax_box(arrays["image"], cfg.body_hu, cfg.bone_hu, cfg.min_bone_voxels, body)
@@ -64,7 +66,8 @@ def source_hash(source: CaseSource, cfg: IngestConfig) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps([STORE_FORMAT, source.case_id, source.domain,
                               cfg.model_dump(mode="json", exclude={"domain"})]).encode())
-    for path in (source.image, source.lung, source.lesion):
+    twin = (source.twin,) if source.twin else ()  # stores written before twins keep their hash
+    for path in (source.image, source.lung, source.lesion, *twin):
         digest.update(b"|")
         if path:
             _hash_path(Path(path), digest)
@@ -108,6 +111,18 @@ def _mask_array(path: str, image: sitk.Image, grid: sitk.Image, labels: list[int
     binary_image = sitk.GetImageFromArray(binary.astype(np.uint8))
     binary_image.CopyInformation(mask)
     return sitk.GetArrayFromImage(resample_to(binary_image, grid, label=True, fill=0))
+
+
+def _twin_array(path: str, image: sitk.Image, grid: sitk.Image,
+                window: tuple[int, int]) -> np.ndarray:
+    """A phantom's diseased twin, stored like the image; it must share the image's grid."""
+    twin = read_volume(path)
+    same = (twin.GetSize() == image.GetSize()
+            and np.allclose(twin.GetSpacing(), image.GetSpacing())
+            and np.allclose(twin.GetOrigin(), image.GetOrigin()))
+    if not same:
+        raise InputError(path, "twin image does not share its image's grid (size, spacing, origin)")
+    return canonical_hu(twin, grid, window)
 
 
 def _attrs(source: CaseSource, grid: sitk.Image, box: list[int], arrays: dict) -> dict[str, Any]:

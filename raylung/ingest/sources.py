@@ -1,10 +1,11 @@
 """What to ingest: a table (CSV/parquet) of cases, or a folder of case folders.
 
 A table has the columns ``case_id, image, lung, lesion, domain`` (``lung`` and ``lesion`` may be
-empty); relative paths are relative to the table's folder. A folder with ``cases.csv`` or
-``cases.parquet`` is read through that table; any other folder is scanned: each sub-folder is a
-case whose ``image.*`` (a file, or an ``image/`` DICOM folder), ``lung.*`` and ``lesion.*`` are
-found by name, and every case gets the domain given by ``ingest.domain``.
+empty; an optional ``twin`` column holds a phantom's diseased twin image); relative paths are
+relative to the table's folder. A folder with ``cases.csv`` or ``cases.parquet`` is read
+through that table; any other folder is scanned: each sub-folder is a case whose ``image.*``
+(a file, or an ``image/`` DICOM folder), ``lung.*``, ``lesion.*`` and ``twin.*`` are found by
+name, and every case gets the domain given by ``ingest.domain``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class CaseSource:
     lung: str | None
     lesion: str | None
     domain: str
+    twin: str | None = None  # a phantom's diseased twin of the image (same grid)
 
     @property
     def labelled(self) -> bool:
@@ -70,7 +72,7 @@ def _read_table(path: Path) -> list[dict]:
         raise InputError(path, f"cases table lacks column(s) {', '.join(missing)}")
     rows = table.to_dict("records")
     for row in rows:
-        for column in ("image", "lung", "lesion"):
+        for column in ("image", "lung", "lesion", "twin"):
             row[column] = _resolve(path.parent, row.get(column))
     return rows
 
@@ -86,6 +88,7 @@ def _scan_folder(folder: Path, domain: str | None) -> list[dict]:
             "image": _find(case_dir, "image") or str(case_dir / "image"),
             "lung": _find(case_dir, "lung"),
             "lesion": _find(case_dir, "lesion"),
+            "twin": _find(case_dir, "twin"),
             "domain": domain,
         })
     if not rows:
@@ -122,7 +125,7 @@ def _validate(rows: list[dict], origin: Path) -> tuple[list[CaseSource], list[Fa
             failures.append(Failure(row["case_id"], str(origin), problem))
             continue
         sources.append(CaseSource(row["case_id"], row["image"], row.get("lung"),
-                                  row.get("lesion"), row["domain"]))
+                                  row.get("lesion"), row["domain"], row.get("twin")))
     return sources, failures
 
 

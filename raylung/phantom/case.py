@@ -25,27 +25,37 @@ class PhantomCase:
     lesion: np.ndarray | None  # uint8 0/1 for pathological cases, None for healthy ones
     spacing: tuple[float, float, float]  # (x, y, z) mm, SimpleITK order
     domain: str  # "healthy" | "pathological"
+    twin: np.ndarray | None = None  # int16 HU: a healthy case with its own opacities painted in
 
 
 def make_case(
-    seed: int, index: int, pathological: bool, size: int = 256, slices: tuple[int, int] = (80, 120)
+    seed: int, index: int, pathological: bool, size: int = 256, slices: tuple[int, int] = (80, 120),
+    twin: bool = False,
 ) -> PhantomCase:
-    """Make case ``index`` of the data set ``seed``: a healthy thorax, opacities if pathological."""
+    """Make case ``index`` of the data set ``seed``: a healthy thorax, opacities if pathological.
+
+    ``twin`` gives a healthy case its diseased twin: the opacities it would have had as a
+    pathological case, in the same thorax with the same noise, so its lung mask stays true."""
     _check_request(seed, index, size, slices)
     geometry = sample_geometry(np.random.default_rng([seed, index]), size, slices)
     thorax = build_thorax(geometry)
-    image, lesion = thorax.image, None
-    if pathological:
+    diseased, lesion = None, None
+    if pathological or twin:
         rng = np.random.default_rng([seed, index, PATHOLOGY_STREAM])
-        image, lesion = add_opacities(thorax, sample_opacities(rng, geometry))
-    noise_rng = np.random.default_rng([geometry.scan.texture_seed, NOISE_STREAM])
+        diseased, lesion = add_opacities(thorax, sample_opacities(rng, geometry))
+
+    def scanned(image: np.ndarray) -> np.ndarray:
+        rng = np.random.default_rng([geometry.scan.texture_seed, NOISE_STREAM])
+        return _add_noise(image, geometry.scan.noise_hu, rng)
+
     return PhantomCase(
         case_id=f"phantom_{index:04d}",
-        image=_add_noise(image, geometry.scan.noise_hu, noise_rng),
+        image=scanned(diseased if pathological else thorax.image),
         lung=thorax.lung.astype(np.uint8),
-        lesion=lesion,
+        lesion=lesion if pathological else None,
         spacing=geometry.scan.spacing,
         domain="pathological" if pathological else "healthy",
+        twin=scanned(diseased) if twin and not pathological else None,
     )
 
 

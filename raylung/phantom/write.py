@@ -3,7 +3,9 @@
     OUT_DIR/phantom_0000/image.nii.gz   int16 HU
     OUT_DIR/phantom_0000/lung.nii.gz    uint8 0/1
     OUT_DIR/phantom_0000/lesion.nii.gz  uint8 0/1, pathological cases only
-    OUT_DIR/cases.csv                   case_id,image,lung,lesion,domain (paths relative to OUT_DIR)
+    OUT_DIR/phantom_0000/twin.nii.gz    int16 HU, healthy cases with ``phantom.twins`` only:
+                                        the same thorax with its own opacities (an oracle)
+    OUT_DIR/cases.csv                   case_id,image,lung,lesion,twin,domain (paths relative)
 
 Every file is written under a temporary name and renamed, ``cases.csv`` last, so a folder with a
 ``cases.csv`` is complete. The same config always writes the same folder.
@@ -25,7 +27,7 @@ from raylung.phantom.case import PhantomCase, make_case
 if TYPE_CHECKING:
     from raylung.config import PhantomConfig
 
-COLUMNS = ["case_id", "image", "lung", "lesion", "domain"]
+COLUMNS = ["case_id", "image", "lung", "lesion", "twin", "domain"]
 # A spawn key keeps the stream that picks pathological cases apart from every per-case stream.
 SELECTION_KEY = (1,)
 
@@ -35,7 +37,7 @@ def write_phantoms(out_dir: str | Path, config: PhantomConfig) -> pd.DataFrame:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     flags = pathological_cases(config.cases, config.pathological_fraction, config.seed)
-    shape = {"size": config.size, "slices": tuple(config.slices)}
+    shape = {"size": config.size, "slices": tuple(config.slices), "twin": config.twins}
     progress = tqdm(flags, desc="phantoms", unit="case", disable=config.cases < 2)
     rows = [
         _write_case(out, make_case(config.seed, index, bool(flag), **shape))
@@ -61,8 +63,8 @@ def _write_case(out: Path, case: PhantomCase) -> dict[str, str]:
     """Write one case's volumes into ``out/<case_id>/``; returns its row of the cases table."""
     folder = out / case.case_id
     folder.mkdir(exist_ok=True)
-    volumes = {"image": case.image, "lung": case.lung, "lesion": case.lesion}
-    row = {"case_id": case.case_id, "domain": case.domain, "lesion": ""}
+    volumes = {"image": case.image, "lung": case.lung, "lesion": case.lesion, "twin": case.twin}
+    row = {"case_id": case.case_id, "domain": case.domain, "lesion": "", "twin": ""}
     for name, array in volumes.items():
         if array is not None:
             write_volume(array, case.spacing, folder / f"{name}.nii.gz")

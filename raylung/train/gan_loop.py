@@ -21,7 +21,7 @@ from raylung.train.cyclegan import (Discriminators, GanBatch, Generators, discri
                                     generator_step, loss_weights)
 from raylung.train.engine import build_engine, init_distributed
 from raylung.models.export import export_generator
-from raylung.train.gan_validation import validate
+from raylung.train.gan_validation import GanValidator
 from raylung.train.image_pool import ImagePool
 from raylung.train.meter import Meter
 from raylung.train.progress import GAN_KEYS, progress_reporter
@@ -73,9 +73,10 @@ def _batches(pairs: Iterator[tuple[dict[str, Any], dict[str, Any]]],
 
 
 def _validation(config: Config, engines: dict[str, Any]) -> Callable[[Path], dict[str, float]]:
-    """Rank 0's validation, run at every checkpoint on one fixed batch of val samples."""
-    batch = next(shard_batches("val", config.gan.val_samples, drop_last=False))
-    return lambda folder: validate(engines["generators"].module, batch, config, folder)
+    """Rank 0's validation, run at every checkpoint on fixed val samples."""
+    validator = GanValidator(config)
+    gens = engines["generators"].module
+    return lambda folder: validator(gens.g, gens.f, folder)
 
 
 def _export(config: Config, engines: dict[str, Any],

@@ -1,33 +1,69 @@
-"""GAN validation on held-out healthy samples: HU changes, shape preservation, a PNG grid."""
+"""GAN validation: G on fixed healthy val samples, scored against fixed real pathological ones.
+
+Per checkpoint, in HU: how much G changed the band around the lung, outside the body and in
+the lung; whether the wall's dense voxels stayed; how far G(h) moved towards the disease
+(raylung/evaluate/disease.py); how alike its lung is to real diseased lungs (realism.py); and a
+PNG grid. The samples are read once, in rank 0's process, with the pipeline's own reader.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from raylung.config import Config
+from raylung.data.pipeline import read_val_samples
+from raylung.evaluate.disease import translation_scores
+from raylung.evaluate.realism import realism_distance
 from raylung.evaluate.synthesis import synthesis_metrics
 from raylung.plots import save_synthesis_grid
 from raylung.preprocess.normalise import to_hu
 
 
-@torch.no_grad()
-def validate(gens: torch.nn.Module, batch: dict[str, Any], config: Config,
-             folder: Path) -> dict[str, float]:
-    """Translate the validation batch with G (and back with F); score it and draw the grid."""
-    dtype = next(gens.parameters()).dtype
-    device = next(gens.parameters()).device
-    h = batch["image"].to(device=device, dtype=dtype)
-    gh = gens.g(h)
-    fgh = gens.f(gh)
-    h, gh, fgh = (t.float().cpu().numpy() for t in (h, gh, fgh))
-    centre = h.shape[1] // 2
-    window = config.data.hu_norm
-    metrics = synthesis_metrics(to_hu(h[:, centre], window), to_hu(gh[:, centre], window),
-                                batch["lung"].numpy(), batch["surround"].numpy())
-    save_synthesis_grid({"h": h, "G(h)": gh, "F(G(h))": fgh, "|G(h) - h|": np.abs(gh - h) / 2},
-                        batch["surround"].numpy(), folder / "validation.png")
-    return {f"val_{k}": v for k, v in metrics.items()}
+class GanValidator:
+    """Reads the val samples once; each call translates them with G and scores the result."""
+
+    def __init__(self, config: Config) -> None:
+        self.window = config.data.hu_norm
+        self.healthy = read_val_samples(config, "healthy", config.gan.val_samples)
+        self.reference = _reference(config)
+
+    @torch.no_grad()
+    def __call__(self, g: torch.nn.Module, f: torch.nn.Module | None = None,
+                 folder: Path | None = None) -> dict[str, float]:
+        """``val_*`` scores of G, and the grid (with F(G(h)) when F is given) in ``folder``."""
+        parameter = next(g.parameters())
+        h = torch.as_tensor(self.healthy["image"]).to(parameter.device, parameter.dtype)
+        gh = g(h)
+        columns = {"h": h, "G(h)": gh, **({"F(G(h))": f(gh)} if f is not None else {})}
+        columns = {k: t.float().cpu().numpy() for k, t in columns.items()}
+        h, gh = columns["h"], columns["G(h)"]
+        lung, band = self.healthy["lung"], self.healthy["surround"]
+        h_hu, gh_hu = _hu(h, self.window), _hu(gh, self.window)
+        metrics = synthesis_metrics(h_hu, gh_hu, lung, band)
+        if self.reference is not None:
+            p_hu, p_lung = _hu(self.reference["image"], self.window), self.reference["lung"]
+            metrics.update(translation_scores(h_hu, gh_hu, lung, p_hu, p_lung))
+            metrics.update(realism_distance(gh_hu, lung, p_hu, p_lung))
+        if folder is not None:
+            save_synthesis_grid({**columns, "|G(h) - h|": np.abs(gh - h) / 2}, band,
+                                folder / "validation.png")
+        return {f"val_{k}": v for k, v in metrics.items()}
+
+
+def _reference(config: Config) -> dict[str, np.ndarray] | None:
+    """Labelled pathological val samples; None (and one line) when the val split has none."""
+    try:
+        return read_val_samples(config, "pathological", config.gan.val_pathological)
+    except ValueError as err:
+        print(f"raylung: GAN validation without translation and realism scores: {err}",
+              file=sys.stderr)
+        return None
+
+
+def _hu(images: np.ndarray, window: tuple[int, int]) -> np.ndarray:
+    """The centre channel of (B, C, *spatial) normalised images, in HU."""
+    return to_hu(images[:, images.shape[1] // 2], window)

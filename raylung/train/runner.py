@@ -24,8 +24,9 @@ from ray.train.torch import TorchTrainer
 
 from raylung.config import Config
 from raylung.console import train_logging
-from raylung.data.pipeline import build_dataset
+from raylung.data.pipeline import build_dataset, select_cases
 from raylung.runtime import connect
+from raylung.store.case_store import CaseStore
 from raylung.train.deepspeed_config import select_accelerator
 from raylung.train.gan_loop import train_gan_worker
 from raylung.train.metrics_log import finish_logging, logging_callbacks
@@ -45,11 +46,8 @@ def fit_gan(config: Config, callbacks: Sequence[UserCallback] = (),
         "healthy": build_dataset(config, "train", epochs, "healthy", labelled_only=True),
         "pathological": build_dataset(config, "train", epochs, "pathological"),
     }
-    validation = validation_dataset(config, config.gan.val_samples, "healthy")
-    if validation is not None:
-        datasets["val"] = validation
     return fit(config, train_gan_worker, datasets, {"first_step": first_step,
-                                                    "validate": validation is not None},
+                                                    "validate": can_validate(config)},
                callbacks, progress)
 
 
@@ -57,8 +55,8 @@ def fit(config: Config, worker: Callable[[dict[str, Any]], None],
         datasets: dict[str, ray.data.Dataset], loop_config: dict[str, Any],
         callbacks: Sequence[UserCallback] = (), progress: bool = True,
         best: str | None = None) -> ray.train.Result:
-    """Run ``worker`` on ``scaling.num_workers`` Ray Train workers; every dataset but ``val``
-    is split into disjoint shards, and the resolved config travels in ``loop_config``, with
+    """Run ``worker`` on ``scaling.num_workers`` Ray Train workers; every dataset is split
+    into disjoint shards, and the resolved config travels in ``loop_config``, with
     the queue of rank 0's progress lines when ``progress``. A finished run gets its
     ``summary.json`` (best checkpoint by the metric ``best``, else the last) and curves."""
     start = time.perf_counter()
@@ -84,11 +82,10 @@ def fit(config: Config, worker: Callable[[dict[str, Any]], None],
 
 
 def data_config(datasets: dict[str, ray.data.Dataset]) -> DataConfig:
-    """Every dataset but ``val`` split into worker shards, each streamed with its own
-    execution options: Ray Train would otherwise take the global ones and drop the
-    pipeline's ``preserve_order``, so a rerun could see the batches in another order."""
-    return DataConfig(datasets_to_split=[k for k in datasets if k != "val"],
-                      execution_options={k: ds.context.execution_options
+    """Every dataset split into worker shards, each streamed with its own execution options:
+    Ray Train would otherwise take the global ones and drop the pipeline's
+    ``preserve_order``, so a rerun could see the batches in another order."""
+    return DataConfig(execution_options={k: ds.context.execution_options
                                          for k, ds in datasets.items()})
 
 
@@ -117,20 +114,18 @@ def run_config(config: Config, callbacks: Sequence[UserCallback] = ()) -> RunCon
                      logging_config=train_logging(config.ray.verbose))
 
 
-def validation_dataset(config: Config, samples: int, domain: str,
-                       split: str = "val") -> ray.data.Dataset | None:
-    """Fixed labelled samples of a split (one epoch, no augmentation, same every run),
-    or None when ``samples`` is 0 or the split has no such case."""
-    if samples == 0:
-        return None
-    val = config.model_copy(deep=True)
-    val.data.samples_per_epoch = samples
-    val.data.augment.enabled = False
+def can_validate(config: Config) -> bool:
+    """Whether GAN validation runs: ``gan.val_samples`` > 0 and labelled healthy val cases
+    (one line when there are none)."""
+    if config.gan.val_samples == 0:
+        return False
     try:
-        return build_dataset(val, split, [0], domain, labelled_only=True)
+        select_cases(CaseStore(config.data.store, config.storage.storage_options), config.data,
+                     "val", "healthy", labelled_only=True)
     except ValueError as err:
         print(f"raylung: validation skipped: {err}", file=sys.stderr)
-        return None
+        return False
+    return True
 
 
 def steps_per_epoch(config: Config) -> int:

@@ -26,10 +26,10 @@ def to_torch(batch: dict[str, np.ndarray]) -> dict[str, Any]:
             else v.tolist() for k, v in batch.items()}
 
 
-def shard_batches(name: str, batch_size: int, drop_last: bool = True) -> Iterator[dict[str, Any]]:
+def shard_batches(name: str, batch_size: int) -> Iterator[dict[str, Any]]:
     """This worker's shard of the dataset ``name`` as batches of tensors."""
     return iter(ray.train.get_dataset_shard(name).iter_torch_batches(
-        batch_size=batch_size, collate_fn=to_torch, drop_last=drop_last))
+        batch_size=batch_size, collate_fn=to_torch, drop_last=True))
 
 
 def zip_streams(*streams: Iterable[Any]) -> Iterator[tuple[Any, ...]]:

@@ -2,13 +2,11 @@
 
 Only checkpoint reports carry validation, so only they reach Tune: every result Tune sees
 has the metric (Tune rejects results without it), and Tune's iterations are validations,
-which is what ASHA's rungs count. Realism, which the trainer does not compute, is scored here
-on the checkpoint's exported generator (raylung/tune/probe.py).
+which is what ASHA's rungs count.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from ray.train import Checkpoint
@@ -16,7 +14,6 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from raylung.config import Config
 from raylung.tune.objectives import objective_of, score
-from raylung.tune.probe import RealismProbe
 
 
 class ObjectiveReportCallback(TuneReportCallback):
@@ -28,16 +25,12 @@ class ObjectiveReportCallback(TuneReportCallback):
         self.config = config
         self.objective = objective_of(config.tune)
         self.active = stage == self.objective.stage
-        self.probe = RealismProbe(config) if self.active and self.objective.realism else None
 
     def after_report(self, run_context: Any, metrics: list[dict[str, Any]],
                      checkpoint: Checkpoint | None) -> None:
         if checkpoint is None or not self.active:
             return
         scores = dict(metrics[0])
-        if self.probe is not None:
-            with checkpoint.as_directory() as folder:
-                scores.update(self.probe(Path(folder) / "generator_h2p.pt"))
         value = score(self.objective, scores, self.config.tune)
         if value is not None:
             super().after_report(run_context, [{**scores, "objective": value}, *metrics[1:]],

@@ -5,6 +5,9 @@
     realism     val_realism_hu: distance of G(h)'s lung voxels from real pathological lungs
                 (intensity + texture Wasserstein-1, HU; raylung/evaluate/realism.py).   min
     composite   shape_weight x shape + realism_weight x realism (both HU).             min
+    translation val_translation x val_wall_dice: the share of the way from healthy to real
+                disease that G(h)'s lung goes (raylung/evaluate/disease.py), discounted when
+                the chest wall's dense voxels move.                                      max
     downstream  val_dice: pathological val Dice of a short segmentation run (train-seg)
                 that learns from the trial's generator (seg.* sets its length).         max
 
@@ -31,7 +34,7 @@ class Objective:
     name: str
     mode: str
     stage: str  # the run whose checkpoint reports it scores: "gan" or "seg"
-    realism: bool  # needs the realism probe on the checkpoint's generator
+    reference: bool  # scored against real pathological val samples
     score: Score
 
 
@@ -50,6 +53,11 @@ def _composite(m: dict[str, Any], cfg: TuneConfig) -> float | None:
     return cfg.shape_weight * shape + cfg.realism_weight * realism
 
 
+def _translation(m: dict[str, Any], cfg: TuneConfig) -> float | None:
+    translation, wall = m.get("val_translation"), m.get("val_wall_dice")
+    return None if translation is None or wall is None else translation * wall
+
+
 def _downstream(m: dict[str, Any], cfg: TuneConfig) -> float | None:
     return m.get("val_dice")
 
@@ -58,6 +66,7 @@ OBJECTIVES = {o.name: o for o in (
     Objective("shape", "min", "gan", False, _shape),
     Objective("realism", "min", "gan", True, _realism),
     Objective("composite", "min", "gan", True, _composite),
+    Objective("translation", "max", "gan", True, _translation),
     Objective("downstream", "max", "seg", False, _downstream),
 )}
 

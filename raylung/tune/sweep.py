@@ -137,7 +137,7 @@ def _check_validation(config: Config, objective: Objective) -> None:
                           f"{objective.stage}.{field} > 0")
     store = CaseStore(config.data.store, config.storage.storage_options)
     domains = (["healthy"] if objective.stage == "gan" else []) + (
-        ["pathological"] if objective.realism or objective.stage == "seg" else [])
+        ["pathological"] if objective.reference or objective.stage == "seg" else [])
     for domain in domains:
         select_cases(store, config.data, "val", domain, labelled_only=True)
 

@@ -30,6 +30,19 @@ def _collect(dataset):
     return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
 
 
+def test_twins_replace_a_share_of_healthy_images_with_their_diseased_twin(phantom_store):
+    """data.twin_p (the oracle of claim.py): the twin's crop with the same lung mask. The
+    twin only adds opacities, so no voxel gets darker."""
+    plain, oracle = (_collect(build_dataset(_config(phantom_store, "data.augment.enabled=false",
+                                                    f"data.twin_p={p}"), "train", [0],
+                                            "healthy", labelled_only=True)) for p in (0, 1))
+    assert all("twin" in phantom_store.open_case(c) for c in set(plain["case_id"]))
+    assert np.array_equal(plain["lung"], oracle["lung"])
+    assert (oracle["image"] != plain["image"]).any()
+    assert (oracle["image"] >= plain["image"]).all()
+    assert oracle["synthetic"].all() and "synthetic" not in plain
+
+
 def test_replay_identical_and_epochs_differ(phantom_store):
     cfg = _config(phantom_store)
     first = _collect(build_dataset(cfg, "train", [0, 1]))

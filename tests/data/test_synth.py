@@ -8,7 +8,8 @@ import torch
 
 from raylung.config import load_config
 from raylung.data.pipeline import build_dataset
-from raylung.data.synth import GanAugment, add_synthesis, chosen_for_synthesis
+from raylung.data.specs import chosen_for_synthesis
+from raylung.data.synth import GanAugment, add_synthesis
 from raylung.models.export import load_generator
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")

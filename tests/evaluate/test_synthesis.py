@@ -27,7 +27,7 @@ def test_identity_translation_is_perfect():
     band[8:32, 8:10] = True
     m = synthesis_metrics(hu[None], hu[None], lung[None], band[None])
     assert m == {"surround_l1_hu": 0.0, "change_outside_body_hu": 0.0, "change_in_lung_hu": 0.0,
-                 "shape_dice": 1.0}
+                 "wall_dice": 1.0, "shape_dice": 1.0}
 
 
 def test_consolidating_half_a_lung_halves_its_dice_share():
@@ -41,6 +41,17 @@ def test_consolidating_half_a_lung_halves_its_dice_share():
     assert m["shape_dice"] == 2 * kept / (lung.sum() + kept)
     assert m["change_in_lung_hu"] == 850.0 * 80 / lung.sum()
     assert m["surround_l1_hu"] == 0.0 and m["change_outside_body_hu"] == 0.0
+    assert m["wall_dice"] == 1.0  # disease inside the lung leaves the wall's dense voxels
+
+
+def test_wall_dice_counts_the_wall_voxels_g_erases():
+    hu, lung = _thorax()
+    band = np.zeros_like(lung)
+    band[8:32, 8:10] = True           # 48 body voxels left of the right lung
+    thinned = hu.copy()
+    thinned[8:32, 9] = -850.0         # G turns half of them into lung
+    m = synthesis_metrics(hu[None], thinned[None], lung[None], band[None])
+    assert m["wall_dice"] == 2 * 24 / (48 + 24)
 
 
 def test_dice_edge_cases():

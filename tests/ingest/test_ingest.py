@@ -139,15 +139,15 @@ def test_real_ct_lobes_merge_into_lung(real_ct, tmp_path):
 
 def test_adding_cases_keeps_every_case_in_its_split(small_phantoms, tmp_path):
     cases = pd.read_csv(small_phantoms / "cases.csv")
-    cases[["image", "lung", "lesion"]] = cases[["image", "lung", "lesion"]].map(
-        lambda p: str(small_phantoms / p) if isinstance(p, str) else p)
-    twins = cases.assign(case_id=cases["case_id"] + "_b")   # same scans, new case ids
+    files = ["image", "lung", "lesion", "twin"]
+    cases[files] = cases[files].map(lambda p: str(small_phantoms / p) if isinstance(p, str) else p)
+    copies = cases.assign(case_id=cases["case_id"] + "_b")   # same scans, new case ids
     config = load_config(None, ["data.split_fractions=[0.4,0.3,0.3]"])
     url = str(tmp_path / "store")
     cases.iloc[:3].to_csv(tmp_path / "first.csv", index=False)
     assert ingest(str(tmp_path / "first.csv"), url, config, progress=False).ok
     first = json.loads((tmp_path / "store" / "splits.json").read_text())["schemes"]
-    pd.concat([cases, twins]).to_csv(tmp_path / "all.csv", index=False)
+    pd.concat([cases, copies]).to_csv(tmp_path / "all.csv", index=False)
     assert ingest(str(tmp_path / "all.csv"), url, config, progress=False).ok
     grown = json.loads((tmp_path / "store" / "splits.json").read_text())["schemes"]
     key = "seed=0 fractions=0.4,0.3,0.3"

@@ -21,7 +21,7 @@ VOLUMES = ("image", "lung", "lesion", "lung_centres")
 
 def test_parquet_table_ingests_like_cases_csv(small_phantoms, phantom_store, tmp_path):
     table = pd.read_csv(small_phantoms / "cases.csv")
-    for column in ("image", "lung", "lesion"):  # the parquet lives elsewhere: absolute paths
+    for column in ("image", "lung", "lesion", "twin"):  # the parquet lives elsewhere: absolute paths
         table[column] = [None if pd.isna(p) else str(small_phantoms / p) for p in table[column]]
     table.to_parquet(tmp_path / "cases.parquet", index=False)
     url = str(tmp_path / "store")

@@ -105,3 +105,15 @@ def test_opacities_leave_the_thorax_untouched(thorax, opacities):
     before = thorax.image.copy()
     add_opacities(thorax, opacities)
     np.testing.assert_array_equal(thorax.image, before)
+
+
+def test_a_healthy_twin_is_the_case_it_would_be_if_pathological(case):
+    """The oracle of claim.py: the phantom's own opacity model painted into a healthy case,
+    same thorax and noise, so the healthy lung mask is the twin's true mask."""
+    healthy = make_case(SEED, INDEX, pathological=False, size=SIZE, slices=SLICES, twin=True)
+    assert healthy.domain == "healthy" and healthy.lesion is None
+    assert np.array_equal(healthy.twin, case.image)
+    assert np.array_equal(healthy.lung, case.lung)
+    changed = healthy.twin != healthy.image
+    assert changed.any() and not (changed & ~case.lesion.astype(bool)).any()
+    assert make_case(SEED, INDEX, pathological=True, size=SIZE, slices=SLICES, twin=True).twin is None

@@ -39,7 +39,8 @@ def _digests(out) -> dict[str, str]:
 def test_cases_csv_has_the_columns_and_relative_paths(written):
     out, _ = written
     table = _read_csv(out)
-    assert list(table.columns) == ["case_id", "image", "lung", "lesion", "domain"]
+    assert list(table.columns) == ["case_id", "image", "lung", "lesion", "twin", "domain"]
+    assert all(table.twin == "")  # twins only when phantom.twins asks for them
     assert list(table.case_id) == [f"phantom_{i:04d}" for i in range(5)]
     assert all(table.image == table.case_id + "/image.nii.gz")
     assert all(table.lung == table.case_id + "/lung.nii.gz")

@@ -16,9 +16,9 @@ def test_worker_streams_keep_the_pipelines_order(gan_config):
     resumed run could see another sequence of batches than the run it continues."""
     config = gan_config("order")
     datasets = {"healthy": build_dataset(config, "train", [0], "healthy"),
-                "val": build_dataset(config, "train", [0])}
+                "pathological": build_dataset(config, "train", [0], "pathological")}
     assert not DataContext.get_current().execution_options.preserve_order
     chosen = data_config(datasets)
     for name in datasets:
         assert chosen._resolve_execution_options(name).preserve_order, name
-    assert chosen._datasets_to_split == ["healthy"]
+    assert chosen._datasets_to_split == "all"

@@ -52,11 +52,17 @@ def logged_run(gan_config_in, ray_cluster, tmp_path_factory):
 
 
 def test_validation_scores_and_draws_held_out_healthy_samples(logged_run):
+    """Shape scores on healthy val slices; translation and realism against real pathological
+    val slices, read in rank 0's process."""
     result = logged_run.result
     for key in ("val_surround_l1_hu", "val_change_outside_body_hu", "val_change_in_lung_hu",
-                "val_shape_dice"):
-        assert key in result.metrics
-    assert 0.0 <= result.metrics["val_shape_dice"] <= 1.0
+                "val_shape_dice", "val_wall_dice", "val_disease_share",
+                "val_disease_share_healthy", "val_disease_share_pathological",
+                "val_translation", "val_realism_hu"):
+        assert key in result.metrics, key
+    for key in ("val_shape_dice", "val_wall_dice", "val_disease_share"):
+        assert 0.0 <= result.metrics[key] <= 1.0, key
+    assert result.metrics["val_realism_hu"] > 0
     assert Path(result.checkpoint.path, "validation.png").stat().st_size > 1000
     run = Path(result.checkpoint.path).parent
     summary = json.loads((run / "summary.json").read_text())

@@ -10,11 +10,11 @@ from raylung.config import ConfigError, TuneConfig
 from raylung.tune.objectives import OBJECTIVES, objective_of, score
 
 REPORT = {"val_surround_l1_hu": 12.0, "val_realism_hu": 100.0, "val_shape_dice": 0.9,
-          "loss_adv": 0.3}
+          "val_translation": 0.5, "val_wall_dice": 0.8, "loss_adv": 0.3}
 
 
 @pytest.mark.parametrize("name, value", [("shape", 12.0), ("realism", 100.0),
-                                         ("composite", 112.0)])
+                                         ("composite", 112.0), ("translation", 0.4)])
 def test_gan_objectives_read_the_validation_metrics(name, value):
     assert score(OBJECTIVES[name], REPORT, TuneConfig(objective=name)) == value
 
@@ -35,11 +35,12 @@ def test_downstream_is_the_pathological_dice_of_the_segmentation_stage():
     assert score(objective, {"val_dice": 0.8}, TuneConfig(objective="downstream")) == 0.8
 
 
-def test_the_default_is_composite_and_minimised():
-    assert objective_of(TuneConfig()).name == "composite"
-    assert objective_of(TuneConfig(mode="min")).mode == "min"
+def test_the_default_is_translation_and_maximised():
+    """Disease drawn in the lung, discounted when the wall moves: G = identity scores 0."""
+    assert objective_of(TuneConfig()).name == "translation"
+    assert objective_of(TuneConfig(mode="max")).mode == "max"
 
 
 def test_a_mode_against_the_objective_is_refused():
-    with pytest.raises(ConfigError, match="tune.mode: composite is best at its minimum"):
-        objective_of(TuneConfig(mode="max"))
+    with pytest.raises(ConfigError, match="tune.mode: translation is best at its maximum"):
+        objective_of(TuneConfig(mode="min"))

@@ -66,6 +66,44 @@ def test_cluster_launcher_config_passes_rays_schema():
     assert any("pip install" in step for step in config["setup_commands"])
 
 
+def test_cluster_launcher_keeps_the_dashboard_and_job_api_on_the_head():
+    config = yaml.safe_load((CLUSTER / "aws.yaml").read_text())
+    start = " ".join(config["head_start_ray_commands"])
+    assert "ray start --head" in start and "--dashboard-host=127.0.0.1" in start
+
+
+def test_kuberay_cluster_holds_the_gpu_layout_of_gpu_yaml():
+    """The pod of the GPU group fits cluster/gpu.yaml's training job: its GPUs, and CPUs for
+    the workers, one stream's readers and the GAN actors; token auth; the locked Ray."""
+    import ray
+
+    cluster = yaml.safe_load((CLUSTER / "kuberay" / "raycluster.yaml").read_text())
+    gpu = load_config(CLUSTER / "gpu.yaml")
+    spec = cluster["spec"]
+    assert (cluster["apiVersion"], cluster["kind"]) == ("ray.io/v1", "RayCluster")
+    assert spec["rayVersion"] == ray.__version__ and spec["authOptions"]["mode"] == "token"
+    assert spec["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
+    (group,) = spec["workerGroupSpecs"]
+    pod = group["template"]["spec"]["containers"][0]["resources"]
+    assert int(group["rayStartParams"]["num-gpus"]) == gpu.scaling.num_workers
+    assert pod["limits"]["nvidia.com/gpu"] == group["rayStartParams"]["num-gpus"]
+    needed = (gpu.scaling.num_workers * gpu.scaling.cpus_per_worker
+              + gpu.data.read_concurrency * gpu.data.reader_cpus
+              + gpu.seg.synth_actors * gpu.seg.synth_cpus)
+    assert needed <= int(group["rayStartParams"]["num-cpus"]) <= int(pod["limits"]["cpu"])
+
+
+def test_kuberay_job_runs_train_seg_with_gpu_yaml_on_that_cluster():
+    cluster = yaml.safe_load((CLUSTER / "kuberay" / "raycluster.yaml").read_text())
+    job = yaml.safe_load((CLUSTER / "kuberay" / "rayjob.yaml").read_text())
+    assert (job["apiVersion"], job["kind"]) == ("ray.io/v1", "RayJob")
+    assert job["spec"]["clusterSelector"]["ray.io/cluster"] == cluster["metadata"]["name"]
+    command = job["spec"]["entrypoint"].split()
+    assert command[:2] == ["raylung", "train-seg"]
+    configs = [command[i + 1] for i, word in enumerate(command) if word == "--config"]
+    assert configs[-1].endswith("cluster/gpu.yaml") and len(configs) == 2
+
+
 def test_runtime_env_is_valid_and_leaves_local_data_behind():
     from ray.runtime_env import RuntimeEnv
 

@@ -31,6 +31,8 @@ from raylung.config import Config, ConfigError, load_config, save_config
 from raylung.errors import InputError
 from raylung.store.case_store import CaseStore, StoreError
 
+RAY_LOGS = "/tmp/ray/session_latest/logs"  # Ray's own log files of the newest local session
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -52,6 +54,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"raylung {args.command}: interrupted; rerun the same command to resume",
               file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - only Ray Train's failures are turned into a line
+        line = _run_failure(err)
+        if line is None:
+            raise
+        print(f"raylung {args.command}: run failed: {line}\n  logs: the run folder's "
+              f"metrics.csv and Ray's session logs ({RAY_LOGS}); rerun the same command to "
+              "resume from the latest checkpoint", file=sys.stderr)
+        return 1
+
+
+def _run_failure(err: Exception) -> str | None:
+    """The worker's (or controller's) error of a failed Ray Train run in one line; None for
+    any other exception."""
+    from ray.train import ControllerError, TrainingFailedError, WorkerGroupError
+
+    if not isinstance(err, TrainingFailedError):
+        return None
+    cause: BaseException = err
+    if isinstance(err, WorkerGroupError) and err.worker_failures:
+        cause = err.worker_failures[min(err.worker_failures)]
+    elif isinstance(err, ControllerError):
+        cause = err.controller_failure
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    return lines[-1] if lines else type(cause).__name__
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,7 +107,7 @@ def _job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
                           "files, later ones win: --config exp.yaml --config cluster/gpu.yaml")
     job.add_argument("-v", "--verbose", action="store_true",
                      help="also show Ray's own INFO lines (ray.verbose=true); they are always "
-                          "in the session logs under /tmp/ray/session_latest/logs")
+                          f"in the session logs under {RAY_LOGS}")
     job.add_argument("overrides", nargs="*", metavar="key=value",
                      help="config overrides with dotted keys, e.g. ingest.spacing_mm=[1,1,2]")
     job.set_defaults(run=run)

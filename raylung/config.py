@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from raylung.secrets import redacted, restored
+
 DOMAINS = ("healthy", "pathological")
 
 
@@ -273,6 +275,11 @@ class RunSection(_Section):
 
     name: str = "raylung"
     storage_path: str = Field("runs", description="local folder or URL (s3://...) for Ray Train")
+    # A lost worker or node restarts the worker group from the latest checkpoint.
+    max_failures: int = Field(3, ge=-1, description="restarts from the latest checkpoint "
+                              "before a run (or a Tune trial) fails; -1: no limit, 0: none")
+    keep_checkpoints: int | None = Field(None, ge=1, description="checkpoints kept: this many "
+                                         "best by the run's metric, plus the latest; null: all")
 
 
 class LoggingConfig(_Section):
@@ -345,6 +352,12 @@ class Config(_Section):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _unredact(cls, tree: Any) -> Any:
+        """A written config's redacted secrets are left to the environment."""
+        return restored(tree) if isinstance(tree, dict) else tree
+
     @model_validator(mode="after")
     def _labels(self) -> Config:
         if any(label <= 0 for label in self.ingest.lung_labels):
@@ -377,8 +390,13 @@ def save_config(config: Config, path: str | Path) -> None:
 
 
 def dump_config(config: Config) -> str:
-    """The resolved config as YAML text."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    """The resolved config as YAML text, secrets redacted (raylung/secrets.py)."""
+    return yaml.safe_dump(public_tree(config), sort_keys=False)
+
+
+def public_tree(config: Config) -> dict[str, Any]:
+    """The resolved config as plain data with every secret redacted: what raylung writes."""
+    return redacted(config.model_dump(mode="json"))
 
 
 def read_yaml_tree(path: str | Path) -> dict[str, Any]:

@@ -16,7 +16,8 @@ SCALING_AND_STORAGE = {
     "ray.address", "ray.num_cpus", "scaling.num_workers", "scaling.use_gpu",
     "scaling.cpus_per_worker", "deepspeed.zero_stage", "deepspeed.bf16", "data.read_concurrency",
     "data.reader_cpus", "seg.synth_actors", "seg.synth_cpus", "seg.synth_gpus", "ingest.chunks",
-    "ingest.shards", "run.storage_path", "storage.storage_options"}
+    "ingest.shards", "run.storage_path", "run.max_failures", "run.keep_checkpoints",
+    "storage.storage_options"}
 
 
 def _leaves(tree: dict, prefix: str = "") -> set[str]:

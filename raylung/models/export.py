@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from pydantic import ValidationError
 
-from raylung.config import Config
+from raylung.config import Config, public_tree
 from raylung.models.generator import ResnetGenerator
 from raylung.models.segmenter import build_segmenter
 from raylung.models.shapes import network_shape
@@ -24,11 +24,12 @@ FORMAT = 1
 
 
 def export_model(module: torch.nn.Module, config: Config, path: str | Path, kind: str) -> Path:
-    """Write ``module``'s fp32 CPU weights, its ``kind`` and the config to ``path`` atomically."""
+    """Write ``module``'s fp32 CPU weights, its ``kind`` and the config (secrets redacted) to
+    ``path`` atomically."""
     path = Path(path)
     state = {k: v.detach().float().cpu() for k, v in module.state_dict().items()}
     payload = {"format": FORMAT, "kind": kind, "state_dict": state,
-               "config": config.model_dump(mode="json")}
+               "config": public_tree(config)}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)

@@ -28,13 +28,11 @@ from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.event_pb2 import Event, SessionLog
 from tensorboardX.summary import scalar
 
-from raylung.config import Config, ConfigError
+from raylung.config import Config, ConfigError, public_tree
 from raylung.io.write import write_bytes
 
 RUN_TAG = "raylung.run_folder"
 METRICS_TABLE = "metrics.csv"
-# Left out of MLflow params: storage options may hold keys, the tracking URI a password.
-PRIVATE_SECTIONS = ("storage", "logging")
 
 
 def logging_callbacks(config: Config, run_folder: str) -> list[UserCallback]:
@@ -195,8 +193,8 @@ def start_mlflow_run(config: Config, run_folder: str) -> str:
 
 
 def config_params(config: Config) -> dict[str, str]:
-    """The resolved config as flat ``section.key`` strings, private sections left out."""
-    tree = config.model_dump(mode="json", exclude=set(PRIVATE_SECTIONS))
+    """The resolved config as flat ``section.key`` strings, secrets redacted."""
+    tree = public_tree(config)
     return dict(_flatten(tree))
 
 

@@ -16,7 +16,10 @@ import ray.train
 from raylung.config import Config
 from raylung.io.write import write_bytes
 from raylung.plots import curves_png
-from raylung.train.metrics_log import METRICS_TABLE, PRIVATE_SECTIONS, read_metrics_table
+from raylung.train.metrics_log import METRICS_TABLE, read_metrics_table
+
+# Where a run's files go and how it logs: the same experiment hashes alike on every machine.
+PRIVATE_SECTIONS = ("storage", "logging")
 
 
 def write_run_summary(config: Config, run_folder: str, result: ray.train.Result,

@@ -19,7 +19,8 @@ import fsspec
 
 import ray.data
 import ray.train
-from ray.train import DataConfig, FailureConfig, RunConfig, ScalingConfig, UserCallback
+from ray.train import (CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig,
+                       UserCallback)
 from ray.train.torch import TorchTrainer
 
 from raylung.config import Config
@@ -62,7 +63,7 @@ def fit(config: Config, worker: Callable[[dict[str, Any]], None],
     start = time.perf_counter()
     for dataset in datasets.values():  # the workers' per-interval lines are the progress
         dataset.context.enable_progress_bars = False
-    run = run_config(config, callbacks)
+    run = run_config(config, callbacks, best)
     with printed_progress(progress) as queue:
         trainer = TorchTrainer(
             worker,
@@ -103,15 +104,25 @@ def resume_epochs(config: Config, total_steps: int) -> tuple[range, int]:
     return range(first_epoch, math.ceil(total_steps / per_epoch)), first_epoch * per_epoch
 
 
-def run_config(config: Config, callbacks: Sequence[UserCallback] = ()) -> RunConfig:
-    """Name, storage and callbacks of a training run (rerunning the same name resumes);
-    the loggers of ``config.logging`` come before ``callbacks``."""
+def run_config(config: Config, callbacks: Sequence[UserCallback] = (),
+               best: str | None = None) -> RunConfig:
+    """Name, storage, recovery, retention and callbacks of a training run (rerunning the same
+    name resumes); the loggers of ``config.logging`` come before ``callbacks``."""
     loggers = logging_callbacks(config, f"{_storage(config)}/{config.run.name}")
     # A run whose workers can never start fails after 3 controller retries instead of waiting.
+    failures = FailureConfig(max_failures=config.run.max_failures, controller_failure_limit=3)
     return RunConfig(name=config.run.name, storage_path=_storage(config),
-                     failure_config=FailureConfig(max_failures=0, controller_failure_limit=3),
+                     failure_config=failures, checkpoint_config=_retention(config, best),
                      callbacks=[*loggers, *callbacks],
                      logging_config=train_logging(config.ray.verbose))
+
+
+def _retention(config: Config, best: str | None) -> CheckpointConfig:
+    """Ray deletes all but the ``run.keep_checkpoints`` best by ``best`` (the newest when the
+    run has no metric) and the latest, locally and on object storage."""
+    return CheckpointConfig(num_to_keep=config.run.keep_checkpoints,
+                            checkpoint_score_attribute=best or "step",
+                            checkpoint_score_order="max")
 
 
 def can_validate(config: Config) -> bool:

@@ -53,7 +53,8 @@ def run_sweep(sweep: Sweep, resume: bool = False) -> pd.DataFrame:
                            run_config=tune.RunConfig(
                                name=sweep.config.run.name,
                                storage_path=sweep.config.run.storage_path,
-                               failure_config=tune.FailureConfig(max_failures=0)))
+                               failure_config=tune.FailureConfig(
+                                   max_failures=sweep.config.run.max_failures)))
     return write_outputs(tuner.fit(), sweep, objective)
 
 

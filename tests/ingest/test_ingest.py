@@ -61,6 +61,17 @@ def test_native_spacing_is_bit_exact(small_phantoms, tmp_path):
     assert np.allclose(group.attrs["raylung"]["origin"], source.GetOrigin())
 
 
+def test_the_store_holds_no_credentials(small_phantoms, tmp_path):
+    """The store's config file records that the keys were redacted, never their values."""
+    url = str(tmp_path / "store")
+    config = load_config(None, ["storage.storage_options={key: AKIAPLANTED, secret: planted-1}"])
+    assert ingest(str(small_phantoms), url, config, progress=False).ok
+    for file in (f for f in (tmp_path / "store").rglob("*") if f.is_file()):
+        data = file.read_bytes()
+        assert b"AKIAPLANTED" not in data and b"planted-1" not in data, file
+    assert "secret: <redacted>" in (tmp_path / "store" / "raylung_config.yaml").read_text()
+
+
 def test_manifest_and_summary(phantom_store):
     manifest = read_manifest(phantom_store)
     assert sorted(manifest["domain"].value_counts().items()) == [("healthy", 2),

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 import torch
+from ray.util.state import list_actors
 
 from raylung.models.export import load_generator
 from raylung.train.runner import fit_gan
@@ -32,6 +38,8 @@ def test_two_workers_zero_stage_2(gan_config):
     assert generator(torch.zeros(1, 1, 32, 32)).shape == (1, 1, 32, 32)
 
 
+# Credentials planted in the logged run's storage options (a local store ignores them).
+PLANTED = ("AKIAPLANTEDKEY0001", "planted-secret-0001")
 # A single-worker run of 20 steps with validation at each checkpoint (every 5 steps).
 RESUMABLE = ("gan.steps=20", "gan.decay_start=10", "gan.checkpoint_every=5", "gan.log_every=5",
              "data.split_fractions=[0.5,0.5,0]", "gan.val_samples=2", "scaling.num_workers=1")
@@ -43,7 +51,8 @@ def logged_run(gan_config_in, ray_cluster, tmp_path_factory):
     tests below read; it is also the uninterrupted run the resume test compares with."""
     root = tmp_path_factory.mktemp("logged")
     uri = f"file://{root}/mlruns"
-    config = gan_config_in(root / "runs", "val", *RESUMABLE, f"logging.mlflow_tracking_uri={uri}")
+    config = gan_config_in(root / "runs", "val", *RESUMABLE, f"logging.mlflow_tracking_uri={uri}",
+                           f"storage.storage_options={{key: {PLANTED[0]}, secret: {PLANTED[1]}}}")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # mlflow-skinny has no database store
         result = fit_gan(config)
@@ -69,6 +78,18 @@ def test_validation_scores_and_draws_held_out_healthy_samples(logged_run):
     assert (summary["best_by"], summary["best_step"]) == ("last checkpoint", 20)
     assert summary["best_metrics"]["val_shape_dice"] == result.metrics["val_shape_dice"]
     assert (run / "curves.png").stat().st_size > 1000
+
+
+def test_no_file_of_the_run_holds_its_credentials(logged_run):
+    """Checkpoints, exports, configs, metrics, TensorBoard and MLflow: every byte scanned."""
+    root = Path(logged_run.result.checkpoint.path).parents[2]
+    files = [f for f in root.rglob("*") if f.is_file()]
+    assert len(files) > 20
+    for file in files:
+        data = file.read_bytes()
+        assert not any(secret.encode() in data for secret in PLANTED), file
+    saved = (Path(logged_run.result.checkpoint.path) / "raylung_config.yaml").read_text()
+    assert "key: <redacted>" in saved  # the written config says a value was taken out
 
 
 def test_mlflow_run_ends_finished_with_the_validation(logged_run, monkeypatch):
@@ -106,3 +127,33 @@ def test_killed_run_resumes_with_identical_weights(logged_run, gan_config, tmp_p
     straight = logged_run.result.checkpoint.path
     assert_same_weights(load_generator(f"{straight}/generator_h2p.pt")[0],
                         load_generator(exported[1])[0])
+
+
+def test_a_killed_worker_restarts_from_the_latest_checkpoint(logged_run, gan_config, tmp_path,
+                                                             assert_same_weights):
+    """run.max_failures: a worker process killed right after a checkpoint lands mid-run is
+    restarted by Ray Train from that checkpoint; the same fit call ends with the weights of
+    the run that never stopped (``logged_run``), with one metrics row per step."""
+    config = gan_config("recovered", *RESUMABLE, "run.max_failures=1")
+    snapshot = tmp_path / "runs" / "recovered" / "checkpoint_manager_snapshot.json"
+    killed: list[int] = []
+    killer = threading.Thread(target=_kill_worker_after, args=(snapshot, killed))
+    killer.start()
+    result = fit_gan(config)
+    killer.join()
+    assert killed and result.error is None and result.metrics["step"] == 20
+    steps = pd.read_csv(tmp_path / "runs" / "recovered" / "metrics.csv")["step"].tolist()
+    assert steps == [5, 10, 15, 20]
+    assert_same_weights(load_generator(f"{logged_run.result.checkpoint.path}/generator_h2p.pt")[0],
+                        load_generator(f"{result.checkpoint.path}/generator_h2p.pt")[0])
+
+
+def _kill_worker_after(snapshot: Path, killed: list[int], timeout: float = 300) -> None:
+    """SIGKILL this cluster's Ray Train worker once the run's first checkpoint is registered."""
+    deadline = time.monotonic() + timeout
+    while not snapshot.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for actor in list_actors(filters=[("class_name", "=", "RayTrainWorker"),
+                                      ("state", "=", "ALIVE")]):
+        os.kill(actor.pid, signal.SIGKILL)
+        killed.append(actor.pid)

@@ -105,6 +105,23 @@ def test_the_saved_sweep_reads_back_from_its_folder(tmp_path):
     assert again.config.ray.num_cpus == 2
 
 
+def test_the_sweep_file_holds_no_credentials_and_reads_back_without_them(tmp_path):
+    """Keys and URL passwords are redacted in sweep.yaml; a resumed sweep takes them from
+    the environment, as the first one could have."""
+    sweep = load_sweep(_write(tmp_path, {"gan.lambda_adv": {"uniform": [0, 2]}}), overrides=[
+        "storage.storage_options={key: AKIAPLANTED, secret: planted-secret, anon: false}",
+        "logging.mlflow_tracking_uri=https://me:planted-password@mlflow.example:5000",
+        f"run.storage_path={tmp_path / 'sweeps'}"])
+    text = sweep.to_yaml()
+    assert not any(s in text for s in ("AKIAPLANTED", "planted-secret", "planted-password"))
+    assert "key: <redacted>" in text and "me:<redacted>@mlflow.example" in text
+    sweep.folder.mkdir(parents=True)
+    (sweep.folder / "sweep.yaml").write_text(text)
+    again = read_sweep(sweep.folder)
+    assert again.config.storage.storage_options == {"anon": False}
+    assert again.config.logging.mlflow_tracking_uri == "https://me@mlflow.example:5000"
+
+
 @pytest.mark.parametrize("name", ["demo", "shape_aware", "full"])
 def test_shipped_spaces_validate(name):
     sweep = load_sweep(SPACES / f"{name}.yaml", None, ["data.store=store"])

@@ -105,6 +105,7 @@ def _base(work: Path, cases: int, gan_steps: int, seg_steps: int, size: int,
 def _prepare_data(work: Path, base: list[str]) -> None:
     """Phantoms with twins, their store, and one split for every arm and seed."""
     config = load_config(None, [*base, "data.splits_file=null"])
+    print(f"claim: {config.phantom.cases} phantoms with twins -> {work / 'store'}", flush=True)
     if not (work / "phantoms" / "cases.csv").exists():
         write_phantoms(work / "phantoms", config.phantom)
     result = ingest(str(work / "phantoms"), str(work / "store"), config, progress=False)
@@ -250,6 +251,7 @@ def _cached(path: Path, run) -> dict:
     """The row in ``path`` if an earlier run finished it, else ``run()``'s row, saved."""
     if path.exists():
         return json.loads(path.read_text())
+    print(f"claim: {path.stem} ...", flush=True)
     row = run()
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_atomic(path, json.dumps(row, default=float))

@@ -308,7 +308,7 @@ def _ray_floor(store_url: str, count: int) -> dict:
 
     config = _config(store_url, "patch3d", 0, count)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    # from_items, as the pipeline's specs: no read tasks to compete with the actors for CPUs
+    # blocks of read_block specs, as the pipeline streams them (no CPU taken from the actors)
     data = config.data
     specs = ray.data.from_items([{"index": i} for i in range(count)],
                                 override_num_blocks=max(1, -(-count // data.read_block)))

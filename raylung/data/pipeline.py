@@ -4,8 +4,9 @@
     ds = build_dataset(cfg, "train", epochs=range(2), domain="healthy")
     TorchTrainer(..., datasets={"healthy": ds})   # each worker: get_dataset_shard("healthy")
 
-Specs are small and made in the driver; crops are read lazily by an actor pool, so the data set
-is never materialised and object-store memory stays bounded by Ray Data's backpressure.
+Each epoch's specs are drawn by a read task of its own (``SpecSource``) and crops are read lazily
+by an actor pool, so neither the driver nor the object store ever holds the whole data set:
+memory stays flat in the number of epochs and bounded by Ray Data's backpressure.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import ray
 
 from raylung.config import Config, DataConfig
 from raylung.data.sample import make_sample
+from raylung.data.spec_source import SpecSource
 from raylung.data.specs import chosen_for_synthesis, draw_specs
 from raylung.data.splits import cases_of
 from raylung.errors import InputError
@@ -39,9 +41,16 @@ def build_dataset(cfg: Config, split: str, epochs: Iterable[int], domain: str | 
     cases = select_cases(store, cfg.data, split, domain, labelled_only)
     centres = load_centres(store, cases) if cfg.data.mode == "patch3d" else {}
     stream = _stream_key(split, domain, labelled_only)
-    specs = [s for epoch in epochs for s in draw_specs(cases, centres, cfg.data, epoch, stream)]
-    blocks = max(1, -(-len(specs) // cfg.data.read_block))
-    dataset = ray.data.from_items(specs, override_num_blocks=blocks).map_batches(
+    epochs = list(epochs)
+    # One read task per epoch, one at a time, without a CPU of its own: drawing specs is
+    # light, and a read task waiting for a CPU that trainers and readers hold would stall the
+    # stream. Asking for more blocks than tasks makes Ray Data split each epoch's specs into
+    # blocks of about read_block, so the first crops come before the whole epoch's.
+    blocks = len(epochs) * -(-cfg.data.samples_per_epoch // cfg.data.read_block)
+    specs = ray.data.read_datasource(SpecSource(cases, centres, cfg.data, epochs, stream),
+                                     override_num_blocks=max(1, blocks), num_cpus=0,
+                                     concurrency=1)
+    dataset = specs.map_batches(
         CropReader,
         fn_constructor_kwargs={"url": store.url, "options": store.storage_options,
                                "cfg": cfg.data},

@@ -77,6 +77,8 @@ def fit(config: Config, worker: Callable[[dict[str, Any]], None],
         result = trainer.fit()
     if result.error is None:
         finish_logging(run.callbacks)
+        if config.run.keep_checkpoints is not None:
+            remove_untracked_checkpoints(config)
         write_run_summary(config, f"{_storage(config)}/{config.run.name}", result,
                           time.perf_counter() - start, best)
     return result
@@ -146,6 +148,18 @@ def steps_per_epoch(config: Config) -> int:
         raise ValueError(f"data.samples_per_epoch={config.data.samples_per_epoch} must be a "
                          f"multiple of data.batch_size x scaling.num_workers = {per_step}")
     return config.data.samples_per_epoch // per_step
+
+
+def remove_untracked_checkpoints(config: Config) -> None:
+    """Delete checkpoint folders Ray Train never registered: a worker killed while
+    reporting leaves its upload behind, which retention would otherwise keep forever."""
+    fs, root = fsspec.core.url_to_fs(_storage(config))
+    run = f"{root}/{config.run.name}"
+    snapshot = json.loads(fs.cat_file(f"{run}/checkpoint_manager_snapshot.json"))
+    tracked = {r["checkpoint_dir_name"] for r in snapshot["checkpoint_results"]}
+    for folder in fs.glob(f"{run}/checkpoint_*"):
+        if fs.isdir(folder) and folder.rstrip("/").rsplit("/", 1)[-1] not in tracked:
+            fs.rm(folder, recursive=True)
 
 
 def latest_step(config: Config) -> int:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import ray.train
 from ray.train import RunConfig, ScalingConfig
@@ -102,3 +104,21 @@ def test_corrupt_chunk_fails_the_stream_naming_the_case(phantom_store, tmp_path)
                              "data.reader_cpus=0.5"])
     with pytest.raises(Exception, match=r"cases/phantom_\d+: cannot read the crop at z,y,x="):
         _collect(build_dataset(cfg, "train", [0]))
+
+
+def test_driver_memory_and_start_do_not_grow_with_epochs(phantom_store):
+    """Each epoch's specs are drawn by its own read task: building and starting a stream of
+    200 epochs of 10,000 samples costs the driver what one epoch does."""
+    cfg = _config(phantom_store, "data.samples_per_epoch=10000")
+
+    def driver_rss_after_first_batch(epochs: int) -> int:
+        batches = iter(build_dataset(cfg, "train", range(epochs)).iter_batches(batch_size=4))
+        next(batches)
+        batches.close()  # stops the stream
+        gc.collect()
+        return psutil.Process().memory_info().rss
+
+    driver_rss_after_first_batch(1)  # imports, Ray Data's first plan
+    one = driver_rss_after_first_batch(1)
+    many = driver_rss_after_first_batch(200)
+    assert many - one < 50 * 2**20, f"{(many - one) / 2**20:.0f} MiB more for 200 epochs"

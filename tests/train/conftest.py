@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import struct
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
 import torch
+from ray.util.state import list_actors
 
 from raylung.config import load_config
 
@@ -96,6 +101,32 @@ def kill_and_rerun(cli_args, kill_after_first_checkpoint):
         assert rerun.returncode == 0, rerun.stderr[-2000:]
         return rerun.stdout
     return run
+
+
+@pytest.fixture(scope="session")
+def fit_killing_a_worker():
+    """Runs ``fit(config)`` while a thread SIGKILLs one of its Ray Train worker processes
+    right after the run's first checkpoint is registered; returns the fit's result."""
+    def run(fit, config):
+        snapshot = Path(config.run.storage_path) / config.run.name / "checkpoint_manager_snapshot.json"
+        killed: list[int] = []
+        killer = threading.Thread(target=_kill_a_worker_after, args=(snapshot, killed))
+        killer.start()
+        result = fit(config)
+        killer.join()
+        assert killed, "no worker was killed"
+        return result
+    return run
+
+
+def _kill_a_worker_after(snapshot: Path, killed: list[int], timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not snapshot.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    if workers:
+        os.kill(workers[-1].pid, signal.SIGKILL)
+        killed.append(workers[-1].pid)
 
 
 @pytest.fixture(scope="session")

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 import torch
-from ray.util.state import list_actors
 
 from raylung.models.export import load_generator
 from raylung.train.runner import fit_gan
@@ -130,30 +125,18 @@ def test_killed_run_resumes_with_identical_weights(logged_run, gan_config, tmp_p
 
 
 def test_a_killed_worker_restarts_from_the_latest_checkpoint(logged_run, gan_config, tmp_path,
+                                                             fit_killing_a_worker,
                                                              assert_same_weights):
     """run.max_failures: a worker process killed right after a checkpoint lands mid-run is
     restarted by Ray Train from that checkpoint; the same fit call ends with the weights of
-    the run that never stopped (``logged_run``), with one metrics row per step."""
-    config = gan_config("recovered", *RESUMABLE, "run.max_failures=1")
-    snapshot = tmp_path / "runs" / "recovered" / "checkpoint_manager_snapshot.json"
-    killed: list[int] = []
-    killer = threading.Thread(target=_kill_worker_after, args=(snapshot, killed))
-    killer.start()
-    result = fit_gan(config)
-    killer.join()
-    assert killed and result.error is None and result.metrics["step"] == 20
+    the run that never stopped (``logged_run``), with one metrics row per step. With
+    run.keep_checkpoints=2 only the latest 2 of its 4 checkpoints remain (best by step)."""
+    config = gan_config("recovered", *RESUMABLE, "run.max_failures=1", "run.keep_checkpoints=2")
+    result = fit_killing_a_worker(fit_gan, config)
+    assert result.error is None and result.metrics["step"] == 20
     steps = pd.read_csv(tmp_path / "runs" / "recovered" / "metrics.csv")["step"].tolist()
     assert steps == [5, 10, 15, 20]
+    kept = sorted(p for p in (tmp_path / "runs" / "recovered").glob("checkpoint_*") if p.is_dir())
+    assert [torch.load(c / "state_rank0.pt", weights_only=True)["step"] for c in kept] == [15, 20]
     assert_same_weights(load_generator(f"{logged_run.result.checkpoint.path}/generator_h2p.pt")[0],
                         load_generator(f"{result.checkpoint.path}/generator_h2p.pt")[0])
-
-
-def _kill_worker_after(snapshot: Path, killed: list[int], timeout: float = 300) -> None:
-    """SIGKILL this cluster's Ray Train worker once the run's first checkpoint is registered."""
-    deadline = time.monotonic() + timeout
-    while not snapshot.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for actor in list_actors(filters=[("class_name", "=", "RayTrainWorker"),
-                                      ("state", "=", "ALIVE")]):
-        os.kill(actor.pid, signal.SIGKILL)
-        killed.append(actor.pid)

@@ -1,0 +1,84 @@
+"""`ray job submit` end to end on a two-node cluster of this machine (loopback only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from raylung.config import load_config
+from raylung.runtime import free_port
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).parents[1]
+RAY = str(Path(sys.executable).parent / "ray")
+
+
+def _ray(*args: str, env: dict[str, str], timeout: float = 180) -> str:
+    done = subprocess.run([RAY, *args], env=env, capture_output=True, encoding="utf-8",
+                          timeout=timeout, cwd=ROOT)
+    assert done.returncode == 0, f"ray {' '.join(args)}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+    return done.stdout
+
+
+def _node_args(temp_dir: str) -> list[str]:
+    """One CPU, loopback, its own temp dir and agent ports (two nodes share this host)."""
+    return ["--num-cpus=1", "--node-ip-address=127.0.0.1", f"--temp-dir={temp_dir}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-grpc-port={free_port()}", f"--metrics-export-port={free_port()}",
+            f"--runtime-env-agent-port={free_port()}", "--disable-usage-stats"]
+
+
+@pytest.fixture
+def two_nodes():
+    """A head and a second node started with ``ray start``, each in its own temp dir, with
+    token authentication (README); yields the dashboard (job API) address and the
+    environment, token included, to call it with."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    temp = [tempfile.mkdtemp(prefix="rl-node", dir="/tmp") for _ in range(2)]
+    port, dashboard = free_port(), free_port()
+    try:
+        _ray("start", "--head", f"--port={port}", "--dashboard-host=127.0.0.1",
+             f"--dashboard-port={dashboard}", *_node_args(temp[0]), env=env)
+        _ray("start", f"--address=127.0.0.1:{port}", *_node_args(temp[1]), env=env)
+        yield f"http://127.0.0.1:{dashboard}", env
+    finally:
+        for folder in temp:  # `ray stop` would also stop the test session's own cluster
+            subprocess.run(["pkill", "-9", "-f", folder], check=False)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_submitted_train_seg_runs_one_worker_on_each_node(two_nodes, phantom_store, tmp_path):
+    address, env = two_nodes
+    runs = tmp_path / "runs"
+    overrides = [f"data.store={phantom_store.url}", "data.slice_size=[32,32]",
+                 "data.batch_size=2", "data.samples_per_epoch=4",
+                 "data.split_fractions=[0.5,0.5,0]", "data.reader_cpus=0.2",
+                 "data.read_concurrency=1", "seg.channels=[4,8]", "seg.strides=[2]",
+                 "seg.num_res_units=1", "seg.steps=4", "seg.decay_start=2", "seg.val_cases=0",
+                 # 0.6 CPU each: only one worker fits on a 1-CPU node
+                 "scaling.num_workers=2", "scaling.cpus_per_worker=0.6",
+                 "run.name=submitted", f"run.storage_path={runs}"]
+    load_config(None, overrides)  # a typo fails here, not in the job
+    submitted = _ray("job", "submit", f"--address={address}",
+                     "--runtime-env=cluster/runtime_env.yaml", "--",
+                     str(Path(sys.executable).parent / "raylung"), "train-seg", *overrides,
+                     env=env, timeout=600)
+    assert "succeeded" in submitted, submitted[-3000:]
+    exported = re.search(r"train-seg: best step 4 .*-> segmenter (\S+)", submitted)
+    assert exported and Path(exported[1]).is_file(), submitted[-3000:]
+    job_id = re.search(r"raysubmit_\w+", submitted)[0]
+    logs = _ray("job", "logs", f"--address={address}", job_id, env=env)
+    assert "train-seg: best step 4" in logs
+    workers = json.loads(_ray("list", "actors", f"--address={address}", "--detail",
+                              "--filter=class_name=RayTrainWorker", "--format=json", env=env))
+    assert len(workers) == 2 and len({w["node_id"] for w in workers}) == 2, workers

@@ -153,10 +153,8 @@ def steps_per_epoch(config: Config) -> int:
 def remove_untracked_checkpoints(config: Config) -> None:
     """Delete checkpoint folders Ray Train never registered: a worker killed while
     reporting leaves its upload behind, which retention would otherwise keep forever."""
-    fs, root = fsspec.core.url_to_fs(_storage(config))
-    run = f"{root}/{config.run.name}"
-    snapshot = json.loads(fs.cat_file(f"{run}/checkpoint_manager_snapshot.json"))
-    tracked = {r["checkpoint_dir_name"] for r in snapshot["checkpoint_results"]}
+    fs, run, results = _registered_checkpoints(config)
+    tracked = {r["checkpoint_dir_name"] for r in results}
     for folder in fs.glob(f"{run}/checkpoint_*"):
         if fs.isdir(folder) and folder.rstrip("/").rsplit("/", 1)[-1] not in tracked:
             fs.rm(folder, recursive=True)
@@ -164,12 +162,19 @@ def remove_untracked_checkpoints(config: Config) -> None:
 
 def latest_step(config: Config) -> int:
     """The step of the newest checkpoint Ray Train registered for this run (0 for a new run)."""
-    fs, root = fsspec.core.url_to_fs(_storage(config))
-    snapshot = f"{root}/{config.run.name}/checkpoint_manager_snapshot.json"
-    if not fs.exists(snapshot):
-        return 0
-    results = json.loads(fs.cat_file(snapshot))["checkpoint_results"]
+    _, _, results = _registered_checkpoints(config)
     return max((int(r["metrics"]["step"]) for r in results), default=0)
+
+
+def _registered_checkpoints(config: Config) -> tuple[Any, str, list[dict[str, Any]]]:
+    """The run folder's filesystem and path, and the checkpoints Ray Train's snapshot
+    lists there (none for a new run)."""
+    fs, root = fsspec.core.url_to_fs(_storage(config))
+    run = f"{root}/{config.run.name}"
+    snapshot = f"{run}/checkpoint_manager_snapshot.json"
+    if not fs.exists(snapshot):
+        return fs, run, []
+    return fs, run, json.loads(fs.cat_file(snapshot))["checkpoint_results"]
 
 
 def _scaling(config: Config) -> ScalingConfig:

@@ -222,19 +222,20 @@ def _run_train_gan(args: argparse.Namespace) -> int:
     return 0 if _train_gan(_config(args)) is not None else 1
 
 
-def _train_gan(config: Config) -> Path | None:
-    """Train the GAN and print where its export is; the checkpoint folder, None on failure."""
-    from raylung.train.runner import fit_gan
+def _train_gan(config: Config) -> str | None:
+    """Train the GAN and print where its export is; the checkpoint folder (a path or URL),
+    None on failure."""
+    from raylung.train.runner import checkpoint_folder, fit_gan
 
     result = fit_gan(config)
     if result.error:
         print(f"raylung train-gan: error: {result.error}", file=sys.stderr)
         return None
-    folder = Path(result.checkpoint.path)
-    print(f"train-gan: step {result.metrics.get('step')} -> generator {folder / 'generator_h2p.pt'}")
-    if (folder / "validation.png").exists():
-        scores = {k: round(v, 3) for k, v in result.metrics.items() if k.startswith("val_")}
-        print(f"train-gan: validation {scores}; grid {folder / 'validation.png'}")
+    folder = checkpoint_folder(config, result.checkpoint)
+    print(f"train-gan: step {result.metrics.get('step')} -> generator {folder}/generator_h2p.pt")
+    scores = {k: round(v, 3) for k, v in result.metrics.items() if k.startswith("val_")}
+    if scores:
+        print(f"train-gan: validation {scores}; grid {folder}/validation.png")
     return folder
 
 
@@ -429,9 +430,10 @@ def _run_demo(args: argparse.Namespace) -> int:
     with timer("Ray Data stream", "of training slices"):
         _stream(config, "train", 8, out)
     with timer("shape-aware CycleGAN", f"({config.gan.steps} steps) -> {out / 'runs'}"):
-        gan = _train_gan(config)
-    if gan is None:
+        gan_folder = _train_gan(config)
+    if gan_folder is None:
         return 1
+    gan = Path(gan_folder)
     _copy_atomic(gan / "generator_h2p.pt", Path(config.seg.generator))
     seg_config = config.model_copy(deep=True)
     seg_config.run.name = "demo_seg"

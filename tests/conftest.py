@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import locale
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,6 +64,38 @@ def phantom_store(small_phantoms, ray_cluster, tmp_path_factory):
     result = ingest(str(small_phantoms), url, load_config(), progress=False)
     assert result.ok and len(result.written) == 4, result.failures
     return CaseStore(url)
+
+
+@pytest.fixture(scope="session")
+def s3_options():
+    """Storage options of the bucket ``raylung-test`` on a local moto S3 server (127.0.0.1),
+    started once per session."""
+    pytest.importorskip("s3fs", reason="s3fs is not installed (pip install raylung[s3])")
+    moto = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+    if not Path(moto).exists():
+        pytest.skip("moto_server not installed (pip install 'moto[server]')")
+    port = free_port()
+    server = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    options = {"endpoint_url": f"http://127.0.0.1:{port}", "key": "test", "secret": "test",
+               "client_kwargs": {"region_name": "us-east-1"}}
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=options["endpoint_url"], region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="test")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.create_bucket(Bucket="raylung-test")
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                server.kill()
+                raise
+            time.sleep(0.2)
+    yield options
+    server.kill()
+    server.wait()
 
 
 @pytest.fixture

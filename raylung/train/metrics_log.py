@@ -38,9 +38,10 @@ METRICS_TABLE = "metrics.csv"
 def logging_callbacks(config: Config, run_folder: str) -> list[UserCallback]:
     """The loggers ``config.logging`` asks for; MLflow is reached now, so a bad URI or a
     missing package fails before training starts."""
-    callbacks: list[UserCallback] = [MetricsTable(f"{run_folder}/{METRICS_TABLE}")]
+    options = config.storage.storage_options
+    callbacks: list[UserCallback] = [MetricsTable(f"{run_folder}/{METRICS_TABLE}", options)]
     if config.logging.tensorboard:
-        callbacks.append(TensorBoardLogger(f"{run_folder}/tensorboard"))
+        callbacks.append(TensorBoardLogger(f"{run_folder}/tensorboard", options))
     if config.logging.mlflow_tracking_uri:
         run_id = start_mlflow_run(config, run_folder)
         callbacks.append(MLflowLogger(config.logging.mlflow_tracking_uri, run_id))
@@ -57,13 +58,15 @@ def rank_zero_scalars(metrics: list[dict[str, Any]]) -> tuple[int, dict[str, flo
 
 
 class TensorBoardLogger(UserCallback):
-    """Writes rank 0's scalars as TensorBoard events into ``folder`` (a path or fsspec URL).
+    """Writes rank 0's scalars as TensorBoard events into ``folder`` (a path or fsspec URL,
+    reached with ``storage_options``).
 
     Writes are synchronous (unlike ``SummaryWriter``'s background thread), so the file is
     complete, and uploaded for a URL, by the time a report returns."""
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, storage_options: dict[str, Any] | None = None) -> None:
         self.folder = folder
+        self.storage_options = storage_options or {}
         self._local = ""
         self._events: EventsWriter | None = None
 
@@ -94,7 +97,7 @@ class TensorBoardLogger(UserCallback):
         return events
 
     def _upload(self) -> None:
-        fs, root = fsspec.core.url_to_fs(self.folder)
+        fs, root = fsspec.core.url_to_fs(self.folder, **self.storage_options)
         for path in Path(self._local).iterdir():
             fs.put_file(str(path), f"{root}/{path.name}")
 
@@ -103,23 +106,25 @@ class MetricsTable(UserCallback):
     """Rank 0's scalars as a CSV table (``step`` first), rewritten whole at every report; a
     resumed run replaces the rows its killed attempt logged at or after its first step."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, storage_options: dict[str, Any] | None = None) -> None:
         self.path = path
+        self.storage_options = storage_options or {}
         self._rows: list[dict[str, float]] | None = None
 
     def after_report(self, run_context: Any, metrics: list[dict[str, Any]],
                      checkpoint: Checkpoint | None) -> None:
         step, scalars = rank_zero_scalars(metrics)
         if self._rows is None:
-            self._rows = [r for r in read_metrics_table(self.path).to_dict("records")
-                          if r["step"] < step]
+            rows = read_metrics_table(self.path, self.storage_options).to_dict("records")
+            self._rows = [r for r in rows if r["step"] < step]
         self._rows.append({"step": step, **scalars})
-        write_bytes(self.path, pd.DataFrame(self._rows).to_csv(index=False).encode())
+        write_bytes(self.path, pd.DataFrame(self._rows).to_csv(index=False).encode(),
+                    self.storage_options)
 
 
-def read_metrics_table(path: str) -> pd.DataFrame:
+def read_metrics_table(path: str, storage_options: dict[str, Any] | None = None) -> pd.DataFrame:
     """The metrics table of a run folder (empty when the run has not reported yet)."""
-    fs, local = fsspec.core.url_to_fs(path)
+    fs, local = fsspec.core.url_to_fs(path, **(storage_options or {}))
     if not fs.exists(local):
         return pd.DataFrame(columns=["step"])
     with fs.open(local) as handle:

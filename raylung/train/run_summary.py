@@ -37,9 +37,10 @@ def write_run_summary(config: Config, run_folder: str, result: ray.train.Result,
                          if isinstance(v, Real) and not isinstance(v, bool)},
         "wall_time_s": round(seconds, 1),
     }
-    write_bytes(f"{run_folder}/summary.json", json.dumps(summary, indent=2).encode())
-    write_bytes(f"{run_folder}/curves.png",
-                curves_png(read_metrics_table(f"{run_folder}/{METRICS_TABLE}")))
+    options = config.storage.storage_options
+    write_bytes(f"{run_folder}/summary.json", json.dumps(summary, indent=2).encode(), options)
+    table = read_metrics_table(f"{run_folder}/{METRICS_TABLE}", options)
+    write_bytes(f"{run_folder}/curves.png", curves_png(table), options)
     return summary
 
 

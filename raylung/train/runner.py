@@ -12,10 +12,11 @@ import math
 import time
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import fsspec
+import pyarrow.fs
 
 import ray.data
 import ray.train
@@ -77,10 +78,8 @@ def fit(config: Config, worker: Callable[[dict[str, Any]], None],
         result = trainer.fit()
     if result.error is None:
         finish_logging(run.callbacks)
-        if config.run.keep_checkpoints is not None:
-            remove_untracked_checkpoints(config)
-        write_run_summary(config, f"{_storage(config)}/{config.run.name}", result,
-                          time.perf_counter() - start, best)
+        remove_untracked_checkpoints(config)
+        write_run_summary(config, run_folder(config), result, time.perf_counter() - start, best)
     return result
 
 
@@ -110,10 +109,11 @@ def run_config(config: Config, callbacks: Sequence[UserCallback] = (),
                best: str | None = None) -> RunConfig:
     """Name, storage, recovery, retention and callbacks of a training run (rerunning the same
     name resumes); the loggers of ``config.logging`` come before ``callbacks``."""
-    loggers = logging_callbacks(config, f"{_storage(config)}/{config.run.name}")
+    loggers = logging_callbacks(config, run_folder(config))
     # A run whose workers can never start fails after 3 controller retries instead of waiting.
     failures = FailureConfig(max_failures=config.run.max_failures, controller_failure_limit=3)
-    return RunConfig(name=config.run.name, storage_path=_storage(config),
+    path, filesystem = _ray_storage(config)
+    return RunConfig(name=config.run.name, storage_path=path, storage_filesystem=filesystem,
                      failure_config=failures, checkpoint_config=_retention(config, best),
                      callbacks=[*loggers, *callbacks],
                      logging_config=train_logging(config.ray.verbose))
@@ -169,8 +169,7 @@ def latest_step(config: Config) -> int:
 def _registered_checkpoints(config: Config) -> tuple[Any, str, list[dict[str, Any]]]:
     """The run folder's filesystem and path, and the checkpoints Ray Train's snapshot
     lists there (none for a new run)."""
-    fs, root = fsspec.core.url_to_fs(_storage(config))
-    run = f"{root}/{config.run.name}"
+    fs, run = fsspec.core.url_to_fs(run_folder(config), **config.storage.storage_options)
     snapshot = f"{run}/checkpoint_manager_snapshot.json"
     if not fs.exists(snapshot):
         return fs, run, []
@@ -184,6 +183,27 @@ def _scaling(config: Config) -> ScalingConfig:
                          resources_per_worker=resources)
 
 
+def run_folder(config: Config) -> str:
+    """The run's folder: an absolute local path, or a URL (``s3://...``) as configured."""
+    return f"{_storage(config)}/{config.run.name}"
+
+
+def checkpoint_folder(config: Config, checkpoint: ray.train.Checkpoint) -> str:
+    """Where ``checkpoint`` lies as a path or URL a user can open: Ray's own path drops the
+    URL scheme."""
+    return f"{run_folder(config)}/{PurePosixPath(checkpoint.path).name}"
+
+
 def _storage(config: Config) -> str:
     path = config.run.storage_path
     return path if "://" in path else str(Path(path).resolve())
+
+
+def _ray_storage(config: Config) -> tuple[str, pyarrow.fs.FileSystem | None]:
+    """Ray Train's storage path and filesystem. A URL with storage options (an endpoint,
+    keys) goes through fsspec with them, as the store does; otherwise Ray resolves it."""
+    path, options = _storage(config), config.storage.storage_options
+    if "://" not in path or not options:
+        return path, None
+    fs, root = fsspec.core.url_to_fs(path, **options)
+    return root, pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs))

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,39 +11,8 @@ from raylung.config import load_config
 from raylung.ingest.run import ingest
 from raylung.store.case_store import CaseStore
 from raylung.store.manifest import read_manifest
-from raylung.runtime import free_port
 
 pytest.importorskip("s3fs", reason="s3fs is not installed (pip install raylung[s3])")
-
-
-@pytest.fixture(scope="module")
-def s3_options():
-    """Storage options of a fresh bucket on a local moto server."""
-    moto = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-    if not Path(moto).exists():
-        pytest.skip("moto_server not installed (pip install 'moto[server]')")
-    port = free_port()
-    server = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    options = {"endpoint_url": f"http://127.0.0.1:{port}", "key": "test", "secret": "test",
-               "client_kwargs": {"region_name": "us-east-1"}}
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=options["endpoint_url"], region_name="us-east-1",
-                          aws_access_key_id="test", aws_secret_access_key="test")
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            client.create_bucket(Bucket="raylung-test")
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                server.kill()
-                raise
-            time.sleep(0.2)
-    yield options
-    server.kill()
-    server.wait()
 
 
 @pytest.mark.usefixtures("ray_cluster")

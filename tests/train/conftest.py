@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import fsspec
 import pytest
 import torch
 from ray.util.state import list_actors
@@ -41,19 +42,28 @@ def gan_config(gan_config_in, tmp_path):
     return build
 
 
-@pytest.fixture
-def seg_config(phantom_store, tmp_path):
+@pytest.fixture(scope="session")
+def seg_config_in(phantom_store):
     """Builds the config of a tiny 4-step U-Net run ``name`` on 32x32 slices, half the cases
-    of each domain in val (storage in ``tmp_path/runs``), from ``key=value`` overrides."""
-    def build(name, *extra):
+    of each domain in val, stored under ``runs``, from ``key=value`` overrides (for fixtures
+    wider than one test)."""
+    def build(runs, name, *extra):
         return load_config(None, [
             f"data.store={phantom_store.url}", "data.slice_size=[32,32]", "data.batch_size=2",
             "data.samples_per_epoch=4", "data.split_fractions=[0.5,0.5,0]",
             "data.reader_cpus=0.25", "data.read_concurrency=1", "seg.channels=[4,8]",
             "seg.strides=[2]", "seg.num_res_units=1", "seg.steps=4", "seg.decay_start=2",
             "seg.log_every=1", "seg.synth_cpus=0.25",
-            "scaling.cpus_per_worker=0.5", f"run.name={name}",
-            f"run.storage_path={tmp_path / 'runs'}", *extra])
+            "scaling.cpus_per_worker=0.5", f"run.name={name}", f"run.storage_path={runs}", *extra])
+    return build
+
+
+@pytest.fixture
+def seg_config(seg_config_in, tmp_path):
+    """Builds the config of a tiny 4-step U-Net run ``name`` (storage in ``tmp_path/runs``)
+    from ``key=value`` overrides."""
+    def build(name, *extra):
+        return seg_config_in(tmp_path / "runs", name, *extra)
     return build
 
 
@@ -108,9 +118,12 @@ def fit_killing_a_worker():
     """Runs ``fit(config)`` while a thread SIGKILLs one of its Ray Train worker processes
     right after the run's first checkpoint is registered; returns the fit's result."""
     def run(fit, config):
-        snapshot = Path(config.run.storage_path) / config.run.name / "checkpoint_manager_snapshot.json"
+        from raylung.train.runner import run_folder
+
+        fs, folder = fsspec.core.url_to_fs(run_folder(config), **config.storage.storage_options)
+        snapshot = f"{folder}/checkpoint_manager_snapshot.json"
         killed: list[int] = []
-        killer = threading.Thread(target=_kill_a_worker_after, args=(snapshot, killed))
+        killer = threading.Thread(target=_kill_a_worker_after, args=(fs, snapshot, killed))
         killer.start()
         result = fit(config)
         killer.join()
@@ -119,9 +132,9 @@ def fit_killing_a_worker():
     return run
 
 
-def _kill_a_worker_after(snapshot: Path, killed: list[int], timeout: float = 300) -> None:
+def _kill_a_worker_after(fs, snapshot: str, killed: list[int], timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
-    while not snapshot.exists() and time.monotonic() < deadline:
+    while not fs.exists(snapshot) and time.monotonic() < deadline:
         time.sleep(0.05)
     workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
     if workers:

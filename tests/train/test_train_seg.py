@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from ray.util.state import list_actors
 
 from raylung.config import load_config
 from raylung.models.export import export_model, load_generator, load_segmenter
@@ -72,11 +77,19 @@ def test_exported_segmenter_reloads_and_predicts_identically(tmp_path):
         load_generator(tmp_path / "s.pt")
 
 
-def test_killed_run_resumes_with_identical_weights(seg_config, kill_and_rerun,
+@pytest.fixture(scope="module")
+def twelve_steps(seg_config_in, generator_file, tmp_path_factory):
+    """The overrides of a 12-step run with the GAN stage, and its uninterrupted result:
+    the reference of the fault tests below."""
+    overrides = ("seg.steps=12", "seg.decay_start=6", "seg.log_every=4", "scaling.num_workers=1",
+                 "seg.val_cases=0", f"seg.generator={generator_file}", "seg.p_synth=0.5")
+    straight = fit_seg(seg_config_in(tmp_path_factory.mktemp("straight"), "straight", *overrides))
+    return overrides, straight
+
+
+def test_killed_run_resumes_with_identical_weights(seg_config, twelve_steps, kill_and_rerun,
                                                    assert_same_weights):
-    overrides = ["seg.steps=12", "seg.decay_start=6", "seg.log_every=4",
-                 "scaling.num_workers=1", "seg.val_cases=0"]
-    straight = fit_seg(seg_config("straight", *overrides))
+    overrides, straight = twelve_steps
     stdout = kill_and_rerun("train-seg", seg_config("resumed", *overrides, "ray.num_cpus=2"), 12)
     assert "train-seg: best step 12" in stdout
     assert_same_weights(load_segmenter(f"{straight.checkpoint.path}/segmenter.pt")[0],
@@ -99,3 +112,32 @@ def test_a_killed_worker_of_two_restarts_the_group_from_the_latest_checkpoint(
     assert result.error is None and result.metrics["step"] == 12
     steps = pd.read_csv(Path(result.checkpoint.path).parent / "metrics.csv")["step"].tolist()
     assert steps == [2, 4, 6, 8, 10, 12]
+
+
+def test_killed_reader_and_gan_actors_are_restarted_by_ray_data(seg_config, twelve_steps,
+                                                                assert_same_weights):
+    """A crop reader and a GAN actor SIGKILLed as soon as they run: Ray Data restarts them
+    and reruns their blocks, so the run neither fails nor changes (same weights as the
+    uninterrupted run)."""
+    overrides, straight = twelve_steps
+    killed: list[str] = []
+    killer = threading.Thread(target=_kill_data_actors, args=(("CropReader", "GanAugment"), killed))
+    killer.start()
+    result = fit_seg(seg_config("data_actors_killed", *overrides))
+    killer.join()
+    assert sorted(killed) == ["CropReader", "GanAugment"]
+    assert result.error is None and result.metrics["step"] == 12
+    assert_same_weights(load_segmenter(f"{straight.checkpoint.path}/segmenter.pt")[0],
+                        load_segmenter(f"{result.checkpoint.path}/segmenter.pt")[0])
+
+
+def _kill_data_actors(names: tuple[str, ...], killed: list[str], timeout: float = 300) -> None:
+    """SIGKILL the first live Ray Data actor of each stage in ``names`` (by its UDF's name)."""
+    deadline = time.monotonic() + timeout
+    while len(killed) < len(names) and time.monotonic() < deadline:
+        for actor in list_actors(filters=[("state", "=", "ALIVE")], detail=True):
+            stage = next((n for n in names if n in (actor.repr_name or "")), None)
+            if stage and stage not in killed and actor.pid:
+                os.kill(actor.pid, signal.SIGKILL)
+                killed.append(stage)
+        time.sleep(0.05)

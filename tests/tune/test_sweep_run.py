@@ -1,5 +1,6 @@
 """``raylung tune`` end to end on CPU: tune_spaces/demo.yaml at test scale in its own Ray cluster,
-its driver SIGKILLed after the first finished trial, then ``--resume``d to the end.
+its driver SIGKILLed after the first finished trial, then ``--resume``d to the end, during which
+one trial's own process is SIGKILLed and Tune restarts it.
 
 One sweep serves every test here (it takes minutes): four trials, one at a time so that
 ASHA sees them in a fixed order, and one of them fails. The failure is a real one: the space
@@ -20,6 +21,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from raylung.config import load_config
@@ -56,10 +58,15 @@ def sweep(phantom_store, tmp_path_factory):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     before = {trial: _train_run(folder, trial) for trial in finished}
-    rerun = subprocess.run([RAYLUNG, "tune", "--resume", str(folder)], capture_output=True,
-                           encoding="utf-8", timeout=900, env=env)
-    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
-    return SimpleNamespace(folder=folder, finished=finished, before=before, rerun=rerun,
+    with open(root / "rerun.log", "w") as out, open(root / "rerun.err", "w") as err:
+        proc = subprocess.Popen([RAYLUNG, "tune", "--resume", str(folder)], stdout=out,
+                                stderr=err, env=env)
+        killed = _kill_a_trial_after_its_first_checkpoint(folder, set(finished), proc)
+        proc.wait(timeout=900)
+    stdout = (root / "rerun.log").read_text()
+    assert proc.returncode == 0, stdout[-3000:] + (root / "rerun.err").read_text()[-3000:]
+    return SimpleNamespace(folder=folder, finished=finished, before=before, killed=killed,
+                           rerun=SimpleNamespace(stdout=stdout),
                            table=pd.read_csv(folder / "trials.csv"))
 
 
@@ -96,6 +103,17 @@ def test_resume_reruns_only_the_unfinished_trials(sweep):
     assert len(list((sweep.folder / "train").iterdir())) == 3  # the failed trial never trains
 
 
+def test_a_killed_trial_is_restarted_and_resumes_from_its_checkpoint(sweep):
+    """run.max_failures is the trials' failure budget too: the trial whose process was
+    SIGKILLed after its first checkpoint ends normally, having trained each step once."""
+    row = sweep.table.set_index("trial").loc[sweep.killed]
+    assert row["status"] in ("finished", "stopped"), row["error"]
+    steps = [torch.load(c / "state_rank0.pt", weights_only=True)["step"]
+             for c in sorted((sweep.folder / "train" / sweep.killed).glob("checkpoint_*"))
+             if c.is_dir()]
+    assert steps == list(range(1, int(row["step"]) + 1))
+
+
 def test_the_best_config_loads_and_is_the_best_finished_trial(sweep):
     config = load_config(sweep.folder / "best_config.yaml")
     best = sweep.table[sweep.table["status"] == "finished"].iloc[0]
@@ -119,6 +137,24 @@ def _wait_for_a_finished_trial(folder: Path, proc: subprocess.Popen) -> list[str
             return finished
         time.sleep(1)
     raise AssertionError(f"no trial finished (exit status {proc.poll()})")
+
+
+def _kill_a_trial_after_its_first_checkpoint(folder: Path, done: set[str],
+                                            proc: subprocess.Popen) -> str:
+    """SIGKILL the process of the first trial outside ``done`` that registers a checkpoint
+    (the sweep runs one trial at a time); returns its trial id."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        started = [run.parent.name for run in folder.glob("train/*/checkpoint_manager_snapshot.json")
+                   if run.parent.name not in done]
+        if started:
+            pids = subprocess.run(["pgrep", "-f", "^ray::ImplicitFunc"], capture_output=True,
+                                  encoding="utf-8").stdout.split()
+            assert len(pids) == 1, f"trial processes: {pids}"
+            os.kill(int(pids[0]), signal.SIGKILL)
+            return started[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no trial checkpointed (exit status {proc.poll()})")
 
 
 def _saved_trials(folder: Path) -> list[dict]:

@@ -148,7 +148,8 @@ class DataConfig(_Section):
     # block costs Ray a task and an object, so 32 streams 64^3 patches 1.2x and slices 1.3x
     # faster than blocks of 8 (benchmarks/data_throughput.py, issue 3 note).
     read_block: int = Field(32, ge=1, description="samples per reader call (Ray Data block)")
-    read_concurrency: int = Field(2, ge=1, description="crop-reading actors")
+    read_concurrency: int = Field(2, ge=1, description="crop-reading actors per stream "
+                                  "and training worker")
     reader_cpus: float = Field(1.0, gt=0.0, description="CPUs reserved per crop-reading actor")
     # The oracle of GAN augmentation: a perfect G. Only phantom stores have twins.
     twin_p: float = Field(0.0, ge=0.0, le=1.0, description="share of labelled healthy samples "
@@ -215,7 +216,7 @@ class SegConfig(_Section):
     p_synth: float = Field(0.0, ge=0.0, le=1.0,
                            description="share of labelled healthy samples translated by G")
     generator: str | None = Field(None, description="exported generator_h2p.pt of train-gan")
-    synth_actors: int = Field(1, ge=1, description="GAN actor pool size")
+    synth_actors: int = Field(1, ge=1, description="GAN actors per training worker")
     synth_cpus: float = Field(1.0, gt=0.0, description="CPUs per GAN actor")
     synth_gpus: float = Field(0.0, ge=0.0, description="GPU fraction per GAN actor (clusters)")
     # Semi-supervision: an EMA teacher labels unlabelled pathological samples where it is sure.

@@ -75,7 +75,8 @@ def test_cluster_launcher_keeps_the_dashboard_and_job_api_on_the_head():
 
 def test_kuberay_cluster_holds_the_gpu_layout_of_gpu_yaml():
     """The pod of the GPU group fits cluster/gpu.yaml's training job: its GPUs, and CPUs for
-    the workers, one stream's readers and the GAN actors; token auth; the locked Ray."""
+    the workers, each with its readers of one stream and its GAN actors; token auth; the
+    locked Ray."""
     import ray
 
     cluster = yaml.safe_load((CLUSTER / "kuberay" / "raycluster.yaml").read_text())
@@ -88,9 +89,9 @@ def test_kuberay_cluster_holds_the_gpu_layout_of_gpu_yaml():
     pod = group["template"]["spec"]["containers"][0]["resources"]
     assert int(group["rayStartParams"]["num-gpus"]) == gpu.scaling.num_workers
     assert pod["limits"]["nvidia.com/gpu"] == group["rayStartParams"]["num-gpus"]
-    needed = (gpu.scaling.num_workers * gpu.scaling.cpus_per_worker
-              + gpu.data.read_concurrency * gpu.data.reader_cpus
-              + gpu.seg.synth_actors * gpu.seg.synth_cpus)
+    needed = gpu.scaling.num_workers * (gpu.scaling.cpus_per_worker
+                                        + gpu.data.read_concurrency * gpu.data.reader_cpus
+                                        + gpu.seg.synth_actors * gpu.seg.synth_cpus)
     assert needed <= int(group["rayStartParams"]["num-cpus"]) <= int(pod["limits"]["cpu"])
 
 

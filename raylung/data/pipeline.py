@@ -1,8 +1,10 @@
 """The streaming dataset: sample specs -> Ray Data actors that read crops from the zarr store.
 
     cfg = load_config(None, ["data.store=demo_out/store", "data.mode=patch3d"])
-    ds = build_dataset(cfg, "train", epochs=range(2), domain="healthy")
-    TorchTrainer(..., datasets={"healthy": ds})   # each worker: get_dataset_shard("healthy")
+    ds = build_dataset(cfg, "train", epochs=range(2), domain="healthy", shard=(rank, world))
+
+Ray Train gives each worker its own shard's dataset (raylung/train/runner.py), so which worker
+trains on which sample is fixed by the specs, not by which worker asks first.
 
 Each epoch's specs are drawn by a read task of its own (``SpecSource``) and crops are read lazily
 by an actor pool, so neither the driver nor the object store ever holds the whole data set:
@@ -35,8 +37,9 @@ class SampleReadError(RuntimeError):
 
 
 def build_dataset(cfg: Config, split: str, epochs: Iterable[int], domain: str | None = None,
-                  labelled_only: bool = False) -> ray.data.Dataset:
-    """A lazily read dataset of ``data.samples_per_epoch`` samples per epoch of one split."""
+                  labelled_only: bool = False, shard: tuple[int, int] = (0, 1)) -> ray.data.Dataset:
+    """A lazily read dataset of one split: shard ``(rank, world)`` of ``data.samples_per_epoch``
+    samples per epoch (every world-th sample from the rank-th; all of them by default)."""
     store = _store(cfg)
     cases = select_cases(store, cfg.data, split, domain, labelled_only)
     centres = load_centres(store, cases) if cfg.data.mode == "patch3d" else {}
@@ -46,8 +49,8 @@ def build_dataset(cfg: Config, split: str, epochs: Iterable[int], domain: str | 
     # light, and a read task waiting for a CPU that trainers and readers hold would stall the
     # stream. Asking for more blocks than tasks makes Ray Data split each epoch's specs into
     # blocks of about read_block, so the first crops come before the whole epoch's.
-    blocks = len(epochs) * -(-cfg.data.samples_per_epoch // cfg.data.read_block)
-    specs = ray.data.read_datasource(SpecSource(cases, centres, cfg.data, epochs, stream),
+    blocks = len(epochs) * -(-cfg.data.samples_per_epoch // shard[1] // cfg.data.read_block)
+    specs = ray.data.read_datasource(SpecSource(cases, centres, cfg.data, epochs, stream, shard),
                                      override_num_blocks=max(1, blocks), num_cpus=0,
                                      concurrency=1)
     dataset = specs.map_batches(

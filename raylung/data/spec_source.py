@@ -2,7 +2,8 @@
 
 The driver holds one small read task per epoch, not the specs, so its memory and start-up
 time do not grow with the number of epochs; a read task redraws its epoch from
-(data.seed, epoch, stream) exactly as ``draw_specs`` does, so replay stays exact.
+(data.seed, epoch, stream) exactly as ``draw_specs`` does, so replay stays exact. A source of
+``shard=(rank, world)`` keeps every world-th spec from the rank-th: one training worker's own.
 """
 
 from __future__ import annotations
@@ -20,31 +21,33 @@ from raylung.data.specs import draw_specs
 
 
 class SpecSource(Datasource):
-    """``cfg.samples_per_epoch`` specs per epoch of ``epochs``, in epoch order, one read task
-    per epoch; cases and lung centres travel once, through the object store."""
+    """The specs of shard ``(rank, world)`` of each epoch in ``epochs`` (``samples_per_epoch /
+    world`` each), in epoch order, one read task per epoch; cases and lung centres travel
+    once, through the object store."""
 
     def __init__(self, cases: pd.DataFrame, centres: dict[str, np.ndarray], cfg: DataConfig,
-                 epochs: Sequence[int], stream: str) -> None:
+                 epochs: Sequence[int], stream: str, shard: tuple[int, int] = (0, 1)) -> None:
         self._inputs = ray.put((cases, centres))
         self._cfg = cfg
         self._epochs = list(epochs)
         self._stream = stream
+        self._shard = shard
 
     def estimate_inmemory_data_size(self) -> int | None:
         return None
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                        data_context=None) -> list[ReadTask]:
-        rows = self._cfg.samples_per_epoch
+        rows = self._cfg.samples_per_epoch // self._shard[1]
         return [ReadTask(self._reader(epoch), BlockMetadata(num_rows=rows, size_bytes=None,
                                                             exec_stats=None, input_files=None),
                          per_task_row_limit=per_task_row_limit)
                 for epoch in self._epochs]
 
     def _reader(self, epoch: int):
-        inputs, cfg, stream = self._inputs, self._cfg, self._stream
+        inputs, cfg, stream, (rank, world) = self._inputs, self._cfg, self._stream, self._shard
 
         def read() -> Iterator[pd.DataFrame]:
             cases, centres = ray.get(inputs)
-            yield pd.DataFrame(draw_specs(cases, centres, cfg, epoch, stream))
+            yield pd.DataFrame(draw_specs(cases, centres, cfg, epoch, stream)[rank::world])
         return read

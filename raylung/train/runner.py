@@ -34,6 +34,7 @@ from raylung.train.gan_loop import train_gan_worker
 from raylung.train.metrics_log import finish_logging, logging_callbacks
 from raylung.train.progress import printed_progress
 from raylung.train.run_summary import write_run_summary
+from raylung.train.streams import rank_stream
 
 
 def fit_gan(config: Config, callbacks: Sequence[UserCallback] = (),
@@ -44,10 +45,10 @@ def fit_gan(config: Config, callbacks: Sequence[UserCallback] = (),
     ``progress`` prints rank 0's line at every report on this console."""
     start_ray(config)
     epochs, first_step = resume_epochs(config, config.gan.steps)
-    datasets = {
-        "healthy": build_dataset(config, "train", epochs, "healthy", labelled_only=True),
-        "pathological": build_dataset(config, "train", epochs, "pathological"),
-    }
+    datasets = per_worker(config, lambda shard: {
+        "healthy": build_dataset(config, "train", epochs, "healthy", True, shard),
+        "pathological": build_dataset(config, "train", epochs, "pathological", shard=shard),
+    })
     return fit(config, train_gan_worker, datasets, {"first_step": first_step,
                                                     "validate": can_validate(config)},
                callbacks, progress)
@@ -57,8 +58,8 @@ def fit(config: Config, worker: Callable[[dict[str, Any]], None],
         datasets: dict[str, ray.data.Dataset], loop_config: dict[str, Any],
         callbacks: Sequence[UserCallback] = (), progress: bool = True,
         best: str | None = None) -> ray.train.Result:
-    """Run ``worker`` on ``scaling.num_workers`` Ray Train workers; every dataset is split
-    into disjoint shards, and the resolved config travels in ``loop_config``, with
+    """Run ``worker`` on ``scaling.num_workers`` Ray Train workers, each with its own
+    datasets (``per_worker``); the resolved config travels in ``loop_config``, with
     the queue of rank 0's progress lines when ``progress``. A finished run gets its
     ``summary.json`` (best checkpoint by the metric ``best``, else the last) and curves."""
     start = time.perf_counter()
@@ -83,11 +84,22 @@ def fit(config: Config, worker: Callable[[dict[str, Any]], None],
     return result
 
 
+def per_worker(config: Config, build: Callable[[tuple[int, int]], dict[str, ray.data.Dataset]]
+               ) -> dict[str, ray.data.Dataset]:
+    """Each worker's own streams, ``build((rank, world))`` named ``rank_stream``. Ray
+    Data's ``streaming_split`` hands blocks to whichever worker asks first, so a restarted
+    multi-worker run would not replay; fixed shards do (at a reader pool per worker)."""
+    world = config.scaling.num_workers
+    return {rank_stream(name, rank): dataset for rank in range(world)
+            for name, dataset in build((rank, world)).items()}
+
+
 def data_config(datasets: dict[str, ray.data.Dataset]) -> DataConfig:
-    """Every dataset split into worker shards, each streamed with its own execution options:
-    Ray Train would otherwise take the global ones and drop the pipeline's
-    ``preserve_order``, so a rerun could see the batches in another order."""
-    return DataConfig(execution_options={k: ds.context.execution_options
+    """No split (each worker reads its own datasets, ``per_worker``), each dataset streamed
+    with its own execution options: Ray Train would otherwise take the global ones and drop
+    the pipeline's ``preserve_order``, so a rerun could see the batches in another order."""
+    return DataConfig(datasets_to_split=[],
+                      execution_options={k: ds.context.execution_options
                                          for k, ds in datasets.items()})
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+import ray.data
 import ray.train
 from ray.train import UserCallback
 
@@ -18,7 +19,7 @@ from raylung.config import Config
 from raylung.data.pipeline import build_dataset, check_sources, select_cases
 from raylung.data.synth import add_synthesis
 from raylung.store.case_store import CaseStore
-from raylung.train.runner import fit, resume_epochs, start_ray, steps_per_epoch
+from raylung.train.runner import fit, per_worker, resume_epochs, start_ray, steps_per_epoch
 from raylung.train.seg_loop import train_seg_worker
 
 BEST_METRIC = "val_dice"
@@ -32,10 +33,16 @@ def fit_seg(config: Config, callbacks: Sequence[UserCallback] = (),
     stream = _stream_config(config)
     epochs, first_step = resume_epochs(config, config.seg.steps)
     domain = "healthy" if config.seg.train_on == "healthy" else None
-    train = build_dataset(stream, "train", epochs, domain, labelled_only=True)
-    datasets = {"train": add_synthesis(train, config) if config.seg.generator else train}
-    if config.seg.pseudo_label:
-        datasets["unlabelled"] = build_dataset(stream, "train", epochs, "pathological")
+
+    def streams(shard: tuple[int, int]) -> dict[str, ray.data.Dataset]:
+        train = build_dataset(stream, "train", epochs, domain, True, shard)
+        datasets = {"train": add_synthesis(train, config) if config.seg.generator else train}
+        if config.seg.pseudo_label:
+            datasets["unlabelled"] = build_dataset(stream, "train", epochs, "pathological",
+                                                   shard=shard)
+        return datasets
+
+    datasets = per_worker(config, streams)
     loop = {"first_step": first_step, "steps_per_epoch": steps_per_epoch(config),
             "validate": _can_validate(config)}
     return fit(config, train_seg_worker, datasets, loop, callbacks, progress, BEST_METRIC)

@@ -26,9 +26,16 @@ def to_torch(batch: dict[str, np.ndarray]) -> dict[str, Any]:
             else v.tolist() for k, v in batch.items()}
 
 
+def rank_stream(name: str, rank: int) -> str:
+    """The name of worker ``rank``'s own dataset of the stream ``name`` (``runner.per_worker``);
+    no slash: Ray Data names its log folders after datasets."""
+    return f"{name}_rank{rank}"
+
+
 def shard_batches(name: str, batch_size: int) -> Iterator[dict[str, Any]]:
-    """This worker's shard of the dataset ``name`` as batches of tensors."""
-    return iter(ray.train.get_dataset_shard(name).iter_torch_batches(
+    """This worker's own dataset of the stream ``name`` as batches of tensors."""
+    rank = ray.train.get_context().get_world_rank()
+    return iter(ray.train.get_dataset_shard(rank_stream(name, rank)).iter_torch_batches(
         batch_size=batch_size, collate_fn=to_torch, drop_last=True))
 
 

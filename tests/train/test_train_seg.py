@@ -100,18 +100,20 @@ def test_killed_run_resumes_with_identical_weights(seg_config, twelve_steps, kil
 
 
 def test_a_killed_worker_of_two_restarts_the_group_from_the_latest_checkpoint(
-        seg_config, fit_killing_a_worker):
+        seg_config, fit_killing_a_worker, assert_same_weights):
     """run.max_failures with 2 workers: one worker process killed right after a mid-run
     checkpoint; Ray Train restarts both from it and the same fit call finishes, with one
-    metrics row per reported step. (The weights match an uninterrupted 2-worker run only
-    up to which worker got which block: Ray Data's split hands blocks out on demand.)"""
-    config = seg_config("recovered2", "seg.steps=12", "seg.decay_start=6", "seg.log_every=4",
-                        "scaling.num_workers=2", "data.samples_per_epoch=8", "seg.val_cases=0",
-                        "run.max_failures=1")
-    result = fit_killing_a_worker(fit_seg, config)
+    metrics row per reported step and the weights of an uninterrupted 2-worker run (each
+    worker reads its own fixed shard)."""
+    overrides = ("seg.steps=12", "seg.decay_start=6", "seg.log_every=4", "scaling.num_workers=2",
+                 "data.samples_per_epoch=8", "seg.val_cases=0", "run.max_failures=1")
+    straight = fit_seg(seg_config("straight2", *overrides))
+    result = fit_killing_a_worker(fit_seg, seg_config("recovered2", *overrides))
     assert result.error is None and result.metrics["step"] == 12
     steps = pd.read_csv(Path(result.checkpoint.path).parent / "metrics.csv")["step"].tolist()
     assert steps == [2, 4, 6, 8, 10, 12]
+    assert_same_weights(load_segmenter(f"{straight.checkpoint.path}/segmenter.pt")[0],
+                        load_segmenter(f"{result.checkpoint.path}/segmenter.pt")[0])
 
 
 def test_killed_reader_and_gan_actors_are_restarted_by_ray_data(seg_config, twelve_steps,

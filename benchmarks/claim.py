@@ -49,7 +49,7 @@ from raylung.train.seg_runner import best_checkpoint, fit_seg
 
 RESULTS = Path(__file__).parent / "results" / "claim"
 # cases, GAN steps, U-Net steps, slice side; the GAN settings are the README's CPU scale.
-SCALES = {"full": (48, 2500, 600, 64), "quick": (16, 400, 60, 64), "gpu": (48, 6000, 2000, 256)}
+SCALES = {"full": (48, 1500, 600, 64), "quick": (16, 400, 60, 64), "gpu": (48, 6000, 2000, 256)}
 GAN_ARMS = {"surround 0": ["gan.lambda_surround=0"], "default": []}
 P_SYNTH = 0.5  # the demo's share of translated samples, and the oracle's
 SEG_ARMS = {"(a) none": ["data.augment.enabled=false"],
@@ -90,9 +90,9 @@ def _base(work: Path, cases: int, gan_steps: int, seg_steps: int, size: int,
     """Overrides every run shares: the phantom store, the scale, CPU or GPU resources."""
     return [f"phantom.cases={cases}", "phantom.twins=true", f"data.store={work / 'store'}",
             f"data.splits_file={work / 'splits.csv'}", "data.split_fractions=[0.5,0.25,0.25]",
-            f"data.slice_size=[{size},{size}]", "data.batch_size=4", "data.samples_per_epoch=64",
+            f"data.slice_size=[{size},{size}]", "data.batch_size=8", "data.samples_per_epoch=64",
             "data.reader_cpus=0.5", "data.read_concurrency=1",
-            "gan.width=16", "gan.n_blocks=3", "gan.disc_width=32", "gan.lambda_id=1",
+            "gan.width=16", "gan.n_blocks=3", "gan.disc_width=64", "gan.lambda_id=1",
             f"gan.steps={gan_steps}", f"gan.decay_start={gan_steps}",
             f"gan.checkpoint_every={max(gan_steps // 4, 1)}", "gan.log_every=50",
             "gan.val_samples=16", "seg.channels=[8,16,32]", "seg.strides=[2,2]",

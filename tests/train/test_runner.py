@@ -21,4 +21,4 @@ def test_worker_streams_keep_the_pipelines_order(gan_config):
     chosen = data_config(datasets)
     for name in datasets:
         assert chosen._resolve_execution_options(name).preserve_order, name
-    assert chosen._datasets_to_split == "all"
+    assert chosen._datasets_to_split == []  # each worker reads its own (runner.per_worker)

@@ -33,13 +33,19 @@ def gan_config_in(phantom_store):
     return build
 
 
+def _stored_in(tmp_path: Path, build_in):
+    """``build_in`` with its runs stored in ``tmp_path/runs``: builds from ``name`` and
+    ``key=value`` overrides."""
+    def build(name, *extra):
+        return build_in(tmp_path / "runs", name, *extra)
+    return build
+
+
 @pytest.fixture
 def gan_config(gan_config_in, tmp_path):
     """Builds the config of a tiny 2-step CycleGAN run ``name`` (storage in ``tmp_path/runs``)
     from ``key=value`` overrides."""
-    def build(name, *extra):
-        return gan_config_in(tmp_path / "runs", name, *extra)
-    return build
+    return _stored_in(tmp_path, gan_config_in)
 
 
 @pytest.fixture(scope="session")
@@ -62,9 +68,7 @@ def seg_config_in(phantom_store):
 def seg_config(seg_config_in, tmp_path):
     """Builds the config of a tiny 4-step U-Net run ``name`` (storage in ``tmp_path/runs``)
     from ``key=value`` overrides."""
-    def build(name, *extra):
-        return seg_config_in(tmp_path / "runs", name, *extra)
-    return build
+    return _stored_in(tmp_path, seg_config_in)
 
 
 def _read_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:

@@ -142,16 +142,17 @@ def _seg_arm(base: list[str], generator: str, arm: str, overrides: list[str], se
         result = fit_seg(config)
         if result.error:
             sys.exit(f"claim: U-Net arm {arm!r} seed {seed} failed: {result.error}")
-        checkpoint, _ = best_checkpoint(result)
-        scores = _test_scores(config, Path(checkpoint.path), work / "test" / tag)
+        checkpoint, _ = best_checkpoint(config, result)
+        scores = _test_scores(config, checkpoint, work / "test" / tag)
         return {"arm": arm, "seed": seed, **scores,
                 "steps_per_s": result.metrics["steps_per_s"]}
     return _cached(work / "rows" / f"seg_{tag}.json", run)
 
 
-def _test_scores(config: Config, checkpoint: Path, folder: Path) -> dict[str, float]:
+def _test_scores(config: Config, checkpoint: str, folder: Path) -> dict[str, float]:
     """The pathological test phantoms, whole scans in their native grid (train-seg's report)."""
-    per_case = report_test_split(config, checkpoint / "segmenter.pt", folder, progress=False)
+    per_case = report_test_split(config, f"{checkpoint}/segmenter.pt", str(folder),
+                                 progress=False)
     sick = per_case[(per_case["domain"] == "pathological") & (per_case["label"] == "lung")]
     return {"dice": sick["dice"].mean(), "rim_dice": sick["rim_dice"].mean(),
             "lesion_inclusion": sick["lesion_included_voxels"].sum()

@@ -256,14 +256,16 @@ def _train_seg(config: Config) -> int:
     return 0
 
 
-def _test_report(config: Config, checkpoint: Path) -> pd.DataFrame | None:
-    """Segment and score the untouched test split with the best checkpoint; print the table."""
+def _test_report(config: Config, checkpoint: str) -> pd.DataFrame | None:
+    """Segment and score the untouched test split with the best checkpoint; print the table
+    (written to the run folder's ``test/``)."""
     from raylung.evaluate.report import format_summary, summarise_scores
+    from raylung.train.runner import run_folder
     from raylung.train.seg_report import report_test_split
 
-    out = checkpoint.parent / "test"
+    out = f"{run_folder(config)}/test"
     with _one_line_warnings("train-seg"):
-        per_case = report_test_split(config, checkpoint / "segmenter.pt", out)
+        per_case = report_test_split(config, f"{checkpoint}/segmenter.pt", out)
     if per_case is None:
         print(f"train-seg: no labelled test case in {config.data.store}: no test report")
         return None
@@ -273,20 +275,20 @@ def _test_report(config: Config, checkpoint: Path) -> pd.DataFrame | None:
     return per_case
 
 
-def _train_seg_run(config: Config) -> tuple[Path, dict] | None:
-    """Train the segmenter and print its best checkpoint; that folder and its metrics,
-    None on failure."""
+def _train_seg_run(config: Config) -> tuple[str, dict] | None:
+    """Train the segmenter and print its best checkpoint; that folder (path or URL) and its
+    metrics, None on failure."""
     from raylung.train.seg_runner import best_checkpoint, fit_seg
 
     result = fit_seg(config)
     if result.error:
         print(f"raylung train-seg: error: {result.error}", file=sys.stderr)
         return None
-    checkpoint, metrics = best_checkpoint(result)
+    folder, metrics = best_checkpoint(config, result)
     scores = {k: round(v, 4) for k, v in metrics.items() if k.startswith("val_")}
     print(f"train-seg: best step {metrics.get('step')} {scores} -> segmenter "
-          f"{Path(checkpoint.path) / 'segmenter.pt'}")
-    return Path(checkpoint.path), metrics
+          f"{folder}/segmenter.pt")
+    return folder, metrics
 
 
 def _add_tune(sub: argparse._SubParsersAction) -> None:
@@ -444,7 +446,8 @@ def _run_demo(args: argparse.Namespace) -> int:
         return 1
     with timer("test split: segment + evaluate", "(whole scans, native grid)"):
         tested = _test_report(seg_config, seg[0])
-    _demo_summary(out, timer, gan, seg, tested)
+    from raylung.train.runner import run_folder
+    _demo_summary(out, timer, (gan, Path(run_folder(seg_config))), seg, tested)
     return 0
 
 
@@ -474,16 +477,17 @@ class _Stages:
             self.seconds[name] = time.perf_counter() - start
 
 
-def _demo_summary(out: Path, timer: _Stages, gan: Path, seg: tuple[Path, dict],
+def _demo_summary(out: Path, timer: _Stages, runs: tuple[Path, Path], seg: tuple[str, dict],
                   tested: pd.DataFrame | None) -> None:
-    """The demo's closing table: what each stage took, the scores, and the pictures."""
+    """The demo's closing table: what each stage took, the scores, and the pictures;
+    ``runs``: the GAN's checkpoint and the segmenter's run folder."""
     from raylung.evaluate.report import format_summary, summarise_scores
 
-    folder, metrics = seg
+    (gan, seg_run), (folder, metrics) = runs, seg
     pictures = {"stream_slice2d.png": out / "stream_slice2d.png",
                 "gan_validation.png": gan / "validation.png",
-                "seg_validation.png": folder / "validation.png",
-                "test_report.png": folder.parent / "test" / "report.png"}
+                "seg_validation.png": Path(folder, "validation.png"),
+                "test_report.png": seg_run / "test" / "report.png"}
     for name, source in pictures.items():
         if source.exists() and source.parent != out:
             _copy_atomic(source, out / name)

@@ -279,8 +279,8 @@ class RunSection(_Section):
     # A lost worker or node restarts the worker group from the latest checkpoint.
     max_failures: int = Field(3, ge=-1, description="restarts from the latest checkpoint "
                               "before a run (or a Tune trial) fails; -1: no limit, 0: none")
-    keep_checkpoints: int | None = Field(None, ge=1, description="checkpoints kept: this many "
-                                         "best by the run's metric, plus the latest; null: all")
+    keep_checkpoints: int | None = Field(None, ge=1, description="checkpoints kept: the latest "
+                                         "this many (and a copy of the best in best/); null: all")
 
 
 class LoggingConfig(_Section):

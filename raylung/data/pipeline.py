@@ -1,7 +1,8 @@
 """The streaming dataset: sample specs -> Ray Data actors that read crops from the zarr store.
 
     cfg = load_config(None, ["data.store=demo_out/store", "data.mode=patch3d"])
-    ds = build_dataset(cfg, "train", epochs=range(2), domain="healthy", shard=(rank, world))
+    ds = build_dataset(cfg, "train", epochs=range(2), domain="healthy")
+    per_rank = build_shards(cfg, "train", range(2), "healthy", world=2)  # one per worker
 
 Ray Train gives each worker its own shard's dataset (raylung/train/runner.py), so which worker
 trains on which sample is fixed by the specs, not by which worker asks first.
@@ -37,20 +38,33 @@ class SampleReadError(RuntimeError):
 
 
 def build_dataset(cfg: Config, split: str, epochs: Iterable[int], domain: str | None = None,
-                  labelled_only: bool = False, shard: tuple[int, int] = (0, 1)) -> ray.data.Dataset:
-    """A lazily read dataset of one split: shard ``(rank, world)`` of ``data.samples_per_epoch``
-    samples per epoch (every world-th sample from the rank-th; all of them by default)."""
+                  labelled_only: bool = False) -> ray.data.Dataset:
+    """A lazily read dataset of one split: ``data.samples_per_epoch`` samples per epoch."""
+    return build_shards(cfg, split, epochs, domain, labelled_only, world=1)[0]
+
+
+def build_shards(cfg: Config, split: str, epochs: Iterable[int], domain: str | None = None,
+                 labelled_only: bool = False, world: int = 1) -> list[ray.data.Dataset]:
+    """One dataset per training worker: rank r's holds every world-th sample of each epoch
+    from the r-th. The cases are selected and put in the object store once for all ranks."""
     store = _store(cfg)
     cases = select_cases(store, cfg.data, split, domain, labelled_only)
     centres = load_centres(store, cases) if cfg.data.mode == "patch3d" else {}
+    inputs = ray.put((cases, centres))
     stream = _stream_key(split, domain, labelled_only)
-    epochs = list(epochs)
+    return [_shard(store, inputs, cfg, list(epochs), stream, (rank, world))
+            for rank in range(world)]
+
+
+def _shard(store: CaseStore, inputs: ray.ObjectRef, cfg: Config, epochs: list[int],
+           stream: str, shard: tuple[int, int]) -> ray.data.Dataset:
+    """Shard ``(rank, world)`` of a stream: its specs' read tasks, then the crop readers."""
     # One read task per epoch, one at a time, without a CPU of its own: drawing specs is
     # light, and a read task waiting for a CPU that trainers and readers hold would stall the
     # stream. Asking for more blocks than tasks makes Ray Data split each epoch's specs into
     # blocks of about read_block, so the first crops come before the whole epoch's.
     blocks = len(epochs) * -(-cfg.data.samples_per_epoch // shard[1] // cfg.data.read_block)
-    specs = ray.data.read_datasource(SpecSource(cases, centres, cfg.data, epochs, stream, shard),
+    specs = ray.data.read_datasource(SpecSource(inputs, cfg.data, epochs, stream, shard),
                                      override_num_blocks=max(1, blocks), num_cpus=0,
                                      concurrency=1)
     dataset = specs.map_batches(

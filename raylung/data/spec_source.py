@@ -4,13 +4,14 @@ The driver holds one small read task per epoch, not the specs, so its memory and
 time do not grow with the number of epochs; a read task redraws its epoch from
 (data.seed, epoch, stream) exactly as ``draw_specs`` does, so replay stays exact. A source of
 ``shard=(rank, world)`` keeps every world-th spec from the rank-th: one training worker's own.
+Each shard's read task draws its whole epoch and keeps its slice: drawing a spec costs
+microseconds, and an epoch stays one random sequence whatever the number of workers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-import numpy as np
 import pandas as pd
 import ray
 from ray.data import Datasource, ReadTask
@@ -22,12 +23,12 @@ from raylung.data.specs import draw_specs
 
 class SpecSource(Datasource):
     """The specs of shard ``(rank, world)`` of each epoch in ``epochs`` (``samples_per_epoch /
-    world`` each), in epoch order, one read task per epoch; cases and lung centres travel
-    once, through the object store."""
+    world`` each), in epoch order, one read task per epoch. ``inputs`` is the object store's
+    (cases, lung centres) of the stream, put once for all shards."""
 
-    def __init__(self, cases: pd.DataFrame, centres: dict[str, np.ndarray], cfg: DataConfig,
-                 epochs: Sequence[int], stream: str, shard: tuple[int, int] = (0, 1)) -> None:
-        self._inputs = ray.put((cases, centres))
+    def __init__(self, inputs: ray.ObjectRef, cfg: DataConfig, epochs: Sequence[int],
+                 stream: str, shard: tuple[int, int] = (0, 1)) -> None:
+        self._inputs = inputs
         self._cfg = cfg
         self._epochs = list(epochs)
         self._stream = stream

@@ -1,7 +1,8 @@
 """What every training run folder ends with: ``curves.png`` and ``summary.json``.
 
 The summary names the config (a hash of the resolved tree), the checkpoint a user should take
-(the best by the trainer's metric, else the last), its metrics and the wall time of the run.
+(the kept copy of the best by the trainer's metric, else the last), its metrics and the wall
+time of the run.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import ray.train
 
 from raylung.config import Config
 from raylung.io.write import write_bytes
+from raylung.train.keep_best import checkpoint_url, kept_best
 from raylung.plots import curves_png
 from raylung.train.metrics_log import METRICS_TABLE, read_metrics_table
 
@@ -25,19 +27,20 @@ PRIVATE_SECTIONS = ("storage", "logging")
 def write_run_summary(config: Config, run_folder: str, result: ray.train.Result,
                       seconds: float, best: str | None = None) -> dict[str, Any]:
     """Write ``summary.json`` and ``curves.png`` into the run folder; returns the summary."""
-    scored = [m for _, m in result.best_checkpoints or [] if best and best in m]
-    chosen = max(scored, key=lambda m: m[best]) if scored else result.metrics
+    options = config.storage.storage_options
+    kept = kept_best(run_folder, options) if best else None
+    folder, chosen = kept or (checkpoint_url(run_folder, result.checkpoint), result.metrics)
     summary = {
         "run": config.run.name,
         "config_hash": config_hash(config),
         "final_step": result.metrics.get("step"),
-        "best_by": best if scored else "last checkpoint",
+        "best_by": best if kept else "last checkpoint",
         "best_step": chosen.get("step"),
+        "best_checkpoint": folder,
         "best_metrics": {k: v for k, v in chosen.items()
                          if isinstance(v, Real) and not isinstance(v, bool)},
         "wall_time_s": round(seconds, 1),
     }
-    options = config.storage.storage_options
     write_bytes(f"{run_folder}/summary.json", json.dumps(summary, indent=2).encode(), options)
     table = read_metrics_table(f"{run_folder}/{METRICS_TABLE}", options)
     write_bytes(f"{run_folder}/curves.png", curves_png(table), options)

@@ -12,7 +12,7 @@ import math
 import time
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -26,11 +26,12 @@ from ray.train.torch import TorchTrainer
 
 from raylung.config import Config
 from raylung.console import train_logging
-from raylung.data.pipeline import build_dataset, select_cases
+from raylung.data.pipeline import build_shards, select_cases
 from raylung.runtime import connect
 from raylung.store.case_store import CaseStore
 from raylung.train.deepspeed_config import select_accelerator
 from raylung.train.gan_loop import train_gan_worker
+from raylung.train.keep_best import KeepBest, checkpoint_url
 from raylung.train.metrics_log import finish_logging, logging_callbacks
 from raylung.train.progress import printed_progress
 from raylung.train.run_summary import write_run_summary
@@ -45,9 +46,10 @@ def fit_gan(config: Config, callbacks: Sequence[UserCallback] = (),
     ``progress`` prints rank 0's line at every report on this console."""
     start_ray(config)
     epochs, first_step = resume_epochs(config, config.gan.steps)
-    datasets = per_worker(config, lambda shard: {
-        "healthy": build_dataset(config, "train", epochs, "healthy", True, shard),
-        "pathological": build_dataset(config, "train", epochs, "pathological", shard=shard),
+    world = config.scaling.num_workers
+    datasets = per_worker({
+        "healthy": build_shards(config, "train", epochs, "healthy", True, world),
+        "pathological": build_shards(config, "train", epochs, "pathological", world=world),
     })
     return fit(config, train_gan_worker, datasets, {"first_step": first_step,
                                                     "validate": can_validate(config)},
@@ -84,14 +86,13 @@ def fit(config: Config, worker: Callable[[dict[str, Any]], None],
     return result
 
 
-def per_worker(config: Config, build: Callable[[tuple[int, int]], dict[str, ray.data.Dataset]]
-               ) -> dict[str, ray.data.Dataset]:
-    """Each worker's own streams, ``build((rank, world))`` named ``rank_stream``. Ray
-    Data's ``streaming_split`` hands blocks to whichever worker asks first, so a restarted
-    multi-worker run would not replay; fixed shards do (at a reader pool per worker)."""
-    world = config.scaling.num_workers
-    return {rank_stream(name, rank): dataset for rank in range(world)
-            for name, dataset in build((rank, world)).items()}
+def per_worker(streams: dict[str, list[ray.data.Dataset]]) -> dict[str, ray.data.Dataset]:
+    """Each worker's own streams (``build_shards``: a list per stream, one dataset per rank)
+    named ``rank_stream``. Ray Data's ``streaming_split`` hands blocks to whichever worker
+    asks first, so a restarted multi-worker run would not replay; fixed shards do (at a
+    reader pool per worker)."""
+    return {rank_stream(name, rank): dataset for name, shards in streams.items()
+            for rank, dataset in enumerate(shards)}
 
 
 def data_config(datasets: dict[str, ray.data.Dataset]) -> DataConfig:
@@ -120,23 +121,18 @@ def resume_epochs(config: Config, total_steps: int) -> tuple[range, int]:
 def run_config(config: Config, callbacks: Sequence[UserCallback] = (),
                best: str | None = None) -> RunConfig:
     """Name, storage, recovery, retention and callbacks of a training run (rerunning the same
-    name resumes); the loggers of ``config.logging`` come before ``callbacks``."""
-    loggers = logging_callbacks(config, run_folder(config))
+    name resumes); the loggers of ``config.logging`` come before ``callbacks``. A run with
+    a ``best`` metric keeps a copy of its best checkpoint (raylung/train/keep_best.py)."""
+    own = [*logging_callbacks(config, run_folder(config)), *([KeepBest(best)] if best else [])]
     # A run whose workers can never start fails after 3 controller retries instead of waiting.
     failures = FailureConfig(max_failures=config.run.max_failures, controller_failure_limit=3)
     path, filesystem = _ray_storage(config)
     return RunConfig(name=config.run.name, storage_path=path, storage_filesystem=filesystem,
-                     failure_config=failures, checkpoint_config=_retention(config, best),
-                     callbacks=[*loggers, *callbacks],
+                     failure_config=failures,
+                     checkpoint_config=CheckpointConfig(num_to_keep=config.run.keep_checkpoints,
+                                                        checkpoint_score_attribute="step"),
+                     callbacks=[*own, *callbacks],
                      logging_config=train_logging(config.ray.verbose))
-
-
-def _retention(config: Config, best: str | None) -> CheckpointConfig:
-    """Ray deletes all but the ``run.keep_checkpoints`` best by ``best`` (the newest when the
-    run has no metric) and the latest, locally and on object storage."""
-    return CheckpointConfig(num_to_keep=config.run.keep_checkpoints,
-                            checkpoint_score_attribute=best or "step",
-                            checkpoint_score_order="max")
 
 
 def can_validate(config: Config) -> bool:
@@ -201,9 +197,8 @@ def run_folder(config: Config) -> str:
 
 
 def checkpoint_folder(config: Config, checkpoint: ray.train.Checkpoint) -> str:
-    """Where ``checkpoint`` lies as a path or URL a user can open: Ray's own path drops the
-    URL scheme."""
-    return f"{run_folder(config)}/{PurePosixPath(checkpoint.path).name}"
+    """Where ``checkpoint`` lies as a path or URL a user can open."""
+    return checkpoint_url(run_folder(config), checkpoint)
 
 
 def _storage(config: Config) -> str:

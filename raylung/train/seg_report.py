@@ -8,22 +8,53 @@ code. Validation and Tune never see these cases; the report is made at the end o
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import fsspec
 import pandas as pd
 
 from raylung.config import Config
 from raylung.data.pipeline import check_sources, select_cases
 from raylung.evaluate.folders import evaluate_cases
+from raylung.io.write import write_bytes
 from raylung.segment.batch import Options, segment_batch
 from raylung.segment.inputs import Job
 from raylung.store.case_store import CaseStore
 
 
-def report_test_split(config: Config, model: Path, out: Path,
+def report_test_split(config: Config, model: str, out: str,
                       progress: bool = True) -> pd.DataFrame | None:
     """Segment and score every labelled test case; the per-case table with each case's
-    domain, None when the store has no labelled test case."""
+    domain, None when the store has no labelled test case. ``model`` and ``out`` may be
+    URLs (a run folder on object storage): the work is done locally, then uploaded."""
+    with _local(model, out, config.storage.storage_options) as (local_model, local_out):
+        return _report(config, local_model, local_out, progress)
+
+
+@contextmanager
+def _local(model: str, out: str, options: dict) -> Iterator[tuple[Path, Path]]:
+    """Local stand-ins for a model URL (downloaded) and an output URL (uploaded file by
+    file when the report is done); local paths are used as they are."""
+    with tempfile.TemporaryDirectory(prefix="raylung-test-report-") as tmp:
+        local_model, local_out = Path(model), Path(out)
+        if "://" in model:
+            local_model = Path(tmp, "segmenter.pt")
+            fs, path = fsspec.core.url_to_fs(model, **options)
+            fs.get_file(path, str(local_model))
+        if "://" in out:
+            local_out = Path(tmp, "test")
+        yield local_model, local_out
+        if "://" in out:
+            for file in sorted(p for p in local_out.rglob("*") if p.is_file()):
+                write_bytes(f"{out}/{file.relative_to(local_out).as_posix()}", file.read_bytes(),
+                            options)
+
+
+def _report(config: Config, model: Path, out: Path, progress: bool) -> pd.DataFrame | None:
+    """The report of ``report_test_split`` with a local model and output folder."""
     store = CaseStore(config.data.store, config.storage.storage_options)
     try:
         cases = select_cases(store, config.data, "test", None, labelled_only=True)

@@ -11,15 +11,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-import ray.data
 import ray.train
 from ray.train import UserCallback
 
 from raylung.config import Config
-from raylung.data.pipeline import build_dataset, check_sources, select_cases
+from raylung.data.pipeline import build_shards, check_sources, select_cases
 from raylung.data.synth import add_synthesis
 from raylung.store.case_store import CaseStore
-from raylung.train.runner import fit, per_worker, resume_epochs, start_ray, steps_per_epoch
+from raylung.train.keep_best import kept_best
+from raylung.train.runner import (checkpoint_folder, fit, per_worker, resume_epochs, run_folder,
+                                  start_ray, steps_per_epoch)
 from raylung.train.seg_loop import train_seg_worker
 
 BEST_METRIC = "val_dice"
@@ -33,27 +34,23 @@ def fit_seg(config: Config, callbacks: Sequence[UserCallback] = (),
     stream = _stream_config(config)
     epochs, first_step = resume_epochs(config, config.seg.steps)
     domain = "healthy" if config.seg.train_on == "healthy" else None
-
-    def streams(shard: tuple[int, int]) -> dict[str, ray.data.Dataset]:
-        train = build_dataset(stream, "train", epochs, domain, True, shard)
-        datasets = {"train": add_synthesis(train, config) if config.seg.generator else train}
-        if config.seg.pseudo_label:
-            datasets["unlabelled"] = build_dataset(stream, "train", epochs, "pathological",
-                                                   shard=shard)
-        return datasets
-
-    datasets = per_worker(config, streams)
+    world = config.scaling.num_workers
+    train = build_shards(stream, "train", epochs, domain, True, world)
+    streams = {"train": [add_synthesis(shard, config) for shard in train]
+               if config.seg.generator else train}
+    if config.seg.pseudo_label:
+        streams["unlabelled"] = build_shards(stream, "train", epochs, "pathological", world=world)
+    datasets = per_worker(streams)
     loop = {"first_step": first_step, "steps_per_epoch": steps_per_epoch(config),
             "validate": _can_validate(config)}
     return fit(config, train_seg_worker, datasets, loop, callbacks, progress, BEST_METRIC)
 
 
-def best_checkpoint(result: ray.train.Result) -> tuple[ray.train.Checkpoint, dict]:
-    """The checkpoint with the best pathological val Dice (the latest one without validation)."""
-    scored = [(c, m) for c, m in result.best_checkpoints if BEST_METRIC in m]
-    if not scored:
-        return result.checkpoint, result.metrics
-    return max(scored, key=lambda pair: pair[1][BEST_METRIC])
+def best_checkpoint(config: Config, result: ray.train.Result) -> tuple[str, dict]:
+    """The folder (path or URL) of the kept copy of the checkpoint with the best pathological
+    val Dice, and its metrics; the latest checkpoint when the run did not validate."""
+    return (kept_best(run_folder(config), config.storage.storage_options)
+            or (checkpoint_folder(config, result.checkpoint), result.metrics))
 
 
 def _can_validate(config: Config) -> bool:

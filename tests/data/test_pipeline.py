@@ -14,7 +14,7 @@ from ray.train import RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from raylung.config import load_config
-from raylung.data.pipeline import build_dataset
+from raylung.data.pipeline import build_dataset, build_shards
 from raylung.train.runner import data_config, per_worker
 from raylung.train.streams import shard_batches
 
@@ -80,8 +80,7 @@ def test_two_train_workers_each_read_their_own_fixed_shard(phantom_store, tmp_pa
         Path(config["out"], f"rank{rank}.json").write_text(json.dumps(seen))
 
     cfg = _config(phantom_store, "scaling.num_workers=2")
-    datasets = per_worker(cfg, lambda shard: {"train": build_dataset(cfg, "train", [0, 1],
-                                                                     shard=shard)})
+    datasets = per_worker({"train": build_shards(cfg, "train", [0, 1], world=2)})
     trainer = TorchTrainer(
         record_shard, train_loop_config={"out": str(tmp_path)},
         scaling_config=ScalingConfig(num_workers=2, resources_per_worker={"CPU": 0.5}),

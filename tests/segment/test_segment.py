@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import shutil
 
+import fsspec
 import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
 
 from raylung.cli import main
+from raylung.config import load_config
 from raylung.evaluate.overlap import dice
 from raylung.io.read import read_volume
 from raylung.preprocess.thorax_crop import body_mask
 from raylung.segment.segmenter import Segmenter
+from raylung.train.seg_report import report_test_split
 
 pytestmark = pytest.mark.slow
 
@@ -109,6 +112,30 @@ def test_train_seg_scores_the_test_split_on_whole_scans(trained_seg, phantom_sto
     assert (run / "test" / "summary.csv").exists() and (run / "test" / "report.png").exists()
     assert "train-seg: test split, 2 whole scans in their native grid" in process.stdout
     assert "dice" in process.stdout.split("test split")[1]
+
+
+def test_the_test_report_of_a_run_folder_on_object_storage(trained_seg, segmenter_file,
+                                                           phantom_store, s3_options):
+    """A run folder on a local S3 server: the model is read from there and the report is
+    written there, with the same scores as the local run's report."""
+    run, _ = trained_seg
+    url = "s3://raylung-test/seg_run"
+    fs = fsspec.filesystem("s3", **s3_options)
+    fs.put_file(str(segmenter_file), f"{url}/checkpoint/segmenter.pt")
+    config = load_config(None, [f"data.store={phantom_store.url}",
+                                "data.split_fractions=[0.5,0,0.5]"])
+    config.storage.storage_options = s3_options
+    per_case = report_test_split(config, f"{url}/checkpoint/segmenter.pt", f"{url}/test",
+                                 progress=False)
+    with fs.open(f"{url}/test/per_case.csv") as remote:
+        written = pd.read_csv(remote)
+    local = pd.read_csv(run / "test" / "per_case.csv")
+    columns = ["case", "label", "dice", "rim_dice", "hd95_mm", "lesion_inclusion"]
+    pd.testing.assert_frame_equal(written[columns], local[columns])
+    assert sorted(per_case["case"].unique()) == sorted(local["case"].unique())
+    for case in local["case"].unique():
+        assert fs.exists(f"{url}/test/masks/{case}.nii.gz")
+    assert fs.exists(f"{url}/test/report.png") and fs.exists(f"{url}/test/summary.csv")
 
 
 def test_real_ct_mask_lands_on_its_grid(segmenter_file, real_ct, tmp_path):

@@ -33,25 +33,28 @@ def test_two_workers_zero_1_with_gan_stage_validate_and_export(seg_config, gener
                 "val_dice", "val_iou", "val_rim_dice", "val_hd95", "val_nsd"):
         assert key in result.metrics, key
     assert 0.0 <= result.metrics["val_rim_dice"] <= 1.0
-    checkpoint, metrics = best_checkpoint(result)
-    assert metrics["val_dice"] == max(m["val_dice"] for _, m in result.best_checkpoints)
-    model, saved = load_segmenter(Path(checkpoint.path, "segmenter.pt"))
+    checkpoint, metrics = best_checkpoint(config, result)
+    metrics_csv = pd.read_csv(Path(result.checkpoint.path).parent / "metrics.csv")
+    assert metrics_csv["step"].tolist() == [1, 2, 3, 4]
+    best_step = int(metrics_csv.loc[metrics_csv["val_dice"].idxmax(), "step"])
+    assert (metrics["step"], metrics["val_dice"]) == (best_step, metrics_csv["val_dice"].max())
+    model, saved = load_segmenter(Path(checkpoint, "segmenter.pt"))
     assert saved.seg.p_synth == 0.5 and saved.deepspeed.zero_stage == 1
     assert model(torch.zeros(1, 1, 32, 32)).shape == (1, 2, 32, 32)
-    assert Path(checkpoint.path, "validation.png").stat().st_size > 1000
-    run = Path(checkpoint.path).parent
+    assert Path(checkpoint, "validation.png").stat().st_size > 1000
+    run = Path(result.checkpoint.path).parent
     summary = json.loads((run / "summary.json").read_text())
     assert summary["best_by"] == "val_dice" and summary["final_step"] == 4
-    assert summary["best_metrics"]["val_dice"] == metrics["val_dice"]
+    assert (summary["best_checkpoint"], summary["best_metrics"]["val_dice"]) == (
+        checkpoint, metrics["val_dice"])
     assert len(summary["config_hash"]) == 12 and summary["wall_time_s"] > 0
     assert (run / "curves.png").stat().st_size > 1000
-    metrics_csv = pd.read_csv(run / "metrics.csv")
-    assert metrics_csv["step"].tolist() == [1, 2, 3, 4]
-    # run.keep_checkpoints=1 of 4 checkpoints: the best by val Dice and the latest remain
-    best_step = int(metrics_csv.loc[metrics_csv["val_dice"].idxmax(), "step"])
+    # run.keep_checkpoints=1 of 4 checkpoints: the latest, and the best's copy in best/
     kept = {p.name for p in run.glob("checkpoint_*") if p.is_dir()}
-    assert kept == {Path(c.path).name for c, _ in result.best_checkpoints}
-    assert {m["step"] for _, m in result.best_checkpoints} == {best_step, 4}
+    assert kept == {Path(result.checkpoint.path).name}
+    assert [p.name for p in (run / "best").iterdir()] == [Path(checkpoint).name]
+    best_files = {p.name for p in Path(checkpoint).iterdir()} - {"best.json"}
+    assert best_files == {p.name for p in Path(result.checkpoint.path).iterdir()}
 
 
 def test_patch3d_with_pseudo_labels_validates_whole_cases(seg_config):

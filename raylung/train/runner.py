@@ -12,7 +12,7 @@ import math
 import time
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import fsspec
@@ -161,27 +161,27 @@ def steps_per_epoch(config: Config) -> int:
 def remove_untracked_checkpoints(config: Config) -> None:
     """Delete checkpoint folders Ray Train never registered: a worker killed while
     reporting leaves its upload behind, which retention would otherwise keep forever."""
-    fs, run, results = _registered_checkpoints(config)
-    tracked = {r["checkpoint_dir_name"] for r in results}
+    fs, run = fsspec.core.url_to_fs(run_folder(config), **config.storage.storage_options)
+    tracked = {PurePosixPath(c.path).name for c, _ in _registered_checkpoints(config)}
     for folder in fs.glob(f"{run}/checkpoint_*"):
-        if fs.isdir(folder) and folder.rstrip("/").rsplit("/", 1)[-1] not in tracked:
+        if fs.isdir(folder) and PurePosixPath(folder).name not in tracked:
             fs.rm(folder, recursive=True)
 
 
 def latest_step(config: Config) -> int:
     """The step of the newest checkpoint Ray Train registered for this run (0 for a new run)."""
-    _, _, results = _registered_checkpoints(config)
-    return max((int(r["metrics"]["step"]) for r in results), default=0)
+    return max((int(m["step"]) for _, m in _registered_checkpoints(config)), default=0)
 
 
-def _registered_checkpoints(config: Config) -> tuple[Any, str, list[dict[str, Any]]]:
-    """The run folder's filesystem and path, and the checkpoints Ray Train's snapshot
-    lists there (none for a new run)."""
-    fs, run = fsspec.core.url_to_fs(run_folder(config), **config.storage.storage_options)
-    snapshot = f"{run}/checkpoint_manager_snapshot.json"
-    if not fs.exists(snapshot):
-        return fs, run, []
-    return fs, run, json.loads(fs.cat_file(snapshot))["checkpoint_results"]
+def _registered_checkpoints(config: Config) -> list[tuple[ray.train.Checkpoint, dict]]:
+    """The checkpoints (and their metrics) Ray Train registered in the run folder, read
+    through its public ``Result.from_path``; none for a new run."""
+    path, filesystem = _ray_storage(config)
+    try:
+        result = ray.train.Result.from_path(f"{path}/{config.run.name}", filesystem)
+    except RuntimeError:  # Ray's answer for a run folder without a registered checkpoint
+        return []
+    return result.best_checkpoints or []
 
 
 def _scaling(config: Config) -> ScalingConfig:

@@ -7,7 +7,7 @@ work. The resolved tree is validated by pydantic and written next to every outpu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -403,6 +403,15 @@ def public_tree(config: Config) -> dict[str, Any]:
 def read_yaml_tree(path: str | Path) -> dict[str, Any]:
     """A YAML file's mapping before validation (e.g. a sweep file's sections), one-line errors."""
     return _read_yaml(Path(path))
+
+
+def flat_items(tree: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """A nested config tree as ``(section.key, value)`` pairs; an empty section is a value."""
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            yield from flat_items(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

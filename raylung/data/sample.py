@@ -15,12 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from raylung.config import DataConfig
-from raylung.data.augment import augment, sample_params
+from raylung.data.augment import AIR_HU, augment, sample_params
 from raylung.preprocess.normalise import normalise_hu
 from raylung.preprocess.surround import margin_voxels, surround_band
 from raylung.store.volume import Volume
-
-AIR_HU = -1024
 
 
 def make_sample(case: Mapping[str, Volume], attrs: dict[str, Any], spec: dict[str, Any],
@@ -54,7 +52,7 @@ def voxel_mm(attrs: dict[str, Any], cfg: DataConfig) -> np.ndarray:
 
 
 def read_region(array: Volume, start: tuple[int, ...], size: tuple[int, ...],
-                fill: int) -> np.ndarray:
+                fill: float) -> np.ndarray:
     """``array[start:start + size]``, filled with ``fill`` where the region leaves the volume."""
     source, target = _overlap(start, size, array.shape)
     if _covers(target, size):

@@ -15,7 +15,7 @@ import functools
 import json
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from numbers import Real
 from pathlib import Path
 from types import ModuleType
@@ -28,7 +28,7 @@ from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.event_pb2 import Event, SessionLog
 from tensorboardX.summary import scalar
 
-from raylung.config import Config, ConfigError, public_tree
+from raylung.config import Config, ConfigError, flat_items, public_tree
 from raylung.io.write import write_bytes
 
 RUN_TAG = "raylung.run_folder"
@@ -200,15 +200,7 @@ def start_mlflow_run(config: Config, run_folder: str) -> str:
 def config_params(config: Config) -> dict[str, str]:
     """The resolved config as flat ``section.key`` strings, secrets redacted."""
     tree = public_tree(config)
-    return dict(_flatten(tree))
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            yield from _flatten(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value if isinstance(value, str) else json.dumps(value)
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in flat_items(tree)}
 
 
 def import_mlflow() -> ModuleType:

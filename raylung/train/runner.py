@@ -7,7 +7,6 @@ Rerunning with the same ``run.name`` and ``run.storage_path`` resumes from the l
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import sys

@@ -23,7 +23,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from ray import tune
 
-from raylung.config import Config, ConfigError, dump_config, load_config, read_yaml_tree
+from raylung.config import (Config, ConfigError, dump_config, flat_items, load_config,
+                            read_yaml_tree)
 
 CONTINUOUS = ("loguniform", "uniform")
 DISTRIBUTIONS = (*CONTINUOUS, "choice", "grid")
@@ -60,7 +61,8 @@ def load_sweep(path: str | Path, base: str | Path | Sequence[str | Path] | None 
         raise ConfigError(f"{path}: space: missing; map config fields to distributions, "
                           "e.g. gan.lambda_adv: {loguniform: [0.1, 10]}")
     try:
-        config = load_config(base, [*_flatten(tree), *overrides])
+        config = load_config(base, [*(f"{k}={json.dumps(v)}" for k, v in flat_items(tree)),
+                                     *overrides])
     except ConfigError as err:
         files = " + ".join(map(str, [base] if isinstance(base, (str, Path)) else base or []))
         where = f"{path} over {files}" if files else str(path)
@@ -184,17 +186,6 @@ def _absolute_paths(config: Config) -> dict[str, str]:
     paths = {"run.storage_path": config.run.storage_path, "data.store": config.data.store}
     return {key: str(Path(value).resolve()) for key, value in paths.items()
             if value and "://" not in value}
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> list[str]:
-    """Nested sections as ``key=value`` overrides (values as JSON, which YAML reads back)."""
-    items = []
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            items += _flatten(value, f"{prefix}{key}.")
-        else:
-            items.append(f"{prefix}{key}={json.dumps(value)}")
-    return items
 
 
 def _get(tree: dict[str, Any], key: str) -> Any:

@@ -9,7 +9,6 @@ locally and on object storage, and a resumed run compares against the best so fa
 from __future__ import annotations
 
 import json
-from numbers import Real
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -17,6 +16,8 @@ import fsspec
 import pyarrow.fs
 import ray.train
 from ray.train import UserCallback
+
+from raylung.train.metrics_log import rank_zero_scalars
 
 BEST_FOLDER = "best"
 MARKER = "best.json"
@@ -37,15 +38,15 @@ class KeepBest(UserCallback):
         if checkpoint is None or value is None:
             return
         fs, source = checkpoint.filesystem, PurePosixPath(checkpoint.path)
-        folder, target = str(source.parent / BEST_FOLDER), str(source.parent / BEST_FOLDER / source.name)
+        folder = source.parent / BEST_FOLDER
+        target = str(folder / source.name)
         if self.best is None:
-            self.best = max((metrics[self.metric] for _, metrics in _copies(fs, folder)),
-                            default=None)
+            self.best = max((best for _, best, _ in _copies(fs, str(folder))), default=None)
         if self.best is not None and value <= self.best:
             return
-        _copy_checkpoint(fs, str(source), target, self.metric, metrics[0])
+        _copy_checkpoint(fs, str(source), target, self.metric, metrics)
         self.best = value
-        for info in fs.get_file_info(pyarrow.fs.FileSelector(folder)):
+        for info in fs.get_file_info(pyarrow.fs.FileSelector(str(folder))):
             if info.path.rstrip("/") != target:
                 fs.delete_dir(info.path)
 
@@ -54,12 +55,11 @@ def kept_best(run_folder: str, storage_options: dict) -> tuple[str, dict[str, An
     """The best copy's folder (path or URL, as ``run_folder``) and its metrics; None when
     the run kept none (no metric reported)."""
     fs, root = fsspec.core.url_to_fs(run_folder, **storage_options)
-    found = []
-    for marker in fs.glob(f"{root}/{BEST_FOLDER}/*/{MARKER}"):
-        saved = json.loads(fs.cat_file(marker))
-        folder = f"{run_folder}/{BEST_FOLDER}/{PurePosixPath(marker).parent.name}"
-        found.append((saved["metrics"][saved["best_by"]], folder, saved["metrics"]))
-    return max(found, key=lambda item: item[0])[1:] if found else None
+    copies = _copies(pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs)), f"{root}/{BEST_FOLDER}")
+    if not copies:
+        return None
+    path, _, metrics = max(copies, key=lambda copy: copy[1])
+    return f"{run_folder}/{BEST_FOLDER}/{PurePosixPath(path).name}", metrics
 
 
 def checkpoint_url(run_folder: str, checkpoint: ray.train.Checkpoint) -> str:
@@ -68,22 +68,26 @@ def checkpoint_url(run_folder: str, checkpoint: ray.train.Checkpoint) -> str:
     return f"{run_folder}/{PurePosixPath(checkpoint.path).name}"
 
 
-def _copies(fs: pyarrow.fs.FileSystem, folder: str) -> list[tuple[str, dict[str, Any]]]:
-    """The complete copies under ``folder`` (those with their marker) and their metrics."""
+def _copies(fs: pyarrow.fs.FileSystem, folder: str) -> list[tuple[str, float, dict[str, Any]]]:
+    """The complete copies under ``folder`` (those with their marker): path, value of the
+    metric they were kept by, and their metrics."""
     copies = []
     for info in fs.get_file_info(pyarrow.fs.FileSelector(folder, allow_not_found=True)):
         marker = fs.get_file_info(f"{info.path}/{MARKER}")
         if info.type == pyarrow.fs.FileType.Directory and marker.type == pyarrow.fs.FileType.File:
             with fs.open_input_stream(marker.path) as stream:
-                copies.append((info.path, json.loads(stream.read())["metrics"]))
+                saved = json.loads(stream.read())
+            copies.append((info.path, saved["metrics"][saved["best_by"]], saved["metrics"]))
     return copies
 
 
 def _copy_checkpoint(fs: pyarrow.fs.FileSystem, source: str, target: str, metric: str,
-                     metrics: dict[str, Any]) -> None:
-    """Copy the checkpoint folder; its marker, written last, makes the copy count."""
+                     metrics: list[dict[str, Any]]) -> None:
+    """Copy the checkpoint folder; its marker (rank 0's step and numeric metrics), written
+    last, makes the copy count."""
     fs.delete_dir_contents(target, missing_dir_ok=True)
     pyarrow.fs.copy_files(source, target, source_filesystem=fs, destination_filesystem=fs)
-    numbers = {k: v for k, v in metrics.items() if isinstance(v, Real) and not isinstance(v, bool)}
+    step, scalars = rank_zero_scalars(metrics)
     with fs.open_output_stream(f"{target}/{MARKER}") as stream:
-        stream.write(json.dumps({"best_by": metric, "metrics": numbers}, indent=2).encode())
+        marker = {"best_by": metric, "metrics": {"step": step, **scalars}}
+        stream.write(json.dumps(marker, indent=2).encode())

@@ -16,8 +16,8 @@ import ray.train
 
 from raylung.config import Config
 from raylung.io.write import write_bytes
-from raylung.train.keep_best import checkpoint_url, kept_best
 from raylung.plots import curves_png
+from raylung.train.keep_best import checkpoint_url, kept_best
 from raylung.train.metrics_log import METRICS_TABLE, read_metrics_table
 
 # Where a run's files go and how it logs: the same experiment hashes alike on every machine.

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import ray.train
 import torch
 
 from raylung.config import Config, load_config
@@ -43,7 +44,7 @@ from raylung.plots import plt, save_figure
 from raylung.store.case_store import CaseStore
 from raylung.store.manifest import read_manifest
 from raylung.train.gan_validation import GanValidator
-from raylung.train.runner import fit_gan
+from raylung.train.runner import fit_gan, run_folder
 from raylung.train.seg_report import report_test_split
 from raylung.train.seg_runner import best_checkpoint, fit_seg
 
@@ -94,7 +95,7 @@ def _base(work: Path, cases: int, gan_steps: int, seg_steps: int, size: int,
             "data.reader_cpus=0.5", "data.read_concurrency=1",
             "gan.width=16", "gan.n_blocks=3", "gan.disc_width=64", "gan.lambda_id=1",
             f"gan.steps={gan_steps}", f"gan.decay_start={gan_steps}",
-            f"gan.checkpoint_every={max(gan_steps // 4, 1)}", "gan.log_every=50",
+            f"gan.checkpoint_every={max(gan_steps // 15, 1)}", "gan.log_every=50",
             "gan.val_samples=16", "seg.channels=[8,16,32]", "seg.strides=[2,2]",
             "seg.num_res_units=1", f"seg.steps={seg_steps}", f"seg.decay_start={seg_steps // 2}",
             f"seg.log_every={max(seg_steps // 4, 1)}", "seg.synth_cpus=0.5",
@@ -124,10 +125,19 @@ def _gan_arm(base: list[str], arm: str, overrides: list[str], work: Path) -> dic
         result = fit_gan(config)
         if result.error:
             sys.exit(f"claim: GAN arm {arm!r} failed: {result.error}")
-        metrics = {k: result.metrics.get(k, np.nan) for k in GAN_COLUMNS}
-        return {"arm": arm, "lambda_surround": config.gan.lambda_surround, **metrics,
-                "generator": f"{result.checkpoint.path}/generator_h2p.pt"}
+        return gan_row(arm, config, result)
     return _cached(work / "rows" / f"gan_{_slug(arm)}.json", run)
+
+
+def gan_row(arm: str, config: Config, result: ray.train.Result) -> dict:
+    """An arm's last validation, and the mean and sd of its translation over the checkpoints
+    of the last third of training: how steady the exported G is."""
+    metrics = {k: result.metrics.get(k, np.nan) for k in GAN_COLUMNS}
+    history = pd.read_csv(f"{run_folder(config)}/metrics.csv").dropna(subset=["val_translation"])
+    late = history.loc[history["step"] > config.gan.steps * 2 / 3, "val_translation"]
+    return {"arm": arm, "lambda_surround": config.gan.lambda_surround, **metrics,
+            "translation_late_mean": late.mean(), "translation_late_sd": late.std(),
+            "generator": f"{result.checkpoint.path}/generator_h2p.pt"}
 
 
 def _seg_arm(base: list[str], generator: str, arm: str, overrides: list[str], seed: int,

@@ -184,6 +184,8 @@ class GanConfig(_Section):
     steps: int = Field(200, ge=1, description="optimiser steps of each engine")
     decay_start: int = Field(100, ge=0, description="constant lr until here, then linear to 0")
     pool_size: int = Field(50, ge=0, description="history of fakes shown to the discriminators")
+    ema_decay: float = Field(0.995, ge=0.0, lt=1.0, description="EMA of G's weights, the G that "
+                             "is validated and exported (0: the trained G itself)")
     log_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(50, ge=1)
     seed: int = Field(0, description="network initialisation")

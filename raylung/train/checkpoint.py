@@ -68,3 +68,10 @@ def restore(engines: dict[str, Any]) -> dict[str, Any] | None:
         for name, engine in engines.items():
             engine.load_checkpoint(str(Path(folder, name)), tag=TAG)
         return torch.load(Path(folder, f"state_rank{rank}.pt"), weights_only=True)
+
+
+def engine_weights(folder: str | Path, engine: str) -> dict[str, torch.Tensor]:
+    """The whole module weights ``engine`` saved in a checkpoint folder (ZeRO 0-2 keep them
+    unpartitioned), e.g. to compare the trained G with the exported average."""
+    path = Path(folder, engine, TAG, "mp_rank_00_model_states.pt")
+    return torch.load(path, map_location="cpu", weights_only=True)["module"]

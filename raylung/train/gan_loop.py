@@ -14,13 +14,15 @@ from typing import Any
 
 import ray.train
 import torch
+from torch.optim.swa_utils import AveragedModel
 
 from raylung.config import Config
 from raylung.train.checkpoint import report, restore
 from raylung.train.cyclegan import (Discriminators, GanBatch, Generators, discriminator_step,
                                     generator_step, loss_weights)
-from raylung.train.engine import build_engine, init_distributed
 from raylung.models.export import export_generator
+from raylung.train.ema import ema_model
+from raylung.train.engine import build_engine, init_distributed
 from raylung.train.gan_validation import GanValidator
 from raylung.train.image_pool import ImagePool
 from raylung.train.meter import Meter
@@ -36,17 +38,20 @@ def train_gan_worker(loop_config: dict[str, Any]) -> None:
     rank = ray.train.get_context().get_world_rank()
     pools = {d: ImagePool(config.gan.pool_size, seed=config.data.seed + 1000 * rank + i)
              for i, d in enumerate(("p", "h"))}
+    ema = ema_model(engines["generators"].module.g, config.gan.ema_decay)
     state = restore(engines)
     step = 0
     if state is not None:
         step = state["step"]
         for name, pool in pools.items():
             pool.load_state_dict(state["pools"][name])
+        ema.load_state_dict(state["ema_g"])
     batches = _batches(pairs, skip=step - loop_config["first_step"])
-    validation = _validation(config, engines) if loop_config["validate"] and rank == 0 else None
+    validation = (_validation(config, engines, ema) if loop_config["validate"] and rank == 0
+                  else None)
     announce = progress_reporter(loop_config["progress"], config.run.name, config.gan.steps,
                                  GAN_KEYS)
-    _loop(config, engines, pools, batches, step, validation, announce)
+    _loop(config, engines, ema, pools, batches, step, validation, announce)
 
 
 def _engines(config: Config) -> dict[str, Any]:
@@ -72,24 +77,24 @@ def _batches(pairs: Iterator[tuple[dict[str, Any], dict[str, Any]]],
         yield GanBatch(h["image"], h["surround"], p["image"])
 
 
-def _validation(config: Config, engines: dict[str, Any]) -> Callable[[Path], dict[str, float]]:
-    """Rank 0's validation, run at every checkpoint on fixed val samples."""
+def _validation(config: Config, engines: dict[str, Any],
+                ema: AveragedModel) -> Callable[[Path], dict[str, float]]:
+    """Rank 0's validation of the averaged G, run at every checkpoint on fixed val samples."""
     validator = GanValidator(config)
-    gens = engines["generators"].module
-    return lambda folder: validator(gens.g, gens.f, folder)
+    return lambda folder: validator(ema.module, engines["generators"].module.f, folder)
 
 
-def _export(config: Config, engines: dict[str, Any],
+def _export(config: Config, ema: AveragedModel,
             validation: Callable[[Path], dict[str, float]] | None) -> Callable[[Path], dict]:
-    """Rank 0's additions to a checkpoint: the exported generator, then the validation."""
+    """Rank 0's additions to a checkpoint: the exported (averaged) G, then the validation."""
     def extras(folder: Path) -> dict[str, float]:
-        export_generator(engines["generators"].module.g, config, folder / "generator_h2p.pt")
+        export_generator(ema.module, config, folder / "generator_h2p.pt")
         return validation(folder) if validation is not None else {}
     return extras
 
 
-def _loop(config: Config, engines: dict[str, Any], pools: dict[str, ImagePool],
-          batches: Iterator[GanBatch], step: int,
+def _loop(config: Config, engines: dict[str, Any], ema: AveragedModel,
+          pools: dict[str, ImagePool], batches: Iterator[GanBatch], step: int,
           validation: Callable[[Path], dict[str, float]] | None,
           announce: Callable[[dict[str, float]], None] | None) -> None:
     gens, discs = engines["generators"], engines["discriminators"]
@@ -102,12 +107,14 @@ def _loop(config: Config, engines: dict[str, Any], pools: dict[str, ImagePool],
             raise RuntimeError(f"data ran out at step {step} of {config.gan.steps}")
         batch = batch.to(dtype, gens.device)
         terms, fake_p, fake_h = generator_step(gens, discs, batch, weights)
+        ema.update_parameters(gens.module.g)
         terms.update(discriminator_step(discs, batch, fake_p, fake_h, pools))
         step += 1
         meter.add(terms)
         checkpoint = step % config.gan.checkpoint_every == 0 or step == config.gan.steps
         if checkpoint or step % config.gan.log_every == 0:
             metrics = {**meter.flush(), "step": step, "lr": gens.get_lr()[0]}
-            state = {"step": step, "pools": {k: p.state_dict() for k, p in pools.items()}}
+            state = {"step": step, "pools": {k: p.state_dict() for k, p in pools.items()},
+                     "ema_g": ema.state_dict()}
             report(engines, state, config, metrics, checkpoint,
-                   _export(config, engines, validation), announce)
+                   _export(config, ema, validation), announce)

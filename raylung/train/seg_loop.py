@@ -15,13 +15,14 @@ from typing import Any
 
 import ray.train
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from raylung.config import Config
 from raylung.losses.segmentation import pseudo_label_loss, supervised_loss
 from raylung.models.export import export_model
 from raylung.models.segmenter import build_segmenter
 from raylung.train.checkpoint import report, restore
+from raylung.train.ema import ema_model
 from raylung.train.engine import build_engine, init_distributed
 from raylung.train.meter import Meter
 from raylung.train.progress import SEG_KEYS, progress_reporter
@@ -40,8 +41,7 @@ def train_seg_worker(loop_config: dict[str, Any]) -> None:
     torch.manual_seed(seg.seed)  # same initial weights on every rank and every rerun
     engine = build_engine(build_segmenter(config), config, seg.lr, seg.betas, seg.steps,
                           seg.decay_start)
-    teacher = (AveragedModel(engine.module, multi_avg_fn=get_ema_multi_avg_fn(seg.ema_decay))
-               if seg.pseudo_label else None)
+    teacher = ema_model(engine.module, seg.ema_decay) if seg.pseudo_label else None
     state = restore({"segmenter": engine})
     step = 0 if state is None else state["step"]
     if teacher is not None and state is not None:

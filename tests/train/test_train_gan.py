@@ -14,6 +14,8 @@ import torch
 
 from raylung.config import load_config
 from raylung.models.export import load_generator
+from raylung.train.checkpoint import engine_weights
+from raylung.train.cyclegan import Generators
 from raylung.train.runner import fit_gan
 
 pytestmark = [pytest.mark.usefixtures("ray_cluster"), pytest.mark.slow]
@@ -75,6 +77,25 @@ def test_validation_scores_and_draws_held_out_healthy_samples(logged_run):
     assert (summary["best_by"], summary["best_step"]) == ("last checkpoint", 20)
     assert summary["best_metrics"]["val_shape_dice"] == result.metrics["val_shape_dice"]
     assert (run / "curves.png").stat().st_size > 1000
+
+
+def test_the_exported_generator_is_the_average_of_the_trained_one(logged_run):
+    """generator_h2p.pt holds the EMA of G (gan.ema_decay) that the checkpoint's loop state
+    carries for a resumed run; it has moved with training but differs from the raw G."""
+    folder = Path(logged_run.result.checkpoint.path)
+    exported = torch.load(folder / "generator_h2p.pt", weights_only=True)["state_dict"]
+    state = torch.load(folder / "state_rank0.pt", weights_only=True)
+    assert int(state["ema_g"]["n_averaged"]) == 20
+    average = {k.removeprefix("module."): v for k, v in state["ema_g"].items() if k != "n_averaged"}
+    raw = {k.removeprefix("g."): v for k, v in engine_weights(folder, "generators").items()
+           if k.startswith("g.")}
+    torch.manual_seed(logged_run.config.gan.seed)  # the trainer's initial weights
+    initial = Generators(logged_run.config).g.state_dict()
+    assert exported.keys() == average.keys() == raw.keys()
+    assert all(torch.equal(exported[k], average[k]) for k in exported)
+    change = {name: sum(float((exported[k] - other[k]).abs().sum()) for k in exported)
+              for name, other in (("raw", raw), ("initial", initial))}
+    assert change["raw"] > 0 and change["initial"] > 0, change
 
 
 def test_no_file_of_the_run_holds_its_credentials(logged_run):

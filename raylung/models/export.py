@@ -16,9 +16,8 @@ import torch
 from pydantic import ValidationError
 
 from raylung.config import Config, public_tree
-from raylung.models.generator import ResnetGenerator
 from raylung.models.segmenter import build_segmenter
-from raylung.models.shapes import network_shape
+from raylung.models.shapes import build_generator
 
 FORMAT = 1
 
@@ -44,9 +43,7 @@ def export_generator(generator: torch.nn.Module, config: Config, path: str | Pat
 def load_generator(path: str | Path) -> tuple[torch.nn.Module, Config]:
     """Rebuild the generator from an exported file (eval mode, CPU)."""
     state, config = _load(path, "generator_h2p")
-    dims, channels = network_shape(config)
-    generator = ResnetGenerator(dims, channels, channels, config.gan.width, config.gan.n_blocks,
-                                residual=config.gan.residual)
+    generator = build_generator(config)
     generator.load_state_dict(state)
     return generator.eval(), config
 

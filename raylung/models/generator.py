@@ -15,11 +15,6 @@ _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 _NORM = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
 
 
-def count_parameters(module: nn.Module) -> int:
-    """Number of trainable parameters of ``module``."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
 def _conv_norm_relu(spatial_dims: int, cin: int, cout: int, kernel: int,
                     stride: int = 1) -> nn.Sequential:
     """Reflection-padded conv, instance norm, ReLU: the generator's repeated unit."""

@@ -1,8 +1,10 @@
-"""What the data mode means for every network: spatial dims and image channels."""
+"""What the config means for every network: spatial dims and image channels of the data
+mode, and the CycleGAN generator of ``gan.*`` (the trainer's G and F, and a loaded export)."""
 
 from __future__ import annotations
 
 from raylung.config import Config
+from raylung.models.generator import ResnetGenerator
 
 
 def network_shape(config: Config) -> tuple[int, int]:
@@ -15,3 +17,11 @@ def network_shape(config: Config) -> tuple[int, int]:
     if config.data.mode == "slice2d":
         return 2, 2 * config.data.context_slices + 1
     return 3, 1
+
+
+def build_generator(config: Config) -> ResnetGenerator:
+    """A CycleGAN generator of ``config.gan`` for the data mode (same channels in and out)."""
+    dims, channels = network_shape(config)
+    gan = config.gan
+    return ResnetGenerator(dims, channels, channels, gan.width, gan.n_blocks,
+                           residual=gan.residual)

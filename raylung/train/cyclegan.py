@@ -19,8 +19,7 @@ from raylung.losses.gan import (cycle_loss, generator_objective, identity_loss,
                                 lsgan_discriminator_loss, lsgan_generator_loss)
 from raylung.losses.surround import surround_l1
 from raylung.models.discriminator import build_discriminator
-from raylung.models.generator import ResnetGenerator
-from raylung.models.shapes import network_shape
+from raylung.models.shapes import build_generator, network_shape
 from raylung.train.image_pool import ImagePool
 
 
@@ -29,12 +28,8 @@ class Generators(nn.Module):
 
     def __init__(self, config: Config) -> None:
         super().__init__()
-        dims, channels = network_shape(config)
-        gan = config.gan
-        self.g = ResnetGenerator(dims, channels, channels, gan.width, gan.n_blocks,
-                                 residual=gan.residual)
-        self.f = ResnetGenerator(dims, channels, channels, gan.width, gan.n_blocks,
-                                 residual=gan.residual)
+        self.g = build_generator(config)
+        self.f = build_generator(config)
 
 
 class Discriminators(nn.Module):

@@ -98,6 +98,17 @@ def test_the_exported_generator_is_the_average_of_the_trained_one(logged_run):
     assert change["raw"] > 0 and change["initial"] > 0, change
 
 
+def test_the_cyclegan_learns(logged_run):
+    """Within 20 steps both engines learn: the generators' and the discriminators' objectives
+    fall, and the average G changes the band around the lung less and less."""
+    metrics = pd.read_csv(Path(logged_run.result.checkpoint.path).parent / "metrics.csv")
+    first, last = metrics.iloc[0], metrics.iloc[-1]
+    assert last["loss_g"] < 0.95 * first["loss_g"], metrics["loss_g"].tolist()
+    assert last["loss_d"] < 0.8 * first["loss_d"], metrics["loss_d"].tolist()
+    assert metrics["val_surround_l1_hu"].is_monotonic_decreasing, \
+        metrics["val_surround_l1_hu"].tolist()
+
+
 def test_no_file_of_the_run_holds_its_credentials(logged_run):
     """Checkpoints, exports, configs, metrics, TensorBoard and MLflow: every byte scanned."""
     root = Path(logged_run.result.checkpoint.path).parents[2]

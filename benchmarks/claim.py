@@ -46,6 +46,7 @@ from raylung.plots import plt, save_figure
 from raylung.store.case_store import CaseStore
 from raylung.store.manifest import read_manifest
 from raylung.train.gan_validation import GanValidator
+from raylung.train.metrics_log import METRICS_TABLE, read_metrics_table
 from raylung.train.runner import fit_gan, run_folder
 from raylung.train.seg_report import report_test_split
 from raylung.train.seg_runner import best_checkpoint, fit_seg
@@ -135,7 +136,9 @@ def gan_row(arm: str, config: Config, result: ray.train.Result) -> dict:
     """An arm's last validation, and the mean and sd of its translation over the checkpoints
     of the last third of training: how steady the exported G is."""
     metrics = {k: result.metrics.get(k, np.nan) for k in GAN_COLUMNS}
-    history = pd.read_csv(f"{run_folder(config)}/metrics.csv").dropna(subset=["val_translation"])
+    history = read_metrics_table(f"{run_folder(config)}/{METRICS_TABLE}",
+                                 config.storage.storage_options)
+    history = history.dropna(subset=["val_translation"])
     late = history.loc[history["step"] > config.gan.steps * 2 / 3, "val_translation"]
     return {"arm": arm, "lambda_surround": config.gan.lambda_surround, **metrics,
             "translation_late_mean": late.mean(), "translation_late_sd": late.std(),

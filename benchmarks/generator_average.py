@@ -19,6 +19,7 @@ import torch
 
 from raylung.config import load_config
 from raylung.models.export import load_generator
+from raylung.models.shapes import build_generator
 from raylung.train.checkpoint import engine_weights
 from raylung.train.gan_validation import GanValidator
 
@@ -51,8 +52,8 @@ def main() -> None:
 
 def generators(folder: Path) -> dict[str, torch.nn.Module]:
     """A checkpoint's exported G (the average) and the trained G of its DeepSpeed engine."""
-    exported, _ = load_generator(folder / "generator_h2p.pt")
-    trained, _ = load_generator(folder / "generator_h2p.pt")
+    exported, config = load_generator(folder / "generator_h2p.pt")
+    trained = build_generator(config).eval()
     trained.load_state_dict({k.removeprefix("g."): v.float()
                              for k, v in engine_weights(folder, "generators").items()
                              if k.startswith("g.")})

@@ -103,7 +103,8 @@ def _base(work: Path, cases: int, gan_steps: int, seg_steps: int, size: int,
             "seg.num_res_units=1", f"seg.steps={seg_steps}", f"seg.decay_start={seg_steps // 2}",
             f"seg.log_every={max(seg_steps // 4, 1)}", "seg.synth_cpus=0.5",
             f"run.storage_path={work / 'runs'}", "logging.tensorboard=false",
-            *(["scaling.use_gpu=true", "seg.synth_gpus=0.25"] if gpu else [])]
+            *(["scaling.use_gpu=true", "scaling.gpus_per_worker=0.75", "seg.synth_gpus=0.25"]
+              if gpu else [])]
 
 
 def _prepare_data(work: Path, base: list[str]) -> None:

@@ -2,12 +2,15 @@
 
     .venv/bin/python benchmarks/train_overhead.py                 # 2-D, 128^2, batch 4
     .venv/bin/python benchmarks/train_overhead.py --size 256 --steps 20 --threads 2
+    python benchmarks/train_overhead.py --gpu --size 256 --batch 8 --steps 50 --threads 4
 
 All loops run the same modules and the same step functions (raylung/train/cyclegan.py) on the
 same random batches, without data loading, so the ratio is the framework's overhead alone
 (target <= 1.10x). A middle row runs the DeepSpeed engines in this process (single-rank gloo,
 no Ray), which splits the overhead into DeepSpeed's part and Ray's. On a 2-core machine Ray's
 own daemons (GCS, raylet) take CPU time from a 2-thread step; ``--threads 1 2`` shows both.
+``--gpu`` runs every loop on the GPU and adds DeepSpeed in bf16 (what raylung trains in there)
+beside the fp32 rows, whose ratio to the plain loop stays the framework's overhead.
 Prints a table and writes benchmarks/results/train_overhead.csv.
 """
 
@@ -55,18 +58,29 @@ def time_steps(gens, discs, config: Config, steps: int, warmup: int = 2) -> floa
                      torch.rand(config.data.batch_size, 1, *size) * 2 - 1)
     pools = {"p": ImagePool(config.gan.pool_size), "h": ImagePool(config.gan.pool_size)}
     weights = loss_weights(config)
+    parameter = next(gens.module.parameters())
+    batch = batch.to(parameter.dtype, parameter.device)
     for i in range(warmup + steps):
         if i == warmup:
+            _synchronize(parameter.device)
             start = time.perf_counter()
         _, fake_p, fake_h = generator_step(gens, discs, batch, weights)
         discriminator_step(discs, batch, fake_p, fake_h, pools)
+    _synchronize(parameter.device)
     return (time.perf_counter() - start) / steps
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that the host clock times the steps themselves."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def plain(config: Config, steps: int) -> float:
     torch.manual_seed(config.gan.seed)
-    return time_steps(PlainEngine(Generators(config), config),
-                      PlainEngine(Discriminators(config), config), config, steps)
+    device = torch.device("cuda" if config.scaling.use_gpu else "cpu")
+    return time_steps(PlainEngine(Generators(config).to(device), config),
+                      PlainEngine(Discriminators(config).to(device), config), config, steps)
 
 
 def in_process(config: Config, steps: int) -> float:
@@ -97,7 +111,9 @@ def under_ray_train(config: Config, steps: int, threads: int) -> float:
 
     result = TorchTrainer(
         worker, train_loop_config={"config": config.model_dump(mode="json")},
-        scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": threads}),
+        scaling_config=ScalingConfig(num_workers=1, use_gpu=config.scaling.use_gpu,
+                                     resources_per_worker={"CPU": threads,
+                                                           "GPU": int(config.scaling.use_gpu)}),
         run_config=RunConfig(name="train_overhead", storage_path="/tmp/raylung-bench-train"),
     ).fit()
     assert result.metrics["threads"] == threads, result.metrics
@@ -126,29 +142,42 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--zero-stage", type=int, default=1)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--gpu", action="store_true", help="every loop on the GPU, + bf16 rows")
     args = parser.parse_args()
     config = load_config(None, [f"data.slice_size=[{args.size},{args.size}]",
                                 f"data.batch_size={args.batch}", "gan.width=16",
                                 "gan.n_blocks=3", "gan.disc_width=32",
-                                f"deepspeed.zero_stage={args.zero_stage}", "ray.num_cpus=2"])
+                                f"deepspeed.zero_stage={args.zero_stage}",
+                                f"scaling.use_gpu={args.gpu}", "deepspeed.bf16=false",
+                                f"ray.num_cpus={max(args.threads)}"])
     from raylung.runtime import connect
     from raylung.train.deepspeed_config import select_accelerator
 
-    select_accelerator(False)
+    select_accelerator(args.gpu)
+    bf16 = config.model_copy(update={"deepspeed": config.deepspeed.model_copy(
+        update={"bf16": True})})
+    zero = f"DeepSpeed ZeRO-{args.zero_stage}"
     rows = []
     for threads in args.threads:
         torch.set_num_threads(threads)
         baseline = plain(config, args.steps)
         rows += [_row("plain PyTorch (1 process)", threads, baseline, baseline),
-                 _row(f"DeepSpeed ZeRO-{args.zero_stage}, no Ray (1 process)", threads,
-                      in_process(config, args.steps), baseline)]
+                 _row(f"{zero}, no Ray (1 process)", threads, in_process(config, args.steps),
+                      baseline)]
+        if args.gpu:
+            rows.append(_row(f"{zero} bf16, no Ray (1 process)", threads,
+                             in_process(bf16, args.steps), baseline))
         connect(config.ray)
-        rows.append(_row(f"Ray Train + DeepSpeed ZeRO-{args.zero_stage} (1 worker)", threads,
+        rows.append(_row(f"Ray Train + {zero} (1 worker)", threads,
                          under_ray_train(config, args.steps, threads), baseline))
+        if args.gpu:
+            rows.append(_row(f"Ray Train + {zero} bf16 (1 worker)", threads,
+                             under_ray_train(bf16, args.steps, threads), baseline))
     table = pd.DataFrame(rows)
     RESULTS.mkdir(exist_ok=True)
-    table.to_csv(RESULTS / "train_overhead.csv", index=False)
-    print(f"2-D GAN step, {args.size}^2, batch {args.batch}, {args.steps} steps\n"
+    table.to_csv(RESULTS / f"train_overhead{'_gpu' if args.gpu else ''}.csv", index=False)
+    device = torch.cuda.get_device_name() if args.gpu else "CPU"
+    print(f"2-D GAN step on {device}, {args.size}^2, batch {args.batch}, {args.steps} steps\n"
           f"{table.to_string(index=False)}")
 
 

@@ -271,6 +271,8 @@ class ScalingSection(_Section):
     num_workers: int = Field(1, ge=1)
     use_gpu: bool = False
     cpus_per_worker: float = Field(1.0, gt=0.0)
+    gpus_per_worker: float = Field(1.0, gt=0.0, le=1.0, description="GPU share of a worker "
+                                   "with use_gpu; below 1 leaves its GPU room for seg.synth_gpus")
 
 
 class RunSection(_Section):

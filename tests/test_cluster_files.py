@@ -14,10 +14,10 @@ OVERLAYS = ["laptop.yaml", "gpu.yaml"]
 # What may differ between a laptop, a sweep and a cluster: scaling and storage, nothing else.
 SCALING_AND_STORAGE = {
     "ray.address", "ray.num_cpus", "scaling.num_workers", "scaling.use_gpu",
-    "scaling.cpus_per_worker", "deepspeed.zero_stage", "deepspeed.bf16", "data.read_concurrency",
-    "data.reader_cpus", "seg.synth_actors", "seg.synth_cpus", "seg.synth_gpus", "ingest.chunks",
-    "ingest.shards", "run.storage_path", "run.max_failures", "run.keep_checkpoints",
-    "storage.storage_options"}
+    "scaling.cpus_per_worker", "scaling.gpus_per_worker", "deepspeed.zero_stage",
+    "deepspeed.bf16", "data.read_concurrency", "data.reader_cpus", "seg.synth_actors",
+    "seg.synth_cpus", "seg.synth_gpus", "ingest.chunks", "ingest.shards", "run.storage_path",
+    "run.max_failures", "run.keep_checkpoints", "storage.storage_options"}
 
 
 def _leaves(tree: dict, prefix: str = "") -> set[str]:
@@ -93,6 +93,9 @@ def test_kuberay_cluster_holds_the_gpu_layout_of_gpu_yaml():
                                         + gpu.data.read_concurrency * gpu.data.reader_cpus
                                         + gpu.seg.synth_actors * gpu.seg.synth_cpus)
     assert needed <= int(group["rayStartParams"]["num-cpus"]) <= int(pod["limits"]["cpu"])
+    gpus = gpu.scaling.num_workers * (gpu.scaling.gpus_per_worker
+                                      + gpu.seg.synth_actors * gpu.seg.synth_gpus)
+    assert gpus <= int(group["rayStartParams"]["num-gpus"])
 
 
 def test_kuberay_job_runs_train_seg_with_gpu_yaml_on_that_cluster():

@@ -7,7 +7,7 @@ pseudo-label teacher is the same average of the student.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -15,23 +15,24 @@ from torch.optim.swa_utils import AveragedModel
 
 
 def ema_model(module: nn.Module, decay: float) -> AveragedModel:
-    """An fp32 EMA of ``module``; ``update_parameters(module)`` after each optimiser step."""
-    return AveragedModel(module, multi_avg_fn=warmup_ema(decay)).float()
+    """An fp32 EMA of ``module`` (fp32 or bf16); ``update_parameters(module)`` after each
+    optimiser step."""
+    return AveragedModel(module, avg_fn=warmup_ema(decay)).float()
 
 
-def warmup_ema(decay: float) -> Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor],
-                                          torch.Tensor], None]:
+def warmup_ema(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor],
+                                         torch.Tensor]:
     """EMA update with ``min(decay, (1 + n) / (10 + n))`` after n updates: early averages
-    follow the weights closely, so a short run's average is not its initial weights.
+    follow the weights closely, so a short run's average is not its initial weights. Per
+    tensor, since torch's batched form needs the trained weights in the average's dtype.
 
-    >>> f = warmup_ema(0.99); avg = [torch.zeros(1)]
-    >>> f(avg, [torch.ones(1)], torch.tensor(0)); round(avg[0].item(), 3)
+    >>> f = warmup_ema(0.99)
+    >>> round(f(torch.zeros(1), torch.ones(1, dtype=torch.bfloat16), torch.tensor(0)).item(), 3)
     0.9
     """
-    def update(averaged: Sequence[torch.Tensor], current: Sequence[torch.Tensor],
-               n_averaged: torch.Tensor) -> None:
+    def update(averaged: torch.Tensor, current: torch.Tensor,
+               n_averaged: torch.Tensor) -> torch.Tensor:
         n = float(n_averaged)
         weight = 1.0 - min(decay, (1.0 + n) / (10.0 + n))
-        torch._foreach_lerp_(list(averaged), [c.to(a.dtype) for a, c in zip(averaged, current)],
-                             weight)
+        return torch.lerp(averaged, current.to(averaged.dtype), weight)
     return update

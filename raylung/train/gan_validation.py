@@ -35,10 +35,11 @@ class GanValidator:
     def __call__(self, g: torch.nn.Module, f: torch.nn.Module | None = None,
                  folder: Path | None = None) -> dict[str, float]:
         """``val_*`` scores of G, and the grid (with F(G(h)) when F is given) in ``folder``."""
-        parameter = next(g.parameters())
-        h = torch.as_tensor(self.healthy["image"]).to(parameter.device, parameter.dtype)
+        h = _input_of(g, torch.as_tensor(self.healthy["image"]))
         gh = g(h)
-        columns = {"h": h, "G(h)": gh, **({"F(G(h))": f(gh)} if f is not None else {})}
+        columns = {"h": h, "G(h)": gh}
+        if f is not None:
+            columns["F(G(h))"] = f(_input_of(f, gh))
         columns = {k: t.float().cpu().numpy() for k, t in columns.items()}
         h, gh = columns["h"], columns["G(h)"]
         lung, band = self.healthy["lung"], self.healthy["surround"]
@@ -52,6 +53,12 @@ class GanValidator:
             save_synthesis_grid({**columns, "|G(h) - h|": np.abs(gh - h) / 2}, band,
                                 folder / "validation.png")
         return {f"val_{k}": v for k, v in metrics.items()}
+
+
+def _input_of(net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """``images`` on ``net``'s device and in its dtype (an fp32 average G beside a bf16 F)."""
+    parameter = next(net.parameters())
+    return images.to(parameter.device, parameter.dtype)
 
 
 def _reference(config: Config) -> dict[str, np.ndarray] | None:

@@ -185,7 +185,8 @@ def _registered_checkpoints(config: Config) -> list[tuple[ray.train.Checkpoint, 
 
 def _scaling(config: Config) -> ScalingConfig:
     scaling = config.scaling
-    resources = {"CPU": scaling.cpus_per_worker, **({"GPU": 1} if scaling.use_gpu else {})}
+    gpus = {"GPU": scaling.gpus_per_worker} if scaling.use_gpu else {}
+    resources = {"CPU": scaling.cpus_per_worker, **gpus}
     return ScalingConfig(num_workers=scaling.num_workers, use_gpu=scaling.use_gpu,
                          resources_per_worker=resources)
 

@@ -116,7 +116,7 @@ def _step(engine: Any, teacher: AveragedModel | None, pair: Batch, loss_fn: Any,
     if teacher is not None:
         image_u = unlabelled["image"].to(engine.device, dtype)
         with torch.no_grad():
-            teacher_logits = teacher(image_u).float()
+            teacher_logits = teacher(image_u.float())  # the fp32 average of a bf16 student
         pseudo, share = pseudo_label_loss(engine(image_u).float(), teacher_logits,
                                           config.seg.pseudo_threshold)
         loss = loss + config.seg.pseudo_weight * pseudo

@@ -161,7 +161,7 @@ def _check_resources(config: Config) -> None:
     """A trial that can never be placed would wait forever; refuse it up front."""
     scaling, have = config.scaling, ray.cluster_resources()
     need = {"CPU": config.tune.driver_cpus + scaling.num_workers * scaling.cpus_per_worker,
-            "GPU": scaling.num_workers if scaling.use_gpu else 0}
+            "GPU": scaling.num_workers * scaling.gpus_per_worker if scaling.use_gpu else 0}
     for kind, amount in need.items():
         if amount > have.get(kind, 0):
             raise ConfigError(f"scaling: a trial needs {amount:g} {kind}s (driver + workers) "

@@ -1,5 +1,6 @@
 """DeepSpeed engines in one process (gloo, world size 1): the derived config, the frozen
-discriminators of the generator step, ZeRO-3 refused in one line, the accumulation schedule."""
+discriminators of the generator step, ZeRO-3 refused in one line, the accumulation schedule,
+a bf16 engine (as on GPU) beside its fp32 average."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ from raylung.cli import main
 from raylung.config import load_config
 from raylung.train.cyclegan import Discriminators, GanBatch, Generators, generator_step, loss_weights
 from raylung.train.deepspeed_config import deepspeed_config
+from raylung.losses.segmentation import supervised_loss
+from raylung.models.segmenter import build_segmenter
+from raylung.train.ema import ema_model
 from raylung.train.engine import build_engine, init_distributed
+from raylung.train.seg_loop import _step
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +84,23 @@ def test_lr_schedule_counts_optimiser_steps_under_accumulation(process_group):
         engine.step()
         lrs.append(engine.get_lr()[0])
     assert lrs[-1] == 0.0 and lrs[3] == 1.0      # 4 optimiser steps: 2 constant, 2 decaying
+
+
+def test_a_bf16_student_steps_with_its_fp32_teacher(process_group):
+    """A GPU run's U-Net trains in bf16 while its pseudo-label teacher, the student's
+    average, stays fp32 (the CPU runs the bf16 engine too)."""
+    config = _config("scaling.use_gpu=true", "seg.channels=[4,8]", "seg.strides=[2]",
+                     "seg.num_res_units=1", "seg.pseudo_label=true", "seg.pseudo_threshold=0.51")
+    torch.manual_seed(0)
+    engine = build_engine(build_segmenter(config), config, 1e-3, (0.9, 0.999), 10, 5)
+    teacher = ema_model(engine.module, config.seg.ema_decay)
+    image = torch.rand(2, 1, 16, 16)
+    labelled = {"image": image, "lung": (image[:, 0] > 0.5).long()}
+    terms = _step(engine, teacher, (labelled, {"image": torch.rand(2, 1, 16, 16)}),
+                  supervised_loss(), torch.bfloat16, config)
+    assert next(engine.module.parameters()).dtype == torch.bfloat16
+    assert next(teacher.parameters()).dtype == torch.float32
+    assert terms["pseudo_confident"] > 0 and torch.isfinite(torch.tensor(terms["loss"]))
 
 
 def test_zero3_is_refused_in_one_line(capsys):

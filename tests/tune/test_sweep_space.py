@@ -9,8 +9,9 @@ import yaml
 from ray.tune.search.sample import Categorical, Float, LogUniform
 
 from raylung.cli import main
-from raylung.config import ConfigError
+from raylung.config import ConfigError, load_config
 from raylung.tune.space import base_values, load_sweep, param_space, read_sweep, trial_config
+from raylung.tune.sweep import _check_resources
 
 SPACES = Path(__file__).parents[2] / "tune_spaces"
 
@@ -127,3 +128,13 @@ def test_shipped_spaces_validate(name):
     sweep = load_sweep(SPACES / f"{name}.yaml", None, ["data.store=store"])
     assert {"gan.lambda_surround", "gan.lambda_adv"} <= set(sweep.space)
     assert sweep.config.run.name == name
+
+
+@pytest.mark.parametrize("scaling, problem", [
+    (["scaling.use_gpu=true", "scaling.gpus_per_worker=0.5"], "needs 0.5 GPUs"),
+    (["scaling.num_workers=4"], "needs 4.5 CPUs")])
+def test_a_trial_the_cluster_cannot_place_is_refused(ray_cluster, scaling, problem):
+    """The test cluster has 2 CPUs and no GPU; the driver's own 0.5 CPU counts too."""
+    config = load_config(None, ["tune.driver_cpus=0.5", *scaling])
+    with pytest.raises(ConfigError, match=problem):
+        _check_resources(config)

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from raylung.config import Config, load_config
+from raylung.models.placement import where
 from raylung.train.cyclegan import (Discriminators, GanBatch, Generators, discriminator_step,
                                     generator_step, loss_weights)
 from raylung.train.image_pool import ImagePool
@@ -58,15 +59,15 @@ def time_steps(gens, discs, config: Config, steps: int, warmup: int = 2) -> floa
                      torch.rand(config.data.batch_size, 1, *size) * 2 - 1)
     pools = {"p": ImagePool(config.gan.pool_size), "h": ImagePool(config.gan.pool_size)}
     weights = loss_weights(config)
-    parameter = next(gens.module.parameters())
-    batch = batch.to(parameter.dtype, parameter.device)
+    device, dtype = where(gens.module)
+    batch = batch.to(dtype, device)
     for i in range(warmup + steps):
         if i == warmup:
-            _synchronize(parameter.device)
+            _synchronize(device)
             start = time.perf_counter()
         _, fake_p, fake_h = generator_step(gens, discs, batch, weights)
         discriminator_step(discs, batch, fake_p, fake_h, pools)
-    _synchronize(parameter.device)
+    _synchronize(device)
     return (time.perf_counter() - start) / steps
 
 
@@ -144,18 +145,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--gpu", action="store_true", help="every loop on the GPU, + bf16 rows")
     args = parser.parse_args()
-    config = load_config(None, [f"data.slice_size=[{args.size},{args.size}]",
-                                f"data.batch_size={args.batch}", "gan.width=16",
-                                "gan.n_blocks=3", "gan.disc_width=32",
-                                f"deepspeed.zero_stage={args.zero_stage}",
-                                f"scaling.use_gpu={args.gpu}", "deepspeed.bf16=false",
-                                f"ray.num_cpus={max(args.threads)}"])
+    overrides = [f"data.slice_size=[{args.size},{args.size}]", f"data.batch_size={args.batch}",
+                 "gan.width=16", "gan.n_blocks=3", "gan.disc_width=32",
+                 f"deepspeed.zero_stage={args.zero_stage}", f"scaling.use_gpu={args.gpu}",
+                 f"ray.num_cpus={max(args.threads)}"]
+    config = load_config(None, [*overrides, "deepspeed.bf16=false"])
+    bf16 = load_config(None, [*overrides, "deepspeed.bf16=true"])
     from raylung.runtime import connect
     from raylung.train.deepspeed_config import select_accelerator
 
     select_accelerator(args.gpu)
-    bf16 = config.model_copy(update={"deepspeed": config.deepspeed.model_copy(
-        update={"bf16": True})})
     zero = f"DeepSpeed ZeRO-{args.zero_stage}"
     rows = []
     for threads in args.threads:

@@ -21,6 +21,7 @@ from raylung.data.sample import resize_planes
 from raylung.errors import InputError
 from raylung.ingest.case import canonical_hu
 from raylung.io.geometry import canonical_grid
+from raylung.models.placement import where
 from raylung.preprocess.normalise import normalise_hu
 from raylung.preprocess.thorax_crop import Box, NoBoneError, body_mask, thorax_box
 
@@ -99,7 +100,7 @@ def _predict_slices(model: torch.nn.Module, crop: np.ndarray, config: Config,
                     batch_size: int) -> np.ndarray:
     """Every axial slice with its context slices, as training cut them (resize, normalise)."""
     k, (h, w) = config.data.context_slices, crop.shape[1:]
-    device, dtype = _where(model)
+    device, dtype = where(model)
     out = np.empty(crop.shape, np.float32)
     for start in range(0, len(crop), batch_size):
         zs = np.arange(start, min(start + batch_size, len(crop)))
@@ -117,14 +118,9 @@ def _predict_slices(model: torch.nn.Module, crop: np.ndarray, config: Config,
 def _predict_volume(model: torch.nn.Module, crop: np.ndarray, config: Config,
                     batch_size: int) -> np.ndarray:
     """Sliding-window patches of ``data.patch_size``, blended with Gaussian weights."""
-    device, dtype = _where(model)
+    device, dtype = where(model)
     image = torch.from_numpy(normalise_hu(crop, config.data.hu_norm))[None, None]
     logits = sliding_window_inference(image.to(device), config.data.patch_size, batch_size,
                                       lambda x: model(x.to(dtype)).float(),
                                       overlap=SW_OVERLAP, mode="gaussian")
     return torch.softmax(logits, 1)[0, 1].cpu().numpy()
-
-
-def _where(model: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
-    parameter = next(model.parameters())
-    return parameter.device, parameter.dtype

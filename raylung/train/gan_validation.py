@@ -19,6 +19,7 @@ from raylung.data.pipeline import read_val_samples
 from raylung.evaluate.disease import translation_scores
 from raylung.evaluate.realism import realism_distance
 from raylung.evaluate.synthesis import synthesis_metrics
+from raylung.models.placement import where
 from raylung.plots import save_synthesis_grid
 from raylung.preprocess.normalise import to_hu
 
@@ -35,11 +36,11 @@ class GanValidator:
     def __call__(self, g: torch.nn.Module, f: torch.nn.Module | None = None,
                  folder: Path | None = None) -> dict[str, float]:
         """``val_*`` scores of G, and the grid (with F(G(h)) when F is given) in ``folder``."""
-        h = _input_of(g, torch.as_tensor(self.healthy["image"]))
+        h = torch.as_tensor(self.healthy["image"]).to(*where(g))
         gh = g(h)
         columns = {"h": h, "G(h)": gh}
         if f is not None:
-            columns["F(G(h))"] = f(_input_of(f, gh))
+            columns["F(G(h))"] = f(gh.to(*where(f)))  # an fp32 average G beside a bf16 F
         columns = {k: t.float().cpu().numpy() for k, t in columns.items()}
         h, gh = columns["h"], columns["G(h)"]
         lung, band = self.healthy["lung"], self.healthy["surround"]
@@ -53,12 +54,6 @@ class GanValidator:
             save_synthesis_grid({**columns, "|G(h) - h|": np.abs(gh - h) / 2}, band,
                                 folder / "validation.png")
         return {f"val_{k}": v for k, v in metrics.items()}
-
-
-def _input_of(net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """``images`` on ``net``'s device and in its dtype (an fp32 average G beside a bf16 F)."""
-    parameter = next(net.parameters())
-    return images.to(parameter.device, parameter.dtype)
 
 
 def _reference(config: Config) -> dict[str, np.ndarray] | None:

@@ -20,6 +20,7 @@ from torch.optim.swa_utils import AveragedModel
 from raylung.config import Config
 from raylung.losses.segmentation import pseudo_label_loss, supervised_loss
 from raylung.models.export import export_model
+from raylung.models.placement import where
 from raylung.models.segmenter import build_segmenter
 from raylung.train.checkpoint import report, restore
 from raylung.train.ema import ema_model
@@ -116,7 +117,8 @@ def _step(engine: Any, teacher: AveragedModel | None, pair: Batch, loss_fn: Any,
     if teacher is not None:
         image_u = unlabelled["image"].to(engine.device, dtype)
         with torch.no_grad():
-            teacher_logits = teacher(image_u.float())  # the fp32 average of a bf16 student
+            # the fp32 average of a (bf16 on GPU) student reads the images at full precision
+            teacher_logits = teacher(unlabelled["image"].to(*where(teacher)))
         pseudo, share = pseudo_label_loss(engine(image_u).float(), teacher_logits,
                                           config.seg.pseudo_threshold)
         loss = loss + config.seg.pseudo_weight * pseudo

@@ -13,10 +13,10 @@ import torch.distributed as dist
 
 from raylung.cli import main
 from raylung.config import load_config
-from raylung.train.cyclegan import Discriminators, GanBatch, Generators, generator_step, loss_weights
-from raylung.train.deepspeed_config import deepspeed_config
 from raylung.losses.segmentation import supervised_loss
 from raylung.models.segmenter import build_segmenter
+from raylung.train.cyclegan import Discriminators, GanBatch, Generators, generator_step, loss_weights
+from raylung.train.deepspeed_config import deepspeed_config
 from raylung.train.ema import ema_model
 from raylung.train.engine import build_engine, init_distributed
 from raylung.train.seg_loop import _step

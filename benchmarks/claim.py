@@ -1,7 +1,7 @@
 """The method's claim on phantoms, end to end: G draws disease, the surround term keeps the
 wall, and a U-Net trained with G's images keeps the diseased rim (METHOD.md).
 
-    .venv/bin/python benchmarks/claim.py              # the whole claim, ~2.2 h on 2 CPU cores
+    .venv/bin/python benchmarks/claim.py              # the whole claim, ~1.5 h on 2 CPU cores
     .venv/bin/python benchmarks/claim.py --quick      # every arm and seed, short runs, ~30 min
     .venv/bin/python benchmarks/claim.py --gpu        # a GPU machine: 256 x 256, scaling.use_gpu
 
@@ -56,6 +56,8 @@ RESULTS = Path(__file__).parent / "results" / "claim"
 SCALES = {"full": (48, 1500, 600, 64), "quick": (16, 400, 60, 64), "gpu": (48, 6000, 2000, 256)}
 GAN_ARMS = {"surround 0": ["gan.lambda_surround=0"], "default": []}
 P_SYNTH = 0.5  # the demo's share of translated samples, and the oracle's
+# A U-Net validates whole val scans at each data epoch: about 20 per run, at least 8 steps apart.
+SEG_VALIDATIONS = 20
 SEG_ARMS = {"(a) none": ["data.augment.enabled=false"],
             "(b) classical": [],
             "(c) classical + GAN": ["seg.generator={generator}", f"seg.p_synth={P_SYNTH}"],
@@ -155,6 +157,8 @@ def _seg_arm(base: list[str], generator: str, arm: str, overrides: list[str], se
         arm_overrides = [o.format(generator=generator) for o in overrides]
         config = load_config(None, [*base, *arm_overrides, f"seg.seed={seed}",
                                     f"data.seed={seed}", f"run.name=claim_seg_{tag}"])
+        config.data.samples_per_epoch = config.data.batch_size * max(
+            config.seg.steps // SEG_VALIDATIONS, 8)
         result = fit_seg(config)
         if result.error:
             sys.exit(f"claim: U-Net arm {arm!r} seed {seed} failed: {result.error}")

@@ -40,7 +40,7 @@ def run_sweep(sweep: Sweep, resume: bool = False) -> pd.DataFrame:
         raise ConfigError(f"{sweep.folder}: a sweep is already there; continue it with "
                           f"raylung tune --resume {sweep.folder}, or set another run.name")
     _start_ray(sweep.config)
-    _check_resources(sweep.config)
+    _check_resources(sweep.config, objective)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, base=sweep.config.model_dump(mode="json")),
         {"cpu": sweep.config.tune.driver_cpus})
@@ -157,15 +157,20 @@ def _start_ray(config: Config) -> None:
     start_ray(config)
 
 
-def _check_resources(config: Config) -> None:
-    """A trial that can never be placed would wait forever; refuse it up front."""
-    scaling, have = config.scaling, ray.cluster_resources()
-    need = {"CPU": config.tune.driver_cpus + scaling.num_workers * scaling.cpus_per_worker,
-            "GPU": scaling.num_workers * scaling.gpus_per_worker if scaling.use_gpu else 0}
+def _check_resources(config: Config, objective: Objective) -> None:
+    """A trial that can never be placed would wait forever; refuse it up front. A trial
+    scored downstream also runs the U-Net stage's GAN actors beside its workers."""
+    scaling, seg, have = config.scaling, config.seg, ray.cluster_resources()
+    actors = scaling.num_workers * seg.synth_actors if objective.stage == "seg" else 0
+    need = {"CPU": config.tune.driver_cpus + scaling.num_workers * scaling.cpus_per_worker
+            + actors * seg.synth_cpus,
+            "GPU": (scaling.num_workers * scaling.gpus_per_worker if scaling.use_gpu else 0)
+            + actors * seg.synth_gpus}
     for kind, amount in need.items():
         if amount > have.get(kind, 0):
-            raise ConfigError(f"scaling: a trial needs {amount:g} {kind}s (driver + workers) "
-                              f"but the cluster has {have.get(kind, 0):g}")
+            raise ConfigError(f"scaling: a trial needs {amount:g} {kind}s (driver + workers"
+                              f"{' + GAN actors' if actors else ''}) but the cluster has "
+                              f"{have.get(kind, 0):g}")
 
 
 def _start_folder(sweep: Sweep) -> None:

@@ -11,6 +11,7 @@ from ray.tune.search.sample import Categorical, Float, LogUniform
 from raylung.cli import main
 from raylung.config import ConfigError, load_config
 from raylung.tune.space import base_values, load_sweep, param_space, read_sweep, trial_config
+from raylung.tune.objectives import objective_of
 from raylung.tune.sweep import _check_resources
 
 SPACES = Path(__file__).parents[2] / "tune_spaces"
@@ -132,9 +133,19 @@ def test_shipped_spaces_validate(name):
 
 @pytest.mark.parametrize("scaling, problem", [
     (["scaling.use_gpu=true", "scaling.gpus_per_worker=0.5"], "needs 0.5 GPUs"),
-    (["scaling.num_workers=4"], "needs 4.5 CPUs")])
+    (["scaling.num_workers=4"], "needs 4.5 CPUs"),
+    (["tune.objective=downstream", "seg.synth_cpus=0.5", "seg.synth_gpus=0.25"],
+     r"needs 0.25 GPUs \(driver \+ workers \+ GAN actors"),
+    (["tune.objective=downstream", "seg.synth_actors=2"], "needs 3.5 CPUs")])
 def test_a_trial_the_cluster_cannot_place_is_refused(ray_cluster, scaling, problem):
-    """The test cluster has 2 CPUs and no GPU; the driver's own 0.5 CPU counts too."""
+    """The test cluster has 2 CPUs and no GPU; the driver's own 0.5 CPU counts too, and a
+    downstream trial's GAN actors (1 CPU each by default) beside its one worker."""
     config = load_config(None, ["tune.driver_cpus=0.5", *scaling])
     with pytest.raises(ConfigError, match=problem):
-        _check_resources(config)
+        _check_resources(config, objective_of(config.tune))
+
+
+def test_a_trial_that_fits_the_cluster_is_placed(ray_cluster):
+    config = load_config(None, ["tune.driver_cpus=0.5", "scaling.cpus_per_worker=1",
+                                "tune.objective=downstream", "seg.synth_cpus=0.5"])
+    _check_resources(config, objective_of(config.tune))

@@ -402,12 +402,13 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def demo_overrides(out: Path) -> list[str]:
-    """The demo's scale: small enough for a few minutes on 2 CPU cores (user overrides win)."""
-    return [f"data.store={out / 'store'}", "data.slice_size=[128,128]", "data.batch_size=4",
+    """The demo's scale: a few minutes on 2 CPU cores (user overrides win). The GAN has the
+    README's CPU-scale settings and steps enough for G to draw its first opacities."""
+    return [f"data.store={out / 'store'}", "data.slice_size=[64,64]", "data.batch_size=8",
             "data.samples_per_epoch=64", "data.reader_cpus=0.5", "data.read_concurrency=1",
-            "gan.width=16", "gan.n_blocks=3", "gan.disc_width=32", "gan.steps=120",
-            "gan.decay_start=60", "gan.log_every=20", "gan.checkpoint_every=60",
-            "gan.val_samples=4", "run.name=demo_gan", f"run.storage_path={out / 'runs'}",
+            "gan.width=16", "gan.n_blocks=3", "gan.disc_width=64", "gan.lambda_id=1",
+            "gan.steps=240", "gan.decay_start=240", "gan.log_every=40",
+            "gan.checkpoint_every=80", "gan.val_samples=4", "run.name=demo_gan", f"run.storage_path={out / 'runs'}",
             "seg.channels=[8,16,32]", "seg.strides=[2,2]", "seg.num_res_units=1",
             "seg.steps=80", "seg.decay_start=40", "seg.log_every=16",
             f"seg.generator={out / 'generator_h2p.pt'}", "seg.p_synth=0.5",

@@ -169,9 +169,9 @@ class GanConfig(_Section):
 
     width: int = Field(32, ge=1, description="generator base channels")
     n_blocks: int = Field(6, ge=1, description="generator residual blocks")
-    # G(x) = x + change, starting at the identity. Off by default: at demo scale (240 steps)
-    # it learnt no change at all (benchmarks/surround_ablation.py, issue 4 note).
-    residual: bool = False
+    # G(x) = clamp(x + change, -1, 1), starting at the identity: it draws the disease and leaves
+    # the rest as it was, where a plain G blurs the whole slice (README, the claim's GAN arms).
+    residual: bool = Field(True, description="G(x) = x + change (false: the plain ResNet G)")
     disc_width: int = Field(64, ge=1)
     disc_layers: int = Field(3, ge=1)
     lambda_adv: float = Field(1.0, ge=0.0)

@@ -53,6 +53,7 @@ def test_synthetic_samples_keep_masks_are_flagged_and_are_g_of_h(phantom_store, 
     with torch.no_grad():
         translated = generator(torch.from_numpy(plain["image"][expected])).numpy()
     assert np.allclose(staged["image"][expected], translated, atol=1e-5)
+    assert not np.allclose(translated, plain["image"][expected], atol=0.1)
     assert set(staged["generator_loads"]) == {1}, "each actor loads the generator once"
 
 

@@ -38,14 +38,16 @@ def train_gan_worker(loop_config: dict[str, Any]) -> None:
     rank = ray.train.get_context().get_world_rank()
     pools = {d: ImagePool(config.gan.pool_size, seed=config.data.seed + 1000 * rank + i)
              for i, d in enumerate(("p", "h"))}
-    ema = ema_model(engines["generators"].module.g, config.gan.ema_decay)
+    # only rank 0 exports and validates G, so only it keeps (and checkpoints) G's average
+    ema = ema_model(engines["generators"].module.g, config.gan.ema_decay) if rank == 0 else None
     state = restore(engines)
     step = 0
     if state is not None:
         step = state["step"]
         for name, pool in pools.items():
             pool.load_state_dict(state["pools"][name])
-        ema.load_state_dict(state["ema_g"])
+        if ema is not None:
+            ema.load_state_dict(state["ema_g"])
     batches = _batches(pairs, skip=step - loop_config["first_step"])
     validation = (_validation(config, engines, ema) if loop_config["validate"] and rank == 0
                   else None)
@@ -93,7 +95,7 @@ def _export(config: Config, ema: AveragedModel,
     return extras
 
 
-def _loop(config: Config, engines: dict[str, Any], ema: AveragedModel,
+def _loop(config: Config, engines: dict[str, Any], ema: AveragedModel | None,
           pools: dict[str, ImagePool], batches: Iterator[GanBatch], step: int,
           validation: Callable[[Path], dict[str, float]] | None,
           announce: Callable[[dict[str, float]], None] | None) -> None:
@@ -107,7 +109,8 @@ def _loop(config: Config, engines: dict[str, Any], ema: AveragedModel,
             raise RuntimeError(f"data ran out at step {step} of {config.gan.steps}")
         batch = batch.to(dtype, gens.device)
         terms, fake_p, fake_h = generator_step(gens, discs, batch, weights)
-        ema.update_parameters(gens.module.g)
+        if ema is not None:
+            ema.update_parameters(gens.module.g)
         terms.update(discriminator_step(discs, batch, fake_p, fake_h, pools))
         step += 1
         meter.add(terms)
@@ -115,6 +118,6 @@ def _loop(config: Config, engines: dict[str, Any], ema: AveragedModel,
         if checkpoint or step % config.gan.log_every == 0:
             metrics = {**meter.flush(), "step": step, "lr": gens.get_lr()[0]}
             state = {"step": step, "pools": {k: p.state_dict() for k, p in pools.items()},
-                     "ema_g": ema.state_dict()}
+                     **({"ema_g": ema.state_dict()} if ema is not None else {})}
             report(engines, state, config, metrics, checkpoint,
-                   _export(config, ema, validation), announce)
+                   _export(config, ema, validation) if ema is not None else None, announce)

@@ -35,6 +35,9 @@ def test_two_workers_zero_stage_2(gan_config):
     generator, saved = load_generator(f"{result.checkpoint.path}/generator_h2p.pt")
     assert saved.deepspeed.zero_stage == 2
     assert generator(torch.zeros(1, 1, 32, 32)).shape == (1, 1, 32, 32)
+    states = [torch.load(Path(result.checkpoint.path, f"state_rank{r}.pt"), weights_only=True)
+              for r in (0, 1)]
+    assert ["ema_g" in state for state in states] == [True, False]  # rank 0 exports G
 
 
 # Credentials planted in the logged run's storage options (a local store ignores them).

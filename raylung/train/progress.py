@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 from ray.util.queue import Empty, Queue
 
-GAN_KEYS = ("loss_g", "loss_d", "loss_surround", "val_surround_l1_hu", "val_shape_dice")
+GAN_KEYS = ("loss_g", "loss_d", "loss_surround", "val_translation", "val_surround_l1_hu",
+            "val_wall_dice")
 SEG_KEYS = ("loss", "synthetic_fraction", "val_dice", "val_rim_dice")
 
 

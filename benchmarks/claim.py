@@ -64,7 +64,8 @@ SEG_ARMS = {"(a) none": ["data.augment.enabled=false"],
             "(d) classical + oracle": [f"data.twin_p={P_SYNTH}"]}
 GAN_COLUMNS = ["val_translation", "val_disease_share", "val_disease_share_pathological",
                "val_surround_l1_hu", "val_change_outside_body_hu", "val_wall_dice",
-               "val_shape_dice", "val_realism_hu"]
+               "val_shape_dice", "val_realism_hu", "val_opacity_overlap",
+               "val_opacity_overlap_pathological"]
 SEG_COLUMNS = ["dice", "rim_dice", "lesion_inclusion", "hd95_mm"]
 
 

@@ -64,3 +64,18 @@ def test_the_box_grows_with_the_sample():
     assert disease_share(hu[None], lung[None]) == 0.0
     hu[100:116, 10:26] = 0.0                                # 16 voxels: an opacity
     assert disease_share(hu[None], lung[None]) > 0.0
+
+
+def test_one_pattern_drawn_everywhere_overlaps_fully_and_varied_disease_does_not():
+    h, lung = _lungs()
+    stamped = np.stack([h.copy() for _ in range(4)])
+    stamped[:, 40:46, 8:14] = 0.0                           # G's one patch in every sample
+    varied = np.stack([h.copy() for _ in range(4)])
+    for i, (y, x) in enumerate([(12, 10), (40, 8), (20, 50), (44, 44)]):
+        varied[i, y:y + 6, x:x + 6] = 0.0                   # real disease: somewhere else each time
+    lungs = np.stack([lung] * 4)
+    scores = translation_scores(np.stack([h] * 4), stamped, lungs, varied, lungs)
+    assert scores["opacity_overlap"] == 1.0
+    assert scores["opacity_overlap_pathological"] == 0.0
+    healthy = translation_scores(np.stack([h] * 4), np.stack([h] * 4), lungs, varied, lungs)
+    assert np.isnan(healthy["opacity_overlap"])             # nothing drawn: nothing to compare

@@ -69,7 +69,8 @@ def test_validation_scores_and_draws_held_out_healthy_samples(logged_run):
     for key in ("val_surround_l1_hu", "val_change_outside_body_hu", "val_change_in_lung_hu",
                 "val_shape_dice", "val_wall_dice", "val_disease_share",
                 "val_disease_share_healthy", "val_disease_share_pathological",
-                "val_translation", "val_realism_hu"):
+                "val_translation", "val_opacity_overlap", "val_opacity_overlap_pathological",
+                "val_realism_hu"):
         assert key in result.metrics, key
     for key in ("val_shape_dice", "val_wall_dice", "val_disease_share"):
         assert 0.0 <= result.metrics[key] <= 1.0, key

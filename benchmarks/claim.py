@@ -29,6 +29,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,7 @@ from raylung.train.seg_runner import best_checkpoint, fit_seg
 
 RESULTS = Path(__file__).parent / "results" / "claim"
 # cases, GAN steps, U-Net steps, slice side; the GAN settings are the README's CPU scale.
-SCALES = {"full": (48, 1500, 600, 64), "quick": (16, 400, 60, 64), "gpu": (48, 6000, 2000, 256)}
+SCALES = {"full": (48, 1500, 1200, 64), "quick": (16, 400, 60, 64), "gpu": (48, 6000, 2000, 256)}
 GAN_ARMS = {"surround 0": ["gan.lambda_surround=0"], "default": []}
 P_SYNTH = 0.5  # the demo's share of translated samples, and the oracle's
 # A U-Net validates whole val scans at each data epoch: about 20 per run, at least 8 steps apart.
@@ -127,13 +128,15 @@ def _prepare_data(work: Path, base: list[str]) -> None:
 
 def _gan_arm(base: list[str], arm: str, overrides: list[str], work: Path) -> dict:
     """Train one CycleGAN arm (or reuse its finished row) and keep its last validation."""
+    settings = [*base, *overrides]
+
     def run() -> dict:
-        config = load_config(None, [*base, *overrides, f"run.name=claim_gan_{_slug(arm)}"])
+        config = load_config(None, [*settings, f"run.name=claim_gan_{_slug(arm)}"])
         result = fit_gan(config)
         if result.error:
             sys.exit(f"claim: GAN arm {arm!r} failed: {result.error}")
         return gan_row(arm, config, result)
-    return _cached(work / "rows" / f"gan_{_slug(arm)}.json", run)
+    return _cached(work / "rows" / f"gan_{_slug(arm)}.json", settings, run)
 
 
 def gan_row(arm: str, config: Config, result: ray.train.Result) -> dict:
@@ -153,11 +156,11 @@ def _seg_arm(base: list[str], generator: str, arm: str, overrides: list[str], se
              work: Path) -> dict:
     """Train one U-Net arm and seed (or reuse its row); score it on the test phantoms."""
     tag = f"{_slug(arm)}_{seed}"
+    settings = [*base, *(o.format(generator=generator) for o in overrides), f"seg.seed={seed}",
+                f"data.seed={seed}"]
 
     def run() -> dict:
-        arm_overrides = [o.format(generator=generator) for o in overrides]
-        config = load_config(None, [*base, *arm_overrides, f"seg.seed={seed}",
-                                    f"data.seed={seed}", f"run.name=claim_seg_{tag}"])
+        config = load_config(None, [*settings, f"run.name=claim_seg_{tag}"])
         config.data.samples_per_epoch = config.data.batch_size * max(
             config.seg.steps // SEG_VALIDATIONS, 8)
         result = fit_seg(config)
@@ -167,7 +170,7 @@ def _seg_arm(base: list[str], generator: str, arm: str, overrides: list[str], se
         scores = _test_scores(config, checkpoint, work / "test" / tag)
         return {"arm": arm, "seed": seed, **scores,
                 "steps_per_s": result.metrics["steps_per_s"]}
-    return _cached(work / "rows" / f"seg_{tag}.json", run)
+    return _cached(work / "rows" / f"seg_{tag}.json", settings, run)
 
 
 def _test_scores(config: Config, checkpoint: str, folder: Path) -> dict[str, float]:
@@ -269,14 +272,19 @@ def _figure(gan: pd.DataFrame, seg: pd.DataFrame, base: list[str], path: Path) -
     save_figure(fig, path)
 
 
-def _cached(path: Path, run) -> dict:
-    """The row in ``path`` if an earlier run finished it, else ``run()``'s row, saved."""
+def _cached(path: Path, settings: list[str], run: Callable[[], dict]) -> dict:
+    """The row in ``path`` if an earlier run with the same ``settings`` (overrides) finished
+    it, else ``run()``'s row, saved; a row of other settings stops the claim in one line (its
+    training runs would be resumed, not started again)."""
     if path.exists():
-        return json.loads(path.read_text())
+        row = json.loads(path.read_text())
+        if row.pop("settings", None) != settings:
+            sys.exit(f"claim: {path} holds a row of other settings; pass another --workdir")
+        return row
     print(f"claim: {path.stem} ...", flush=True)
     row = run()
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, json.dumps(row, default=float))
+    _write_atomic(path, json.dumps({**row, "settings": settings}, default=float))
     return row
 
 

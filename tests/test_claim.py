@@ -1,6 +1,7 @@
 """benchmarks/claim.py end to end at toy scale: every GAN arm, every U-Net arm and seed, the
-figure, and a rerun that reuses the finished arms. Ten Ray Train runs take about 6 minutes on
-2 cores, so it is not in the default run: ``pytest -m benchmark``."""
+figure, a rerun that reuses the finished arms, and one with other settings that refuses to.
+Ten Ray Train runs take about 6 minutes on 2 cores, so it is not in the default run:
+``pytest -m benchmark``."""
 
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ TOY = ["phantom.cases=8", "phantom.size=96", "phantom.slices=[16,20]", "gan.step
 pytestmark = [pytest.mark.slow, pytest.mark.benchmark, pytest.mark.usefixtures("ray_cluster")]
 
 
-def _claim(tmp_path: Path, monkeypatch, capsys) -> str:
+def _claim(tmp_path: Path, monkeypatch, capsys, *extra: str) -> str:
     monkeypatch.setattr(sys, "argv", [str(CLAIM), "--quick", "--seeds", "2", "--workdir",
                                       str(tmp_path / "work"), "--out", str(tmp_path / "out"),
-                                      *TOY])
+                                      *TOY, *extra])
     runpy.run_path(str(CLAIM), run_name="__main__")
     return capsys.readouterr().out
 
@@ -42,3 +43,5 @@ def test_claim_quick_has_every_arm_and_seed(tmp_path, monkeypatch, capsys):
     again = _claim(tmp_path, monkeypatch, capsys)  # every arm's row is reused, none retrained
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "out" / "claim_seg.csv"), seg)
     assert "claim:" in again
+    with pytest.raises(SystemExit, match="holds a row of other settings; pass another"):
+        _claim(tmp_path, monkeypatch, capsys, "seg.steps=6")  # would resume the 4-step runs

@@ -60,8 +60,8 @@ def test_demo_end_to_end(tmp_path):
         [RAYLUNG, "demo", "--out", str(tmp_path / "demo"), "phantom.cases=3", "phantom.size=96",
          "phantom.slices=[16,20]", "data.slice_size=[32,32]", "gan.width=4", "gan.n_blocks=1",
          "gan.disc_width=4", "gan.disc_layers=2", "gan.steps=2", "gan.decay_start=1",
-         "gan.checkpoint_every=2", "data.samples_per_epoch=8", "seg.channels=[4,8]",
-         "seg.strides=[2]", "seg.steps=2", "seg.decay_start=1"],
+         "gan.checkpoint_every=2", "data.batch_size=4", "data.samples_per_epoch=8",
+         "seg.channels=[4,8]", "seg.strides=[2]", "seg.steps=2", "seg.decay_start=1"],
         capture_output=True, encoding="utf-8", timeout=600, env=env)
     assert out.returncode == 0, out.stderr
     assert "ingest: 3 written, 0 unchanged, 0 failed" in out.stdout

@@ -21,6 +21,7 @@ from raylung.train.checkpoint import report, restore
 from raylung.train.cyclegan import (Discriminators, GanBatch, Generators, discriminator_step,
                                     generator_step, loss_weights)
 from raylung.models.export import export_generator
+from raylung.models.placement import where
 from raylung.train.ema import ema_model
 from raylung.train.engine import build_engine, init_distributed
 from raylung.train.gan_validation import GanValidator
@@ -100,7 +101,7 @@ def _loop(config: Config, engines: dict[str, Any], ema: AveragedModel | None,
           validation: Callable[[Path], dict[str, float]] | None,
           announce: Callable[[dict[str, float]], None] | None) -> None:
     gens, discs = engines["generators"], engines["discriminators"]
-    dtype = next(gens.module.parameters()).dtype
+    _, dtype = where(gens.module)
     weights = loss_weights(config)
     meter = Meter()
     while step < config.gan.steps:

@@ -88,7 +88,7 @@ def _loop(config: Config, engine: Any, teacher: AveragedModel | None, batches: I
           announce: Callable[[dict[str, float]], None] | None) -> None:
     seg = config.seg
     loss_fn = supervised_loss()
-    dtype = next(engine.module.parameters()).dtype
+    _, dtype = where(engine.module)
     meter = Meter()
     while step < seg.steps:
         pair = meter.wait(batches)

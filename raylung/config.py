@@ -172,6 +172,8 @@ class GanConfig(_Section):
     # G(x) = clamp(x + change, -1, 1), starting at the identity: it draws the disease and leaves
     # the rest as it was, where a plain G blurs the whole slice (README, the claim's GAN arms).
     residual: bool = Field(True, description="G(x) = x + change (false: the plain ResNet G)")
+    noise_channels: int = Field(0, ge=0, description="random smooth fields G reads beside the "
+                                "image, so it can draw other disease into the same scan")
     disc_width: int = Field(64, ge=1)
     disc_layers: int = Field(3, ge=1)
     lambda_adv: float = Field(1.0, ge=0.0)
@@ -179,6 +181,9 @@ class GanConfig(_Section):
     lambda_id: float = Field(5.0, ge=0.0, description="0.5 x lambda_cyc, Zhu et al. 2017")
     # Same weight as the cycle term: the chest wall must stay as exact as a round trip.
     lambda_surround: float = Field(10.0, ge=0.0)
+    # Mode seeking (Mao et al. 2019): needs noise channels; else G tends to ignore its noise.
+    lambda_diversity: float = Field(0.0, ge=0.0, description="weight of the share of G's "
+                                    "change that must depend on its noise")
     lr: float = Field(2e-4, gt=0.0)
     betas: tuple[float, float] = (0.5, 0.999)
     steps: int = Field(200, ge=1, description="optimiser steps of each engine")
@@ -195,9 +200,11 @@ class GanConfig(_Section):
                                   "translation and realism compare G(h) with")
 
     @model_validator(mode="after")
-    def _decay(self) -> GanConfig:
+    def _consistent(self) -> GanConfig:
         if self.decay_start > self.steps:
             raise ValueError("decay_start must be <= steps")
+        if self.lambda_diversity > 0 and not self.noise_channels:
+            raise ValueError("lambda_diversity > 0 needs noise_channels > 0")
         return self
 
 

@@ -41,6 +41,7 @@ def test_saved_config_reloads_identically(tmp_path):
     ("ingest.lung_labels=[0]", "lung_labels must be positive"),
     ("ingest.shards=[64,100,128]", "shards [64, 100, 128] must be positive multiples of chunks"),
     ("nonsense", "expected key=value"),
+    ("gan.lambda_diversity=1", "lambda_diversity > 0 needs noise_channels > 0"),
 ])
 def test_bad_override_is_one_clear_line(override, message):
     with pytest.raises(ConfigError) as err:

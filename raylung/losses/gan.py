@@ -39,6 +39,22 @@ def identity_loss(same: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     return (same - original).abs().mean()
 
 
+def diversity_loss(first: torch.Tensor, second: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """-mean|a - b| / (mean|a - x| + mean|b - x|) for two translations a, b of the same x under
+    other noise: minus the share of G's change that depends on the noise (0: G ignores it;
+    -1: the two changes never overlap). Scale-free, so it rewards varied disease, not more.
+
+    >>> x = torch.zeros(1, 1, 2, 2)
+    >>> a, b = x.clone(), x.clone(); a[..., 0, 0] = 1.0; b[..., 1, 1] = 1.0
+    >>> diversity_loss(a, b, x), diversity_loss(a, a, x)
+    (tensor(-1.), tensor(0.))
+    """
+    _check_same_shape(first, second)
+    _check_same_shape(first, source)
+    change = (first - source).abs().mean() + (second - source).abs().mean()
+    return -(first - second).abs().mean() / change.clamp_min(1e-6)
+
+
 def generator_objective(terms: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
     """sum over the terms present of weights[name] * terms[name]; weights come from the config.
 

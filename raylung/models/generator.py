@@ -3,16 +3,20 @@
 Stem, ``n_down`` stride-2 downsamplings, ``n_blocks`` residual blocks, ``n_down`` upsamplings and
 a tanh head, so it maps images normalised to [-1, 1] to images in [-1, 1] of the same size.
 Instance norm throughout: batch statistics would differ between data-parallel workers.
+With ``noise_channels`` the generator also reads smooth random fields beside the image, so one
+input can map to many outputs (where G draws its opacities), as real disease varies.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from monai.networks.utils import normal_init
 from torch import nn
 
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 _NORM = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
+NOISE_CELLS = 16  # the noise fields vary over 1/16 of the image side: a patch of disease
 
 
 def _conv_norm_relu(spatial_dims: int, cin: int, cout: int, kernel: int,
@@ -47,6 +51,16 @@ def _upsample(spatial_dims: int, cin: int, cout: int) -> nn.Sequential:
                          _conv_norm_relu(spatial_dims, cin, cout, 3))
 
 
+def smooth_noise(like: torch.Tensor, channels: int) -> torch.Tensor:
+    """``channels`` random fields of ``like``'s batch and size: N(0, 1) on a grid of
+    ``NOISE_CELLS`` cells per side, interpolated, so they vary at the scale of a lesion."""
+    spatial = like.shape[2:]
+    coarse = torch.randn(like.shape[0], channels, *(max(1, s // NOISE_CELLS) for s in spatial),
+                         device=like.device, dtype=like.dtype)
+    mode = "bilinear" if len(spatial) == 2 else "trilinear"
+    return F.interpolate(coarse, size=spatial, mode=mode, align_corners=False)
+
+
 def _check_args(spatial_dims: int, in_channels: int, out_channels: int, width: int,
                 n_blocks: int, n_down: int) -> None:
     if spatial_dims not in (2, 3):
@@ -70,17 +84,20 @@ class ResnetGenerator(nn.Module):
 
     def __init__(self, spatial_dims: int, in_channels: int = 1, out_channels: int = 1,
                  width: int = 32, n_blocks: int = 6, n_down: int = 2,
-                 residual: bool = False) -> None:
+                 residual: bool = False, noise_channels: int = 0) -> None:
         super().__init__()
         _check_args(spatial_dims, in_channels, out_channels, width, n_blocks, n_down)
         if residual and in_channels != out_channels:
             raise ValueError("a residual generator needs in_channels == out_channels")
+        if noise_channels < 0:
+            raise ValueError(f"noise_channels must be >= 0, got {noise_channels}")
         self.spatial_dims = spatial_dims
         self.n_down = n_down
         self.residual = residual
+        self.noise_channels = noise_channels
         widths = [width * 2**i for i in range(n_down + 1)]
         self.net = nn.Sequential(
-            _conv_norm_relu(spatial_dims, in_channels, width, 7),
+            _conv_norm_relu(spatial_dims, in_channels + noise_channels, width, 7),
             *(_conv_norm_relu(spatial_dims, a, b, 3, stride=2) for a, b in zip(widths, widths[1:])),
             *(ResidualBlock(spatial_dims, widths[-1]) for _ in range(n_blocks)),
             *(_upsample(spatial_dims, b, a) for a, b in reversed(list(zip(widths, widths[1:])))),
@@ -93,11 +110,16 @@ class ResnetGenerator(nn.Module):
             nn.init.zeros_(self.net[-2].weight)
             nn.init.zeros_(self.net[-2].bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Translate ``x`` of shape (B, in_channels, *spatial) to (B, out_channels, *spatial);
-        a residual generator returns ``clamp(x + net(x), -1, 1)`` (``net`` ends in tanh)."""
+        a residual generator returns ``clamp(x + net(x), -1, 1)`` (``net`` ends in tanh).
+        A generator with noise channels reads ``noise`` beside ``x`` (fresh fields if None)."""
         self._check_input(x)
-        out = self.net(x)
+        inputs = x
+        if self.noise_channels:
+            noise = smooth_noise(x, self.noise_channels) if noise is None else noise
+            inputs = torch.cat([x, noise.to(x.dtype)], dim=1)
+        out = self.net(inputs)
         return (x + out).clamp(-1.0, 1.0) if self.residual else out
 
     def _check_input(self, x: torch.Tensor) -> None:

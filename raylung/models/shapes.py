@@ -19,9 +19,11 @@ def network_shape(config: Config) -> tuple[int, int]:
     return 3, 1
 
 
-def build_generator(config: Config) -> ResnetGenerator:
-    """A CycleGAN generator of ``config.gan`` for the data mode (same channels in and out)."""
+def build_generator(config: Config, noise: bool = True) -> ResnetGenerator:
+    """A CycleGAN generator of ``config.gan`` for the data mode (same channels in and out);
+    ``noise``: it reads ``gan.noise_channels`` random fields (G does, F removes disease)."""
     dims, channels = network_shape(config)
     gan = config.gan
     return ResnetGenerator(dims, channels, channels, gan.width, gan.n_blocks,
-                           residual=gan.residual)
+                           residual=gan.residual,
+                           noise_channels=gan.noise_channels if noise else 0)

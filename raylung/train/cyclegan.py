@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from raylung.config import Config
-from raylung.losses.gan import (cycle_loss, generator_objective, identity_loss,
+from raylung.losses.gan import (cycle_loss, diversity_loss, generator_objective, identity_loss,
                                 lsgan_discriminator_loss, lsgan_generator_loss)
 from raylung.losses.surround import surround_l1
 from raylung.models.discriminator import build_discriminator
@@ -29,7 +29,7 @@ class Generators(nn.Module):
     def __init__(self, config: Config) -> None:
         super().__init__()
         self.g = build_generator(config)
-        self.f = build_generator(config)
+        self.f = build_generator(config, noise=False)
 
 
 class Discriminators(nn.Module):
@@ -60,7 +60,7 @@ def loss_weights(config: Config) -> dict[str, float]:
     """The generator objective's weights, by term name."""
     gan = config.gan
     return {"adv": gan.lambda_adv, "cyc": gan.lambda_cyc, "id": gan.lambda_id,
-            "surround": gan.lambda_surround}
+            "surround": gan.lambda_surround, "div": gan.lambda_diversity}
 
 
 def generator_step(gens: Any, discs: Any, batch: GanBatch,
@@ -78,6 +78,8 @@ def generator_step(gens: Any, discs: Any, batch: GanBatch,
     if weights["id"] > 0:  # two more generator passes, only when they count
         terms["id"] = (identity_loss(g(batch.pathological), batch.pathological)
                        + identity_loss(f(batch.healthy), batch.healthy))
+    if weights["div"] > 0:  # G once more on the same h, with other noise
+        terms["div"] = diversity_loss(fake_p, g(batch.healthy), batch.healthy)
     loss = generator_objective(terms, weights)
     gens.backward(loss)
     gens.step()

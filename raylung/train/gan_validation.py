@@ -37,7 +37,9 @@ class GanValidator:
                  folder: Path | None = None) -> dict[str, float]:
         """``val_*`` scores of G, and the grid (with F(G(h)) when F is given) in ``folder``."""
         h = torch.as_tensor(self.healthy["image"]).to(*where(g))
-        gh = g(h)
+        with torch.random.fork_rng(devices=[h.device] if h.is_cuda else []):
+            torch.manual_seed(0)  # a G with noise draws the same fields at every validation
+            gh = g(h)
         columns = {"h": h, "G(h)": gh}
         if f is not None:
             columns["F(G(h))"] = f(gh.to(*where(f)))  # an fp32 average G beside a bf16 F

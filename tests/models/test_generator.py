@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from raylung.models.generator import ResnetGenerator
+from raylung.models.generator import ResnetGenerator, smooth_noise
 
 
 def _tiny(spatial_dims: int, **kwargs) -> ResnetGenerator:
@@ -109,3 +109,14 @@ def test_residual_generator_starts_as_identity_and_learns_a_bounded_change():
 def test_residual_generator_needs_matching_channels():
     with pytest.raises(ValueError, match="in_channels == out_channels"):
         ResnetGenerator(2, in_channels=3, out_channels=1, residual=True)
+
+
+def test_noise_channels_make_one_input_give_many_outputs():
+    g = ResnetGenerator(2, width=4, n_blocks=1, residual=True, noise_channels=1)
+    torch.nn.init.normal_(g.net[-2].weight, std=0.1)  # a trained G: its change reads the noise
+    x = torch.rand(2, 1, 16, 16) * 2 - 1
+    noise = smooth_noise(x, 1)
+    assert noise.shape == (2, 1, 16, 16)
+    assert torch.equal(g(x, noise), g(x, noise))
+    assert not torch.allclose(g(x), g(x))
+    assert ResnetGenerator(2, width=4, n_blocks=1, residual=True, noise_channels=1)(x).equal(x)

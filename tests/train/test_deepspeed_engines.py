@@ -57,6 +57,19 @@ def test_derived_config_follows_raylung_config():
     assert on_gpu["bf16"] == {"enabled": True}
 
 
+def test_a_generator_with_noise_is_pushed_to_vary_with_it(process_group):
+    config = _config("gan.noise_channels=1", "gan.lambda_diversity=1")
+    torch.manual_seed(0)
+    gens = build_engine(Generators(config), config, 2e-4, (0.5, 0.999), 10, 5)
+    discs = build_engine(Discriminators(config), config, 2e-4, (0.5, 0.999), 10, 5)
+    assert (gens.module.g.noise_channels, gens.module.f.noise_channels) == (1, 0)
+    batch = GanBatch(torch.rand(2, 1, 32, 32) * 2 - 1, torch.ones(2, 32, 32),
+                     torch.rand(2, 1, 32, 32) * 2 - 1)
+    values = [generator_step(gens, discs, batch, loss_weights(config))[0] for _ in range(2)]
+    assert values[0]["loss_div"] == 0  # a residual G starts as the identity, whatever its noise
+    assert -1 <= values[1]["loss_div"] < 0, "after one step, G's change depends on its noise"
+
+
 @pytest.mark.parametrize("stage", [0, 1, 2])
 def test_generator_step_leaves_discriminator_gradients_untouched(process_group, stage):
     config = _config(f"deepspeed.zero_stage={stage}")

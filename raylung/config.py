@@ -132,6 +132,10 @@ class DataConfig(_Section):
     patch_size: tuple[int, int, int] = (64, 64, 64)
     lung_centre_fraction: float = Field(0.67, ge=0.0, le=1.0,
                                         description="patch centres drawn on the lung, rest random")
+    # A whole scan holds slices without lung above and below it: a U-Net that never saw one
+    # finds lung there. The GAN learns disease, which lives in the lung: its slices stay there.
+    box_slices: float = Field(0.1, ge=0.0, le=1.0, description="share of the segmenter's "
+                              "2-D slices drawn anywhere in the thorax box, not through the lung")
     # Width of the band outside the lung for the surrounding-L1 loss; 0 skips it (the
     # segmenter does not need it, and its distance transform is the costliest step of a crop).
     surround_mm: float = Field(5.0, ge=0.0, description="width of the band outside the lung")

@@ -102,6 +102,7 @@ def read_val_samples(cfg: Config, domain: str, count: int) -> dict[str, np.ndarr
     val = cfg.model_copy(deep=True)
     val.data.samples_per_epoch = count
     val.data.augment.enabled = False
+    val.data.box_slices = 0.0  # G is scored on the lung, where it draws disease
     store = _store(val)
     cases = select_cases(store, val.data, "val", domain, labelled_only=True)
     centres = load_centres(store, cases) if val.data.mode == "patch3d" else {}

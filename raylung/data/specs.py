@@ -36,15 +36,20 @@ def draw_specs(cases: pd.DataFrame, centres: dict[str, np.ndarray], cfg: DataCon
 def _slice_position(row, cfg: DataConfig, rng: np.random.Generator) -> dict:
     """An axial slice through the lung: its mask's z range when labelled, else the range of
     the air inside the body (the thorax box when there is none), so both domains' slices come
-    from the same anatomy and slice level cannot tell a discriminator the domain."""
-    if row.labelled:
+    from the same anatomy and slice level cannot tell a discriminator the domain; a share
+    ``box_slices`` of either domain's slices anywhere in the thorax box."""
+    anywhere = cfg.box_slices > 0 and rng.random() < cfg.box_slices
+    if anywhere:
+        z0, z1 = row.box_z0, row.box_z1
+    elif row.labelled:
         z0, z1 = row.lung_z0, row.lung_z1
     elif pd.notna(getattr(row, "air_z0", None)):
         z0, z1 = row.air_z0, row.air_z1
     else:
         z0, z1 = row.box_z0, row.box_z1
     z = int(rng.integers(int(z0), int(z1)))
-    return {"z": z, "y": int(row.box_y0), "x": int(row.box_x0), "lung_centred": bool(row.labelled)}
+    return {"z": z, "y": int(row.box_y0), "x": int(row.box_x0),
+            "lung_centred": bool(row.labelled and not anywhere)}
 
 
 def _patch_position(row, centres: np.ndarray | None, cfg: DataConfig,

@@ -46,9 +46,11 @@ def fit_gan(config: Config, callbacks: Sequence[UserCallback] = (),
     start_ray(config)
     epochs, first_step = resume_epochs(config, config.gan.steps)
     world = config.scaling.num_workers
+    stream = config.model_copy(deep=True)
+    stream.data.box_slices = 0.0  # both domains through the lung, where the disease is
     datasets = per_worker({
-        "healthy": build_shards(config, "train", epochs, "healthy", True, world),
-        "pathological": build_shards(config, "train", epochs, "pathological", world=world),
+        "healthy": build_shards(stream, "train", epochs, "healthy", True, world),
+        "pathological": build_shards(stream, "train", epochs, "pathological", world=world),
     })
     return fit(config, train_gan_worker, datasets, {"first_step": first_step,
                                                     "validate": can_validate(config)},

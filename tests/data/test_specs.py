@@ -15,7 +15,7 @@ def test_unlabelled_slices_come_from_the_same_levels_as_labelled_ones(phantom_st
     discriminator cannot tell the domains apart by slice level."""
     manifest = read_manifest(phantom_store)
     cases = manifest.assign(labelled=manifest["domain"] == "healthy")  # hide the sick masks
-    cfg = DataConfig(samples_per_epoch=2000)
+    cfg = DataConfig(samples_per_epoch=2000, box_slices=0)  # the GAN's streams
     specs = draw_specs(cases, {}, cfg, epoch=0, stream="levels")
     rows = manifest.set_index("case_id")
     levels = {"healthy": [], "pathological": []}
@@ -30,6 +30,20 @@ def test_unlabelled_slices_come_from_the_same_levels_as_labelled_ones(phantom_st
                         cfg, epoch=0, stream="levels")   # a store ingested before air boxes
     assert all(rows.loc[s["case_id"]].box_z0 <= s["z"] < rows.loc[s["case_id"]].box_z1
                for s in thorax)
+
+
+def test_a_share_of_the_segmenters_slices_lies_anywhere_in_the_thorax(phantom_store):
+    """Whole scans hold slices without lung: ``box_slices`` of the slices come from there too."""
+    manifest = read_manifest(phantom_store)
+    rows = manifest.set_index("case_id")
+    specs = draw_specs(manifest, {}, DataConfig(samples_per_epoch=2000, box_slices=0.5), 0, "box")
+    anywhere = np.array([not s["lung_centred"] for s in specs])
+    assert abs(anywhere.mean() - 0.5) < 4 * np.sqrt(0.25 / 2000)
+    lung = np.array([rows.loc[s["case_id"]].lung_z0 <= s["z"] < rows.loc[s["case_id"]].lung_z1
+                     for s in specs])
+    assert lung[~anywhere].all() and not lung[anywhere].all()
+    assert all(rows.loc[s["case_id"]].box_z0 <= s["z"] < rows.loc[s["case_id"]].box_z1
+               for s in specs)
 
 
 def test_unlabelled_patches_are_centred_on_the_air_box_as_often_as_labelled_ones_on_lung(

@@ -45,16 +45,19 @@ def fit_gan(config: Config, callbacks: Sequence[UserCallback] = (),
     ``progress`` prints rank 0's line at every report on this console."""
     start_ray(config)
     epochs, first_step = resume_epochs(config, config.gan.steps)
-    world = config.scaling.num_workers
-    stream = config.model_copy(deep=True)
-    stream.data.box_slices = 0.0  # both domains through the lung, where the disease is
-    datasets = per_worker({
-        "healthy": build_shards(stream, "train", epochs, "healthy", True, world),
-        "pathological": build_shards(stream, "train", epochs, "pathological", world=world),
-    })
+    datasets = per_worker(gan_shards(config, epochs, config.scaling.num_workers))
     return fit(config, train_gan_worker, datasets, {"first_step": first_step,
                                                     "validate": can_validate(config)},
                callbacks, progress)
+
+
+def gan_shards(config: Config, epochs: list[int], world: int) -> dict[str, list[ray.data.Dataset]]:
+    """Each domain's training shards, one per worker; both domains' slices pass through the
+    lung, where the disease is (``data.box_slices`` is the segmenter's)."""
+    stream = config.model_copy(deep=True)
+    stream.data.box_slices = 0.0
+    return {"healthy": build_shards(stream, "train", epochs, "healthy", True, world),
+            "pathological": build_shards(stream, "train", epochs, "pathological", world=world)}
 
 
 def fit(config: Config, worker: Callable[[dict[str, Any]], None],

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from ray.data.context import DataContext
 
 from raylung.data.pipeline import build_dataset
-from raylung.train.runner import data_config
+from raylung.train.runner import data_config, gan_shards
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
@@ -22,3 +23,15 @@ def test_worker_streams_keep_the_pipelines_order(gan_config):
     for name in datasets:
         assert chosen._resolve_execution_options(name).preserve_order, name
     assert chosen._datasets_to_split == []  # each worker reads its own (runner.per_worker)
+
+
+def test_the_gans_slices_pass_through_the_lung_the_segmenters_not_all(gan_config):
+    config = gan_config("box", "data.box_slices=1", "data.samples_per_epoch=16")
+    def slices_with_lung(dataset) -> np.ndarray:
+        lung = np.concatenate([b["lung"] for b in dataset.iter_batches(batch_size=16)])
+        return lung.reshape(len(lung), -1).any(axis=1)
+
+    for name, shards in gan_shards(config, [0], 1).items():
+        assert slices_with_lung(shards[0]).all(), name
+    seg = build_dataset(config, "train", [0], "healthy", labelled_only=True)
+    assert not slices_with_lung(seg).all()

@@ -6,12 +6,11 @@ depend only on (data.seed, epoch, stream, cases), so any epoch can be replayed e
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pandas as pd
 
 from raylung.config import DataConfig
+from raylung.seeds import text_seed
 
 _SYNTH_STREAM = 0x5E6  # mixed into the sample seed: the draw is independent of augmentation
 
@@ -19,7 +18,7 @@ _SYNTH_STREAM = 0x5E6  # mixed into the sample seed: the draw is independent of 
 def draw_specs(cases: pd.DataFrame, centres: dict[str, np.ndarray], cfg: DataConfig,
                epoch: int, stream: str) -> list[dict]:
     """``cfg.samples_per_epoch`` specs over ``cases`` (manifest rows) for one epoch."""
-    rng = np.random.default_rng([cfg.seed, epoch, _stream_code(stream)])
+    rng = np.random.default_rng([cfg.seed, epoch, text_seed(stream)])
     picks = rng.integers(len(cases), size=cfg.samples_per_epoch)
     specs = []
     for index, row in enumerate(cases.iloc[picks].itertuples(index=False)):
@@ -85,7 +84,3 @@ def chosen_for_synthesis(seed: int, p_synth: float) -> bool:
     ([False, False, False], True)
     """
     return bool(np.random.default_rng([seed, _SYNTH_STREAM]).random() < p_synth)
-
-
-def _stream_code(stream: str) -> int:
-    return int.from_bytes(hashlib.sha256(stream.encode()).digest()[:8], "little")

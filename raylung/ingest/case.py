@@ -18,6 +18,7 @@ import SimpleITK as sitk
 
 from raylung.config import IngestConfig
 from raylung.errors import InputError
+from raylung.seeds import text_seed
 from raylung.ingest.sources import CaseSource
 from raylung.io.geometry import canonical_grid, overlap_fraction, resample_to
 from raylung.io.read import read_mask, read_volume
@@ -78,8 +79,7 @@ def lung_centres(lung: np.ndarray, case_id: str) -> np.ndarray:
     """Up to MAX_CENTRES lung voxel indices (z, y, x), drawn reproducibly per case."""
     points = np.argwhere(lung > 0).astype(np.int32)
     if len(points) > MAX_CENTRES:
-        seed = int.from_bytes(hashlib.sha256(case_id.encode()).digest()[:8], "little")
-        keep = np.random.default_rng(seed).choice(len(points), MAX_CENTRES, replace=False)
+        keep = np.random.default_rng(text_seed(case_id)).choice(len(points), MAX_CENTRES, replace=False)
         points = points[np.sort(keep)]
     return points
 

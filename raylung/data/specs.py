@@ -13,6 +13,7 @@ from raylung.config import DataConfig
 from raylung.seeds import text_seed
 
 _SYNTH_STREAM = 0x5E6  # mixed into the sample seed: the draw is independent of augmentation
+_NOISE_STREAM = 0x2015E  # the same for the noise fields a G with noise inputs reads
 
 
 def draw_specs(cases: pd.DataFrame, centres: dict[str, np.ndarray], cfg: DataConfig,
@@ -84,3 +85,9 @@ def chosen_for_synthesis(seed: int, p_synth: float) -> bool:
     ([False, False, False], True)
     """
     return bool(np.random.default_rng([seed, _SYNTH_STREAM]).random() < p_synth)
+
+
+def noise_seed(seed: int) -> int:
+    """The seed of the noise fields G reads for the sample of ``seed`` (``gan.noise_channels``),
+    so a translated sample replays exactly too."""
+    return int(np.random.default_rng([seed, _NOISE_STREAM]).integers(2**63))

@@ -4,7 +4,8 @@
     dataset = add_synthesis(dataset, cfg)      # p_synth of the labelled healthy samples -> G(h)
 
 Each actor loads the exported generator once and keeps it; which samples are translated is
-drawn from each sample's own seed, so a batch replays exactly. A translated sample keeps its
+drawn from each sample's own seed, and so are the noise fields of a G that reads some
+(``gan.noise_channels``), so a batch replays exactly. A translated sample keeps its
 lung mask (the surround L1 kept the outline) and is flagged ``synthetic``.
 """
 
@@ -17,8 +18,9 @@ import ray
 import torch
 
 from raylung.config import Config, DataConfig
-from raylung.data.specs import chosen_for_synthesis
+from raylung.data.specs import chosen_for_synthesis, noise_seed
 from raylung.models.export import load_generator
+from raylung.models.generator import smooth_noise
 
 
 def add_synthesis(dataset: ray.data.Dataset, cfg: Config) -> ray.data.Dataset:
@@ -57,15 +59,22 @@ class GanAugment:
             dtype=bool)
         if chosen.any():
             batch["image"] = np.array(batch["image"])  # writable copy of Ray's read-only block
-            batch["image"][chosen] = self._translate(batch["image"][chosen])
+            batch["image"][chosen] = self._translate(batch["image"][chosen], batch["seed"][chosen])
         batch["synthetic"] = chosen | batch["synthetic"] if "synthetic" in batch else chosen
         batch["generator_loads"] = np.full(len(chosen), GanAugment.loads, np.int32)
         return batch
 
     @torch.no_grad()
-    def _translate(self, images: np.ndarray) -> np.ndarray:
-        out = self.generator(torch.from_numpy(images).to(self.device))
-        return out.float().cpu().numpy()
+    def _translate(self, images: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        """G of the images; a G with noise inputs reads fields drawn from each sample's seed."""
+        x = torch.from_numpy(images)
+        noise = None
+        if self.generator.noise_channels:
+            noise = torch.cat([
+                smooth_noise(x[i:i + 1], self.generator.noise_channels,
+                             torch.Generator().manual_seed(noise_seed(int(seed))))
+                for i, seed in enumerate(seeds)]).to(self.device)
+        return self.generator(x.to(self.device), noise).float().cpu().numpy()
 
 
 def _check_compatible(path: Any, trained: DataConfig, data: DataConfig) -> None:

@@ -51,14 +51,17 @@ def _upsample(spatial_dims: int, cin: int, cout: int) -> nn.Sequential:
                          _conv_norm_relu(spatial_dims, cin, cout, 3))
 
 
-def smooth_noise(like: torch.Tensor, channels: int) -> torch.Tensor:
+def smooth_noise(like: torch.Tensor, channels: int,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
     """``channels`` random fields of ``like``'s batch and size: N(0, 1) on a grid of
-    ``NOISE_CELLS`` cells per side, interpolated, so they vary at the scale of a lesion."""
+    ``NOISE_CELLS`` cells per side, interpolated, so they vary at the scale of a lesion.
+    Drawn from ``generator`` (a CPU one) when given, else from torch's global RNG."""
     spatial = like.shape[2:]
     coarse = torch.randn(like.shape[0], channels, *(max(1, s // NOISE_CELLS) for s in spatial),
-                         device=like.device, dtype=like.dtype)
+                         generator=generator, device="cpu" if generator else like.device)
     mode = "bilinear" if len(spatial) == 2 else "trilinear"
-    return F.interpolate(coarse, size=spatial, mode=mode, align_corners=False)
+    fields = F.interpolate(coarse, size=spatial, mode=mode, align_corners=False)
+    return fields.to(device=like.device, dtype=like.dtype)
 
 
 def _check_args(spatial_dims: int, in_channels: int, out_channels: int, width: int,

@@ -22,6 +22,7 @@ from raylung.train.cyclegan import (Discriminators, GanBatch, Generators, discri
                                     generator_step, loss_weights)
 from raylung.models.export import export_generator
 from raylung.models.placement import where
+from raylung.seeds import text_seed
 from raylung.train.ema import ema_model
 from raylung.train.engine import build_engine, init_distributed
 from raylung.train.gan_validation import GanValidator
@@ -102,6 +103,7 @@ def _loop(config: Config, engines: dict[str, Any], ema: AveragedModel | None,
           announce: Callable[[dict[str, float]], None] | None) -> None:
     gens, discs = engines["generators"], engines["discriminators"]
     _, dtype = where(gens.module)
+    rank = ray.train.get_context().get_world_rank()
     weights = loss_weights(config)
     meter = Meter()
     while step < config.gan.steps:
@@ -109,6 +111,9 @@ def _loop(config: Config, engines: dict[str, Any], ema: AveragedModel | None,
         if batch is None:
             raise RuntimeError(f"data ran out at step {step} of {config.gan.steps}")
         batch = batch.to(dtype, gens.device)
+        # G's noise fields (gan.noise_channels) come from (seed, rank, step): a resumed run
+        # draws what the run that never stopped drew
+        torch.manual_seed(text_seed(f"{config.gan.seed}/{rank}/{step}"))
         terms, fake_p, fake_h = generator_step(gens, discs, batch, weights)
         if ema is not None:
             ema.update_parameters(gens.module.g)

@@ -10,7 +10,8 @@ from raylung.config import load_config
 from raylung.data.pipeline import build_dataset
 from raylung.data.specs import chosen_for_synthesis
 from raylung.data.synth import GanAugment, add_synthesis
-from raylung.models.export import load_generator
+from raylung.models.export import export_generator, load_generator
+from raylung.train.cyclegan import Generators
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
@@ -62,3 +63,17 @@ def test_generator_of_another_data_mode_is_refused_in_one_line(generator_file):
     with pytest.raises(ValueError, match=r"generator_h2p.pt: generator trained with "
                                          r"data.context_slices=0, this job uses 1"):
         GanAugment(str(generator_file), 0.5, data, use_gpu=False)
+
+
+def test_a_generator_with_noise_draws_each_samples_fields_from_its_seed(tmp_path):
+    config = load_config(None, ["gan.width=4", "gan.n_blocks=1", "gan.residual=false",
+                                "gan.noise_channels=1"])
+    torch.manual_seed(0)
+    path = export_generator(Generators(config).g, config, tmp_path / "generator_h2p.pt")
+    image = np.random.default_rng(0).uniform(-1, 1, (1, 1, 32, 32)).astype(np.float32)
+    batch = {"image": np.repeat(image, 3, axis=0), "seed": np.array([5, 5, 6]),
+             "labelled": np.ones(3, bool), "domain": np.array(["healthy"] * 3)}
+    first = GanAugment(str(path), 1.0, config.data, use_gpu=False)(dict(batch))["image"]
+    again = GanAugment(str(path), 1.0, config.data, use_gpu=False)(dict(batch))["image"]
+    assert np.array_equal(first, again), "a restarted actor must replay the same samples"
+    assert np.array_equal(first[0], first[1]) and not np.allclose(first[0], first[2])

@@ -42,9 +42,11 @@ def test_two_workers_zero_stage_2(gan_config):
 
 # Credentials planted in the logged run's storage options (a local store ignores them).
 PLANTED = ("AKIAPLANTEDKEY0001", "planted-secret-0001")
-# A single-worker run of 20 steps with validation at each checkpoint (every 5 steps).
+# A single-worker run of 20 steps with validation at each checkpoint (every 5 steps), whose G
+# reads a noise field: a resumed run must draw the fields the uninterrupted one drew.
 RESUMABLE = ("gan.steps=20", "gan.decay_start=10", "gan.checkpoint_every=5", "gan.log_every=5",
-             "data.split_fractions=[0.5,0.5,0]", "gan.val_samples=2", "scaling.num_workers=1")
+             "data.split_fractions=[0.5,0.5,0]", "gan.val_samples=2", "scaling.num_workers=1",
+             "gan.noise_channels=1", "gan.lambda_diversity=0.1")
 
 
 @pytest.fixture(scope="module")

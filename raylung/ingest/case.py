@@ -79,7 +79,8 @@ def lung_centres(lung: np.ndarray, case_id: str) -> np.ndarray:
     """Up to MAX_CENTRES lung voxel indices (z, y, x), drawn reproducibly per case."""
     points = np.argwhere(lung > 0).astype(np.int32)
     if len(points) > MAX_CENTRES:
-        keep = np.random.default_rng(text_seed(case_id)).choice(len(points), MAX_CENTRES, replace=False)
+        rng = np.random.default_rng(text_seed(case_id))
+        keep = rng.choice(len(points), MAX_CENTRES, replace=False)
         points = points[np.sort(keep)]
     return points
 

@@ -46,8 +46,8 @@ def diversity_loss(first: torch.Tensor, second: torch.Tensor, source: torch.Tens
 
     >>> x = torch.zeros(1, 1, 2, 2)
     >>> a, b = x.clone(), x.clone(); a[..., 0, 0] = 1.0; b[..., 1, 1] = 1.0
-    >>> diversity_loss(a, b, x), diversity_loss(a, a, x)
-    (tensor(-1.), tensor(0.))
+    >>> -diversity_loss(a, b, x), -diversity_loss(a, a, x)  # disjoint changes; the same one
+    (tensor(1.), tensor(0.))
     """
     _check_same_shape(first, second)
     _check_same_shape(first, source)

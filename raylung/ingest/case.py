@@ -18,12 +18,12 @@ import SimpleITK as sitk
 
 from raylung.config import IngestConfig
 from raylung.errors import InputError
-from raylung.seeds import text_seed
 from raylung.ingest.sources import CaseSource
 from raylung.io.geometry import canonical_grid, overlap_fraction, resample_to
 from raylung.io.read import read_mask, read_volume
 from raylung.preprocess.thorax_crop import (NoBoneError, body_mask, bounding_box,
                                             estimated_lung_box, thorax_box)
+from raylung.seeds import text_seed
 
 STORE_FORMAT = 3  # bump when the stored arrays or attributes change, so reruns re-ingest
 MAX_CENTRES = 4096  # cached lung voxels per case for lung-centred patches (as MONAI/nnU-Net do)

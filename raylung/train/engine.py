@@ -10,12 +10,18 @@ from raylung.config import Config
 from raylung.train.deepspeed_config import deepspeed_config, select_accelerator
 from raylung.train.schedule import linear_decay_lambda
 
+SHM_COMM_OP = "deepspeed_shm_comm"
+
 
 def init_distributed(config: Config) -> None:
     """Join the workers' process group: NCCL on GPU, gloo on CPU (with ``DS_ACCELERATOR=cpu``)."""
     select_accelerator(config.scaling.use_gpu)
     import deepspeed  # after select_accelerator: DeepSpeed picks its accelerator on import
 
+    if not config.scaling.use_gpu:
+        # DeepSpeed would JIT-compile its shared-memory all-reduce here (35 s to 2 min of C++
+        # per new install and node), which only inference calls; training reduces with gloo.
+        deepspeed.ops.__compatible_ops__[SHM_COMM_OP] = False
     deepspeed.init_distributed(dist_backend="nccl" if config.scaling.use_gpu else "gloo")
 
 

@@ -121,3 +121,11 @@ def test_zero3_is_refused_in_one_line(capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "ZeRO stage 3 is not supported" in err
+
+
+def test_cpu_process_group_builds_no_shared_memory_op(process_group):
+    """Training reduces with gloo, so DeepSpeed's inference all-reduce (a C++ JIT build of
+    35 s and more per install) is neither built nor loaded."""
+    import deepspeed.comm.comm as ds_comm
+
+    assert ds_comm.cdb.shm_comm_op is None

@@ -5,7 +5,8 @@ wall, and a U-Net trained with G's images keeps the diseased rim (METHOD.md).
     .venv/bin/python benchmarks/claim.py --quick      # every arm and seed, short runs, ~30 min
     .venv/bin/python benchmarks/claim.py --gpu        # a GPU machine: 256 x 256, scaling.use_gpu
 
-GAN arms, same seed, steps and data: ``gan.lambda_surround=0`` against the default. Each is
+GAN arms, same seed, steps and data: ``gan.lambda_surround=0`` against the default; runs of
+1000 steps and more give G a noise input and the mode-seeking term (``VARIETY``). Each is
 scored by the last validation of its exported G, the average of the trained one
 (raylung/train/gan_validation.py, ``gan.ema_decay``): translation (how far G(h)'s lung goes
 towards the real disease), disease share, surround L1, change outside the body, the wall's

@@ -5,8 +5,7 @@ wall, and a U-Net trained with G's images keeps the diseased rim (METHOD.md).
     .venv/bin/python benchmarks/claim.py --quick      # every arm and seed, short runs, ~30 min
     .venv/bin/python benchmarks/claim.py --gpu        # a GPU machine: 256 x 256, scaling.use_gpu
 
-GAN arms, same seed, steps and data: ``gan.lambda_surround=0`` against the default; runs of
-1000 steps and more give G a noise input and the mode-seeking term (``VARIETY``). Each is
+GAN arms, same seed, steps and data: ``gan.lambda_surround=0`` against the default. Each is
 scored by the last validation of its exported G, the average of the trained one
 (raylung/train/gan_validation.py, ``gan.ema_decay``): translation (how far G(h)'s lung goes
 towards the real disease), disease share, surround L1, change outside the body, the wall's
@@ -57,10 +56,6 @@ RESULTS = Path(__file__).parent / "results" / "claim"
 # cases, GAN steps, U-Net steps, slice side; the GAN settings are the README's CPU scale.
 SCALES = {"full": (48, 1500, 1200, 64), "quick": (16, 400, 60, 64), "gpu": (48, 6000, 2000, 256)}
 GAN_ARMS = {"surround 0": ["gan.lambda_surround=0"], "default": []}
-# The README's advice for GAN runs of 1000 steps and more: a noise input and the mode-seeking
-# term vary the disease; shorter runs keep the deterministic G, which starts drawing sooner.
-VARIETY = ["gan.noise_channels=1", "gan.lambda_diversity=0.1"]
-VARIETY_FROM_STEPS = 1000
 P_SYNTH = 0.5  # the demo's share of translated samples, and the oracle's
 # A U-Net validates whole val scans at each data epoch: about 20 per run, at least 8 steps apart.
 SEG_VALIDATIONS = 20
@@ -90,8 +85,7 @@ def main() -> None:
     base = _base(work, *SCALES[name], args.gpu) + args.overrides
     start = time.perf_counter()
     _prepare_data(work, base)
-    variety = VARIETY if load_config(None, base).gan.steps >= VARIETY_FROM_STEPS else []
-    gan = pd.DataFrame([_gan_arm(base, arm, [*variety, *overrides], work)
+    gan = pd.DataFrame([_gan_arm(base, arm, overrides, work)
                         for arm, overrides in GAN_ARMS.items()])
     generator = gan.set_index("arm").loc["default", "generator"]
     seg = pd.DataFrame([_seg_arm(base, generator, arm, overrides, seed, work)

@@ -46,12 +46,11 @@ def identity_loss(same: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
 DIVERSITY_FLOOR = 0.01
 
 
-def diversity_loss(first: torch.Tensor, second: torch.Tensor, source: torch.Tensor,
-                   floor: float = DIVERSITY_FLOOR) -> torch.Tensor:
-    """-mean|a - b| / (mean|a - x| + mean|b - x| + floor) for two translations a, b of the same
-    x under other noise: minus the share of G's change that depends on the noise (0: G ignores
-    it; -1: large changes that never overlap). Scale-free above ``floor``, so it rewards varied
-    disease, not more; below it, a change too small to see earns little.
+def diversity_loss(first: torch.Tensor, second: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """-mean|a - b| / (mean|a - x| + mean|b - x| + DIVERSITY_FLOOR) for two translations a, b
+    of the same x under other noise: minus the share of G's change that depends on the noise
+    (0: G ignores it; -1: large changes that never overlap). Scale-free above the floor, so it
+    rewards varied disease, not more; below it, a change too small to see earns little.
 
     >>> x = torch.zeros(1, 1, 2, 2)
     >>> a, b = x.clone(), x.clone(); a[..., 0, 0] = 1.0; b[..., 1, 1] = 1.0
@@ -63,7 +62,7 @@ def diversity_loss(first: torch.Tensor, second: torch.Tensor, source: torch.Tens
     _check_same_shape(first, second)
     _check_same_shape(first, source)
     change = (first - source).abs().mean() + (second - source).abs().mean()
-    return -(first - second).abs().mean() / (change + floor)
+    return -(first - second).abs().mean() / (change + DIVERSITY_FLOOR)
 
 
 def generator_objective(terms: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:

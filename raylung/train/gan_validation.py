@@ -33,13 +33,19 @@ class GanValidator:
         self.reference = _reference(config)
 
     @torch.no_grad()
+    def translate(self, g: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """The val samples h and G(h) on G's device; a G with noise draws the same fields at
+        every call, and the caller's random state is left as it was."""
+        h = torch.as_tensor(self.healthy["image"]).to(*where(g))
+        with torch.random.fork_rng(devices=[h.device] if h.is_cuda else []):
+            torch.manual_seed(0)
+            return h, g(h)
+
+    @torch.no_grad()
     def __call__(self, g: torch.nn.Module, f: torch.nn.Module | None = None,
                  folder: Path | None = None) -> dict[str, float]:
         """``val_*`` scores of G, and the grid (with F(G(h)) when F is given) in ``folder``."""
-        h = torch.as_tensor(self.healthy["image"]).to(*where(g))
-        with torch.random.fork_rng(devices=[h.device] if h.is_cuda else []):
-            torch.manual_seed(0)  # a G with noise draws the same fields at every validation
-            gh = g(h)
+        h, gh = self.translate(g)
         columns = {"h": h, "G(h)": gh}
         if f is not None:
             columns["F(G(h))"] = f(gh.to(*where(f)))  # an fp32 average G beside a bf16 F

@@ -14,6 +14,7 @@ memory stays flat in the number of epochs and bounded by Ray Data's backpressure
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -127,13 +128,21 @@ def load_centres(store: CaseStore, cases: pd.DataFrame) -> dict[str, np.ndarray]
             for c in cases.loc[cases["labelled"], "case_id"]}
 
 
-class CropReader:
-    """Ray Data actor: a batch of specs in, a batch of samples out; keeps cases open."""
+# Cases a reader keeps open, the most recently read: a store of thousands of cases would
+# otherwise keep a handle, and its chunk cache, for every case the reader ever read.
+OPEN_CASES = 32
 
-    def __init__(self, url: str, options: dict[str, Any], cfg: DataConfig) -> None:
+
+class CropReader:
+    """Ray Data actor: a batch of specs in, a batch of samples out; keeps the last
+    ``open_cases`` cases it read open."""
+
+    def __init__(self, url: str, options: dict[str, Any], cfg: DataConfig,
+                 open_cases: int = OPEN_CASES) -> None:
         self.store = CaseStore(url, options)
         self.cfg = cfg
-        self._cases: dict[str, tuple[dict[str, Volume], dict[str, Any]]] = {}
+        self.open_cases = open_cases
+        self._cases: OrderedDict[str, tuple[dict[str, Volume], dict[str, Any]]] = OrderedDict()
 
     def __call__(self, specs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         keys = list(specs)
@@ -165,6 +174,9 @@ class CropReader:
             volumes = {name: self.store.volume(case_id, name)
                        for name in names if name in group.array_keys()}
             self._cases[case_id] = (volumes, dict(group.attrs["raylung"]))
+            if len(self._cases) > self.open_cases:
+                self._cases.popitem(last=False)
+        self._cases.move_to_end(case_id)
         return self._cases[case_id]
 
 

@@ -131,6 +131,23 @@ def test_same_seed_same_sample_different_epoch_differs(phantom_store):
         assert np.array_equal(first[key], second[key])
 
 
+def test_a_reader_keeps_only_its_most_recent_cases_open(phantom_store):
+    """A reader bounded to 2 open cases reads 3 cases in turn twice over, reopening each, and
+    gives the samples an unbounded reader gives."""
+    cfg = _cfg(*PATCH)
+    cases = select_cases(phantom_store, cfg, "train", None, False)
+    specs = draw_specs(cases, load_centres(phantom_store, cases), cfg, 0, "s")
+    one_per_case = list({s["case_id"]: s for s in specs}.values())[:3]
+    assert len(one_per_case) == 3
+    batch = {k: np.array([s[k] for s in one_per_case * 2]) for k in one_per_case[0]}
+    bounded = CropReader(phantom_store.url, {}, cfg, open_cases=2)
+    read = bounded(batch)
+    assert list(bounded._cases) == [s["case_id"] for s in one_per_case[1:]]
+    unbounded = CropReader(phantom_store.url, {}, cfg)(batch)
+    for key in ("image", "lung", "surround"):
+        assert np.array_equal(read[key], unbounded[key])
+
+
 def test_lung_centred_fraction(phantom_store):
     cfg = _cfg(*PATCH, "data.lung_centre_fraction=0.3", "data.samples_per_epoch=2000")
     cases = select_cases(phantom_store, cfg, "train", None, True)

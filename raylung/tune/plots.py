@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import pandas as pd
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import pandas as pd  # noqa: E402
-from matplotlib.cm import ScalarMappable  # noqa: E402
-from matplotlib.colors import Normalize  # noqa: E402
-from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter  # noqa: E402
-
-from raylung.tune.objectives import Objective  # noqa: E402
-from raylung.tune.space import Sweep  # noqa: E402
+from raylung.plots import plt
+from raylung.tune.objectives import Objective
+from raylung.tune.space import Sweep
 
 # The mission's two weights when the space has them; otherwise its first two numeric fields.
 PREFERRED = ("gan.lambda_surround", "gan.lambda_adv")
 MARKERS = {"finished": "o", "stopped": "v"}
 
 
-def save_search_plot(table: pd.DataFrame, sweep: Sweep, objective: Objective,
-                     best: str | None, path: Path) -> Path | None:
+def search_figure(table: pd.DataFrame, sweep: Sweep, objective: Objective,
+                  best: str | None) -> plt.Figure | None:
     """Trials at their values of two searched fields (or one field against the objective),
     coloured by the objective; stopped trials as triangles, failed ones as grey crosses."""
     keys = _axes(table, sweep)
@@ -53,11 +48,11 @@ def save_search_plot(table: pd.DataFrame, sweep: Sweep, objective: Objective,
                      label=f"{objective.name} ({objective.mode} is best)")
     ax.set(xlabel=x, ylabel=y, title=f"{sweep.config.run.name}: {len(table)} trials")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return fig
 
 
-def save_curves(curves: dict[str, pd.DataFrame | None], table: pd.DataFrame,
-                objective: Objective, best: str | None, path: Path) -> Path:
+def curves_figure(curves: dict[str, pd.DataFrame | None], table: pd.DataFrame,
+                  objective: Objective, best: str | None) -> plt.Figure:
     """The objective at each validation of every trial; stopped trials dashed, best bold."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     status = dict(zip(table["trial"], table["status"]))
@@ -72,7 +67,7 @@ def save_curves(curves: dict[str, pd.DataFrame | None], table: pd.DataFrame,
            title="learning curves (dashed: stopped early)")
     if len(curves) <= 12:
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return fig
 
 
 def _axes(table: pd.DataFrame, sweep: Sweep) -> list[str]:
@@ -91,9 +86,3 @@ def _mark(ax: plt.Axes, scored: pd.DataFrame, best: str | None, x: str, y: str) 
         ax.annotate("defaults", (row[x], row[y]), textcoords="offset points", xytext=(6, 6),
                     fontsize=8)
 
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path

@@ -18,8 +18,10 @@ import pandas as pd
 from ray.tune import Result, ResultGrid
 
 from raylung.config import Config, save_config
+from raylung.io.write import write_bytes
+from raylung.plots import save_figure
 from raylung.tune.objectives import Objective
-from raylung.tune.plots import save_curves, save_search_plot
+from raylung.tune.plots import curves_figure, search_figure
 from raylung.tune.space import Sweep, base_values, trial_config
 
 TOP = 5
@@ -30,13 +32,15 @@ def write_outputs(grid: ResultGrid, sweep: Sweep, objective: Objective) -> pd.Da
     """Write the table, the best config and the PNGs into the sweep folder; print a summary."""
     folder = sweep.folder
     table = results_table(grid, sweep, objective)
-    table.to_csv(folder / "trials.csv", index=False)
-    table.to_parquet(folder / "trials.parquet", index=False)
+    write_bytes(str(folder / "trials.csv"), table.to_csv(index=False).encode())
+    write_bytes(str(folder / "trials.parquet"), table.to_parquet(index=False))
     best = best_trial(table, objective)
     name = None if best is None else best["trial"]
-    save_search_plot(table, sweep, objective, name, folder / "search.png")
-    save_curves({_trial(r): r.metrics_dataframe for r in grid}, table, objective, name,
-                folder / "curves.png")
+    search = search_figure(table, sweep, objective, name)
+    if search is not None:
+        save_figure(search, folder / "search.png")
+    save_figure(curves_figure({_trial(r): r.metrics_dataframe for r in grid}, table, objective,
+                              name), folder / "curves.png")
     if best is not None:
         save_config(best_config(sweep, best), folder / "best_config.yaml")
     print(summary(table, sweep, objective, best))

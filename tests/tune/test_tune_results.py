@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from raylung.tune.objectives import OBJECTIVES
-from raylung.tune.plots import save_curves, save_search_plot
+from raylung.tune.plots import curves_figure, search_figure
 from raylung.tune.results import best_config, best_trial, summary
 from raylung.tune.space import load_sweep
 
@@ -56,8 +56,27 @@ def test_the_summary_compares_the_best_with_the_defaults(sweep, table):
     assert "objective 90 vs 120 with the defaults (25 % better)" in text
 
 
-def test_the_pngs_draw_every_status(sweep, table, tmp_path):
-    curves = {"t1": pd.DataFrame({"step": [10, 20, 30], "objective": [120.0, 100.0, 90.0]}),
+def test_the_search_plot_marks_each_status_the_best_trial_and_the_defaults(sweep, table):
+    """Finished trials as circles, stopped ones as triangles, the failed one as a grey cross,
+    a red ring on the best, "defaults" beside the baseline; log axes for loguniform fields."""
+    ax = search_figure(table, sweep, COMPOSITE, "t1").axes[0]
+    points = {c.get_label(): c.get_offsets().tolist() for c in ax.collections}
+    assert points == {"finished": [[3.0, 0.2], [10.0, 1.0]], "stopped": [[50.0, 5.0]],
+                      "failed": [[20.0, 2.0]], "best": [[3.0, 0.2]]}
+    assert [t.get_text() for t in ax.texts] == ["defaults"]
+    assert ax.texts[0].xy == (10.0, 1.0)
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("gan.lambda_surround", "gan.lambda_adv")
+
+
+def test_the_curves_dash_stopped_trials_and_draw_the_best_bold(sweep, table):
+    curves = {"t1": pd.DataFrame({"step": [10, 20, 30, 30], "objective": [120.0, 100.0, 95.0, 90.0]}),
               "t3": pd.DataFrame({"step": [10], "objective": [80.0]}), "t2": None}
-    assert save_search_plot(table, sweep, COMPOSITE, "t1", tmp_path / "s.png").stat().st_size
-    assert save_curves(curves, table, COMPOSITE, "t1", tmp_path / "c.png").stat().st_size
+    lines = {line.get_label(): line for line in
+             curves_figure(curves, table, COMPOSITE, "t1").axes[0].get_lines()}
+    assert set(lines) == {"t1 (finished)", "t3 (stopped)"}  # a failed trial has no curve
+    best, stopped = lines["t1 (finished)"], lines["t3 (stopped)"]
+    assert best.get_xdata().tolist() == [10, 20, 30]  # a repeated step: its last report
+    assert best.get_ydata().tolist() == [120.0, 100.0, 90.0]
+    assert (best.get_linestyle(), stopped.get_linestyle()) == ("-", "--")
+    assert best.get_linewidth() > stopped.get_linewidth()

@@ -23,9 +23,12 @@ pytestmark = [pytest.mark.usefixtures("ray_cluster"), pytest.mark.slow]
 
 # Every ZeRO stage is checked in one process by the gradient test (test_deepspeed_engines.py);
 # across Ray Train workers, stage 2 runs here, stage 1 in the segmenter's 2-worker test (a
-# Ray Train run costs about a minute on 2 cores).
+# Ray Train run costs about a minute on 2 cores). This run also reads 3-slice context
+# (data.context_slices=1: G maps 3 channels to 3) and accumulates 2 micro-batches per
+# optimiser step.
 def test_two_workers_zero_stage_2(gan_config):
-    config = gan_config("zero2", "deepspeed.zero_stage=2", "scaling.num_workers=2")
+    config = gan_config("zero2", "deepspeed.zero_stage=2", "scaling.num_workers=2",
+                        "data.context_slices=1", "deepspeed.grad_accum=2")
     result = fit_gan(config)
     assert result.error is None
     assert result.metrics["step"] == 2
@@ -33,8 +36,8 @@ def test_two_workers_zero_stage_2(gan_config):
                 "data_wait_fraction", "steps_per_s"):
         assert key in result.metrics
     generator, saved = load_generator(f"{result.checkpoint.path}/generator_h2p.pt")
-    assert saved.deepspeed.zero_stage == 2
-    assert generator(torch.zeros(1, 1, 32, 32)).shape == (1, 1, 32, 32)
+    assert (saved.deepspeed.zero_stage, saved.deepspeed.grad_accum) == (2, 2)
+    assert generator(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
     states = [torch.load(Path(result.checkpoint.path, f"state_rank{r}.pt"), weights_only=True)
               for r in (0, 1)]
     assert ["ema_g" in state for state in states] == [True, False]  # rank 0 exports G

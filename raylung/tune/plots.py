@@ -85,4 +85,3 @@ def _mark(ax: plt.Axes, scored: pd.DataFrame, best: str | None, x: str, y: str) 
     for _, row in scored[scored["baseline"]].iterrows():
         ax.annotate("defaults", (row[x], row[y]), textcoords="offset points", xytext=(6, 6),
                     fontsize=8)
-

@@ -20,9 +20,9 @@ from scipy.ndimage import gaussian_filter
 from raylung.config import load_config
 from raylung.data.pipeline import read_val_samples
 from raylung.evaluate.disease import disease_share
-from raylung.ingest.run import ingest
-from raylung.phantom import write_phantoms
 from raylung.preprocess.normalise import to_hu
+
+from measure import phantom_store
 
 RESULTS = Path(__file__).parent / "results"
 NAIVE_HU = -500
@@ -35,9 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(None, ["phantom.cases=60", f"data.store={args.workdir / 'store'}",
                                 "data.slice_size=[64,64]", "ray.num_cpus=2"])
-    if not (args.workdir / "phantoms" / "cases.csv").exists():
-        write_phantoms(args.workdir / "phantoms", config.phantom)
-    ingest(str(args.workdir / "phantoms"), config.data.store, config, progress=False)
+    phantom_store(args.workdir, config)
     rows = []
     for domain in ("healthy", "pathological"):
         samples = read_val_samples(config, domain, args.samples)

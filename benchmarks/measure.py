@@ -1,4 +1,5 @@
-"""Measuring helpers shared by the benchmark scripts: peak memory and decompressed bytes."""
+"""Measuring helpers shared by the benchmark scripts: a phantom store, peak memory and
+decompressed bytes."""
 
 from __future__ import annotations
 
@@ -6,9 +7,25 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psutil
 from zarr.codecs import ZstdCodec
+
+from raylung.config import Config
+from raylung.ingest.run import ingest
+from raylung.phantom import write_phantoms
+
+
+def phantom_store(work: Path, config: Config) -> str:
+    """The phantoms of ``config.phantom`` (made once in ``work/phantoms``) ingested into
+    ``work/store``; returns the store's URL."""
+    if not (work / "phantoms" / "cases.csv").exists():
+        write_phantoms(work / "phantoms", config.phantom)
+    store = str(work / "store")
+    result = ingest(str(work / "phantoms"), store, config, progress=False)
+    assert result.ok, result.failures
+    return store
 
 
 class PeakMemory:

@@ -10,6 +10,12 @@ import ray
 from raylung.config import RayConfig
 from raylung.console import quiet_driver, ray_logging
 
+# Ray Train's controller takes at most one report per worker per poll, and a worker whose last
+# report is still untaken blocks in its next one: at Ray's 2 s default, runs that report more
+# often than that wait on the poll (benchmarks/report_poll.py). A missed poll is no failure.
+POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+REPORT_POLL_S = 0.2
+
 
 def connect(cfg: RayConfig, **init_args) -> None:
     """Join the cluster named by the config or ``RAY_ADDRESS``; otherwise start a local one
@@ -31,3 +37,9 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def poll_reports_often() -> None:
+    """Let the Ray Train runs this process starts take reports every ``REPORT_POLL_S``
+    (Ray hands the driver's setting to their controllers); a user's own setting stays."""
+    os.environ.setdefault(POLL_ENV, str(REPORT_POLL_S))

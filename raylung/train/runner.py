@@ -26,7 +26,7 @@ from ray.train.torch import TorchTrainer
 from raylung.config import Config
 from raylung.console import train_logging
 from raylung.data.pipeline import build_shards, select_cases
-from raylung.runtime import connect
+from raylung.runtime import connect, poll_reports_often
 from raylung.store.case_store import CaseStore
 from raylung.train.deepspeed_config import select_accelerator
 from raylung.train.gan_loop import train_gan_worker
@@ -72,6 +72,7 @@ def fit(config: Config, worker: Callable[[dict[str, Any]], None],
     for dataset in datasets.values():  # the workers' per-interval lines are the progress
         dataset.context.enable_progress_bars = False
     run = run_config(config, callbacks, best)
+    poll_reports_often()
     with printed_progress(progress) as queue:
         trainer = TorchTrainer(
             worker,

@@ -6,12 +6,13 @@ wall, and a U-Net trained with G's images keeps the diseased rim (METHOD.md).
     .venv/bin/python benchmarks/claim.py --gpu        # a GPU machine: 256 x 256, scaling.use_gpu
 
 GAN arms, same seed, steps and data, both with G's noise field and the diversity term
-(``NOISE``): ``gan.lambda_surround=0`` against the default. Each is scored by the last
-validation of its exported G, the average of the trained one (raylung/train/gan_validation.py,
-``gan.ema_decay``): translation (how far G(h)'s lung goes towards the real disease), disease
-share, surround L1, change outside the body, the wall's Dice, the rule-based shape Dice and the
-opacity overlap (how alike G's lesions are from slice to slice); and by the mean and sd of its
-translation over the validations of the last third of training (one every 1/15 of the run).
+(``NOISE``): ``gan.lambda_surround=0`` against the default. Each is scored by its exported G,
+the average of the trained one (``gan.ema_decay``), at every checkpoint of the last third of
+training (one every 1/15 of the run), on ``SCORE_SAMPLES`` val slices of each domain with the
+validation's own scores (raylung/train/gan_validation.py), averaged: translation (how far
+G(h)'s lung goes towards the real disease), disease share, surround L1, change outside the
+body, the wall's Dice, the rule-based shape Dice and the opacity overlap (how alike G's
+lesions are from slice to slice); and by the sd of translation over those checkpoints.
 
 U-Net arms, same steps, data and model, ``--seeds`` seeds each: (a) no augmentation,
 (b) classical, (c) classical + the default arm's G (``seg.p_synth``), (d) classical + oracle,
@@ -36,19 +37,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import ray.train
+from measure import phantom_store
 
 from raylung.config import Config, load_config
 from raylung.data.splits import store_splits
-from raylung.ingest.run import ingest
 from raylung.io.write import write_bytes
 from raylung.models.export import load_generator
-from raylung.phantom import write_phantoms
 from raylung.plots import plt, save_figure
 from raylung.store.case_store import CaseStore
 from raylung.store.manifest import read_manifest
 from raylung.train.gan_validation import GanValidator
-from raylung.train.metrics_log import METRICS_TABLE, read_metrics_table
-from raylung.train.runner import fit_gan, run_folder
+from raylung.train.runner import fit_gan
 from raylung.train.seg_report import report_test_split
 from raylung.train.seg_runner import best_checkpoint, fit_seg
 
@@ -58,6 +57,8 @@ SCALES = {"full": (48, 1500, 1200, 64), "quick": (16, 400, 60, 64), "gpu": (48, 
 # G reads a noise field and is paid to vary its lesions with it (README, the CycleGAN).
 NOISE = ["gan.noise_channels=1", "gan.lambda_diversity=0.3"]
 GAN_ARMS = {"surround 0": ["gan.lambda_surround=0", *NOISE], "default": NOISE}
+# val slices of each domain that every late checkpoint's G is scored on
+SCORE_SAMPLES = 128
 P_SYNTH = 0.5  # the demo's share of translated samples, and the oracle's
 # A U-Net validates whole val scans at each data epoch: about 20 per run, at least 8 steps apart.
 SEG_VALIDATIONS = 20
@@ -117,11 +118,7 @@ def _prepare_data(work: Path, base: list[str]) -> None:
     """Phantoms with twins, their store, and one split for every arm and seed."""
     config = load_config(None, [*base, "data.splits_file=null"])
     print(f"claim: {config.phantom.cases} phantoms with twins -> {work / 'store'}", flush=True)
-    if not (work / "phantoms" / "cases.csv").exists():
-        write_phantoms(work / "phantoms", config.phantom)
-    result = ingest(str(work / "phantoms"), str(work / "store"), config, progress=False)
-    if not result.ok:
-        sys.exit(f"claim: ingest failed: {result.failures}")
+    phantom_store(work, config)
     store = CaseStore(config.data.store)
     splits = store_splits(store, read_manifest(store), config.data)
     _write_atomic(work / "splits.csv", splits.rename("split").rename_axis("case_id")
@@ -129,7 +126,7 @@ def _prepare_data(work: Path, base: list[str]) -> None:
 
 
 def _gan_arm(base: list[str], arm: str, overrides: list[str], work: Path) -> dict:
-    """Train one CycleGAN arm (or reuse its finished row) and keep its last validation."""
+    """Train one CycleGAN arm (or reuse its finished row) and score its late checkpoints."""
     settings = [*base, *overrides]
 
     def run() -> dict:
@@ -138,19 +135,24 @@ def _gan_arm(base: list[str], arm: str, overrides: list[str], work: Path) -> dic
         if result.error:
             sys.exit(f"claim: GAN arm {arm!r} failed: {result.error}")
         return gan_row(arm, config, result)
-    return _cached(work / "rows" / f"gan_{_slug(arm)}.json", settings, run)
+    key = [*settings, f"scored on {SCORE_SAMPLES} slices"]  # an older row was scored apart
+    return _cached(work / "rows" / f"gan_{_slug(arm)}.json", key, run)
 
 
 def gan_row(arm: str, config: Config, result: ray.train.Result) -> dict:
-    """An arm's last validation, and the mean and sd of its translation over the checkpoints
-    of the last third of training: how steady the exported G is."""
-    metrics = {k: result.metrics.get(k, np.nan) for k in GAN_COLUMNS}
-    history = read_metrics_table(f"{run_folder(config)}/{METRICS_TABLE}",
-                                 config.storage.storage_options)
-    history = history.dropna(subset=["val_translation"])
-    late = history.loc[history["step"] > config.gan.steps * 2 / 3, "val_translation"]
-    return {"arm": arm, "lambda_surround": config.gan.lambda_surround, **metrics,
-            "translation_late_mean": late.mean(), "translation_late_sd": late.std(),
+    """An arm's scores: each the mean over the checkpoints of the last third of training,
+    whose exported G is scored on ``SCORE_SAMPLES`` val slices of each domain (one validation's
+    few slices swing too much to compare arms), and the sd of translation over them: how
+    steady the exported G is."""
+    scoring = config.model_copy(deep=True)
+    scoring.gan.val_samples = scoring.gan.val_pathological = SCORE_SAMPLES
+    validator = GanValidator(scoring)
+    late = [c.path for c, m in result.best_checkpoints if m["step"] > config.gan.steps * 2 / 3]
+    scores = pd.DataFrame([validator(load_generator(f"{path}/generator_h2p.pt")[0])
+                           for path in late])
+    return {"arm": arm, "lambda_surround": config.gan.lambda_surround,
+            **scores.reindex(columns=GAN_COLUMNS).mean(), "checkpoints": len(late),
+            "val_translation_sd": scores["val_translation"].std(),
             "generator": f"{result.checkpoint.path}/generator_h2p.pt"}
 
 
@@ -190,7 +192,8 @@ def _report(gan: pd.DataFrame, seg: pd.DataFrame, base: list[str], out: Path,
     out.mkdir(parents=True, exist_ok=True)
     _write_atomic(out / "claim_gan.csv", gan.to_csv(index=False))
     _write_atomic(out / "claim_seg.csv", seg.to_csv(index=False))
-    print("GAN arms (last validation: healthy val slices against real pathological ones)")
+    print(f"GAN arms (means over the late checkpoints' G, each on {SCORE_SAMPLES} healthy val "
+          "slices against as many real pathological ones)")
     print(gan.drop(columns="generator").set_index("arm").round(4).T.to_string())
     summary = seg.groupby("arm", sort=False)[SEG_COLUMNS].agg(["mean", "std"])
     print(f"\nU-Net arms, {seg['seed'].nunique()} seeds: pathological test phantoms, whole "
@@ -220,8 +223,8 @@ def _targets(gan: pd.DataFrame, gains: pd.DataFrame) -> list[str]:
     """Each of the issue's targets with its measured value."""
     g0, g1 = gan.loc["surround 0"], gan.loc["default"]
     band = g0["val_surround_l1_hu"] / g1["val_surround_l1_hu"]
-    late = "translation_late_mean"  # steadier than one validation
-    kept = g1[late] / g0[late] if g0[late] > 0 else float("nan")
+    kept = (g1["val_translation"] / g0["val_translation"] if g0["val_translation"] > 0
+            else float("nan"))
     mean = gains.xs("mean", axis=1, level=1)
     rim = mean.loc["(c) classical + GAN", "rim_dice"]
     lesion = 100 * mean.loc["(c) classical + GAN", "lesion_inclusion"]

@@ -84,7 +84,7 @@ def test_param_space_maps_each_distribution(tmp_path):
     assert isinstance(space["gan.lambda_adv"], Float)
     assert isinstance(space["gan.width"], Categorical)
     assert space["gan.seed"] == {"grid_search": [0, 1]}
-    assert base_values(sweep) == {"gan.lambda_surround": 10.0, "gan.lambda_adv": 1.0,
+    assert base_values(sweep) == {"gan.lambda_surround": 12.0, "gan.lambda_adv": 1.0,
                                   "gan.width": 32, "gan.seed": 0}
 
 

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
-from measure import PeakMemory, decoded_bytes
+from measure import PeakMemory, decoded_bytes, phantom_store
 
 from raylung.config import load_config
 from raylung.store.case_store import CaseStore
@@ -86,7 +86,7 @@ def _in_child(method: str, args: argparse.Namespace) -> list[dict]:
 
 
 def _run_method(method: str, work: Path, args: argparse.Namespace) -> list[dict]:
-    _warm_page_cache(work / ("src" if method in ("naive", "monai") else "store"))
+    _warm_page_cache(work / ("phantoms" if method in ("naive", "monai") else "store"))
     store_url = str(work / "store")
     store = CaseStore(store_url)
     manifest = read_manifest(store)
@@ -145,17 +145,10 @@ def _warm_page_cache(folder: Path) -> None:
 
 def _prepare(work: Path, args: argparse.Namespace) -> None:
     """Phantoms and their store at native spacing (so NIfTI and zarr hold the same voxels)."""
-    from raylung.ingest.run import ingest
-    from raylung.phantom import write_phantoms
-
     config = load_config(None, [f"phantom.cases={args.cases}", f"phantom.size={args.size}",
                                 f"phantom.slices=[{args.slices},{args.slices}]",
                                 "ingest.spacing_mm=null", "ray.num_cpus=2"])
-    if not (work / "src" / "cases.csv").exists():
-        print(f"making {args.cases} phantoms of {args.size}^2 x {args.slices} in {work} ...")
-        write_phantoms(work / "src", config.phantom)
-    result = ingest(str(work / "src"), str(work / "store"), config, progress=True)
-    assert result.ok, result.failures
+    phantom_store(work, config, progress=True)
     import ray
 
     ray.shutdown()  # every method starts from a fresh process
@@ -204,8 +197,9 @@ def _naive_sitk(work: Path, manifest: pd.DataFrame, count: int) -> dict:
     with _measured(row):
         for case_id, start in crops:
             window = tuple(slice(s, s + PATCH) for s in start)
-            sitk.GetArrayFromImage(sitk.ReadImage(str(work / "src" / case_id / "image.nii.gz")))[window]
-            sitk.GetArrayFromImage(sitk.ReadImage(str(work / "src" / case_id / "lung.nii.gz")))[window]
+            for name in ("image.nii.gz", "lung.nii.gz"):
+                path = str(work / "phantoms" / case_id / name)
+                sitk.GetArrayFromImage(sitk.ReadImage(path))[window]
     voxels = manifest[["shape_z", "shape_y", "shape_x"]].prod(axis=1).mean()
     row["read_amplification"] = round(voxels / PATCH**3, 1)
     return row
@@ -217,8 +211,8 @@ def _monai(work: Path, manifest: pd.DataFrame, volumes: int) -> dict:
     from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, RandCropByPosNegLabeld
 
     keys = ["image", "label"]
-    files = [{"image": str(work / "src" / c / "image.nii.gz"),
-              "label": str(work / "src" / c / "lung.nii.gz")}
+    files = [{"image": str(work / "phantoms" / c / "image.nii.gz"),
+              "label": str(work / "phantoms" / c / "lung.nii.gz")}
              for c in manifest["case_id"].iloc[:volumes]]
     transform = Compose([LoadImaged(keys, reader="NibabelReader"), EnsureChannelFirstd(keys),
                          RandCropByPosNegLabeld(keys, "label", (PATCH,) * 3, pos=1, neg=1,

@@ -21,10 +21,10 @@ import pandas as pd
 import psutil
 import ray
 
-from raylung.config import PhantomConfig, load_config
+from measure import phantom_store
+
+from raylung.config import load_config
 from raylung.data.pipeline import build_dataset
-from raylung.ingest.run import ingest
-from raylung.phantom import write_phantoms
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -50,10 +50,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10_000, help="samples per epoch")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
-        write_phantoms(Path(work, "phantoms"), PhantomConfig(cases=8, size=128, slices=(24, 32)))
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-        store = str(Path(work, "store"))
-        ingest(str(Path(work, "phantoms")), store, load_config(), progress=False)
+        store = phantom_store(Path(work), load_config(None, [
+            "phantom.cases=8", "phantom.size=128", "phantom.slices=[24,32]"]))
         config = load_config(None, [f"data.store={store}", "data.slice_size=[64,64]",
                                     f"data.samples_per_epoch={args.samples}",
                                     "data.reader_cpus=0.5"])

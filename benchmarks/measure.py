@@ -3,6 +3,7 @@ decompressed bytes."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,14 +18,16 @@ from raylung.ingest.run import ingest
 from raylung.phantom import write_phantoms
 
 
-def phantom_store(work: Path, config: Config) -> str:
+def phantom_store(work: Path, config: Config, progress: bool = False) -> str:
     """The phantoms of ``config.phantom`` (made once in ``work/phantoms``) ingested into
-    ``work/store``; returns the store's URL."""
+    ``work/store`` (a rerun resumes); returns the store's URL, or exits naming the failures."""
     if not (work / "phantoms" / "cases.csv").exists():
+        print(f"making {config.phantom.cases} phantoms in {work / 'phantoms'} ...", flush=True)
         write_phantoms(work / "phantoms", config.phantom)
     store = str(work / "store")
-    result = ingest(str(work / "phantoms"), store, config, progress=False)
-    assert result.ok, result.failures
+    result = ingest(str(work / "phantoms"), store, config, progress=progress)
+    if not result.ok:
+        sys.exit(f"ingest of the phantoms failed: {result.failures}")
     return store
 
 

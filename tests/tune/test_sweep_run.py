@@ -36,6 +36,8 @@ TINY = ["data.slice_size=[32,32]", "data.batch_size=2", "data.samples_per_epoch=
         "gan.checkpoint_every=1", "gan.val_samples=2", "tune.num_samples=4",
         "tune.max_concurrent_trials=1",
         "gan.val_pathological=2", "logging.tensorboard=false", "ray.num_cpus=2",
+        # one restart is all the killed trial needs; the failing baseline is tried twice
+        "run.max_failures=1",
         # 32 x 32 toy slices may hold no opacity, which leaves translation undefined (NaN)
         "tune.objective=composite", "tune.mode=min",
         # the plain G: a residual one starts as the identity, so 3-step trials would tie

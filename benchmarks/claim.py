@@ -2,7 +2,7 @@
 wall, and a U-Net trained with G's images keeps the diseased rim (METHOD.md).
 
     .venv/bin/python benchmarks/claim.py              # the whole claim, ~1.3 h on 2 CPU cores
-    .venv/bin/python benchmarks/claim.py --quick      # every arm and seed, short runs, ~30 min
+    .venv/bin/python benchmarks/claim.py --quick      # every arm and seed, short runs, ~23 min
     .venv/bin/python benchmarks/claim.py --gpu        # a GPU machine: 256 x 256, scaling.use_gpu
 
 GAN arms, same seed, steps and data, both with G's noise field and the diversity term
@@ -76,7 +76,7 @@ SEG_COLUMNS = ["dice", "rim_dice", "lesion_inclusion", "hd95_mm"]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     scale = parser.add_mutually_exclusive_group()
-    scale.add_argument("--quick", action="store_true", help="short runs (~30 min on 2 CPUs)")
+    scale.add_argument("--quick", action="store_true", help="short runs (~23 min on 2 CPUs)")
     scale.add_argument("--gpu", action="store_true", help="256 x 256 on a GPU machine")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS)

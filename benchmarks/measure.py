@@ -27,7 +27,9 @@ def phantom_store(work: Path, config: Config, progress: bool = False) -> str:
     store = str(work / "store")
     result = ingest(str(work / "phantoms"), store, config, progress=progress)
     if not result.ok:
-        sys.exit(f"ingest of the phantoms failed: {result.failures}")
+        first = result.failures[0]
+        sys.exit(f"{work / 'phantoms'}: ingest failed for {len(result.failures)} case(s); "
+                 f"first: {first.file}: {first.reason}")
     return store
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+import torch
+from monai.metrics import (compute_average_surface_distance, compute_hausdorff_distance,
+                           compute_surface_dice)
 
 from raylung.errors import InputError
 from raylung.evaluate.folders import evaluate_cases, match_cases
@@ -98,6 +103,24 @@ def test_distances_agree_with_simpleitk_on_anisotropic_spacing():
     assert row["assd_mm"] == pytest.approx(expected_assd, abs=1e-3)
     assert 2.0 < row["hd95_mm"] < hausdorff.GetHausdorffDistance()    # non-trivial
     assert row["rim_dice"] == segmentation_scores(pred, ref, SPACING, 3.0)["rim_dice"]
+
+
+def test_surface_scores_are_monais_three_metrics():
+    """One edge-distance computation gives what MONAI's own metric functions give."""
+    pred, ref = _lung_pair()
+    row = score_case(pred, ref, SPACING, tolerance_mm=1.5)[0]
+    y_pred, y = (torch.from_numpy(np.stack([m == 0, m != 0]))[None] for m in (pred, ref))
+    spacing = list(SPACING)
+    with warnings.catch_warnings():  # MONAI warns about its own internal call
+        warnings.filterwarnings("ignore", ".*always_return_as_numpy", FutureWarning)
+        expected = {"hd95_mm": compute_hausdorff_distance(y_pred, y, percentile=95,
+                                                          spacing=spacing),
+                    "assd_mm": compute_average_surface_distance(y_pred, y, symmetric=True,
+                                                                spacing=spacing),
+                    "nsd": compute_surface_dice(y_pred, y, [1.5], spacing=spacing)}
+    for name, value in expected.items():
+        assert row[name] == pytest.approx(float(value), rel=1e-6), name
+    assert 0.2 < row["nsd"] < 0.9    # the tolerance cuts through the distances
 
 
 def test_empty_prediction():

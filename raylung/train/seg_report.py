@@ -25,13 +25,14 @@ from raylung.segment.inputs import Job
 from raylung.store.case_store import CaseStore
 
 
-def report_test_split(config: Config, model: str, out: str,
-                      progress: bool = True) -> pd.DataFrame | None:
-    """Segment and score every labelled test case; the per-case table with each case's
-    domain, None when the store has no labelled test case. ``model`` and ``out`` may be
-    URLs (a run folder on object storage): the work is done locally, then uploaded."""
+def report_test_split(config: Config, model: str, out: str, progress: bool = True,
+                      domain: str | None = None) -> pd.DataFrame | None:
+    """Segment and score every labelled test case (of ``domain`` only, if given); the per-case
+    table with each case's domain, None when the store has no such case. ``model`` and
+    ``out`` may be URLs (a run folder on object storage): the work is done locally, then
+    uploaded."""
     with _local(model, out, config.storage.storage_options) as (local_model, local_out):
-        return _report(config, local_model, local_out, progress)
+        return _report(config, local_model, local_out, progress, domain)
 
 
 @contextmanager
@@ -53,20 +54,23 @@ def _local(model: str, out: str, options: dict) -> Iterator[tuple[Path, Path]]:
                             options)
 
 
-def _report(config: Config, model: Path, out: Path, progress: bool) -> pd.DataFrame | None:
+def _report(config: Config, model: Path, out: Path, progress: bool,
+            domain: str | None) -> pd.DataFrame | None:
     """The report of ``report_test_split`` with a local model and output folder."""
     store = CaseStore(config.data.store, config.storage.storage_options)
     try:
-        cases = select_cases(store, config.data, "test", None, labelled_only=True)
+        cases = select_cases(store, config.data, "test", domain, labelled_only=True)
     except ValueError:
         return None
     check_sources(cases, "test")
     jobs = [Job(row.case_id, row.source_image, str(out / "masks" / f"{row.case_id}.nii.gz"))
             for row in cases.itertuples()]
-    device = "cuda" if config.scaling.use_gpu else "cpu"
-    failed = {job.name for job, _ in segment_batch(
-        jobs, str(model), Options(device=device, actor_gpus=float(config.scaling.use_gpu)),
-        progress)}
+    # The segmenting actor reserves what a training worker did, so the report fits wherever
+    # the training ran (two claim arms at once on 2 cores among them).
+    scaling = config.scaling
+    options = Options(device="cuda" if scaling.use_gpu else "cpu",
+                      actor_cpus=scaling.cpus_per_worker, actor_gpus=float(scaling.use_gpu))
+    failed = {job.name for job, _ in segment_batch(jobs, str(model), options, progress)}
     rows = cases[~cases["case_id"].isin(failed)]
     pairs = [(row.case_id, Path(out / "masks" / f"{row.case_id}.nii.gz"), Path(row.source_lung),
               Path(row.source_lesion) if isinstance(row.source_lesion, str) else None)

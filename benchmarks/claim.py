@@ -1,8 +1,8 @@
 """The method's claim on phantoms, end to end: G draws disease, the surround term keeps the
 wall, and a U-Net trained with G's images keeps the diseased rim (METHOD.md).
 
-    .venv/bin/python benchmarks/claim.py              # the whole claim, ~1.3 h on 2 CPU cores
-    .venv/bin/python benchmarks/claim.py --quick      # every arm and seed, short runs, ~23 min
+    .venv/bin/python benchmarks/claim.py              # the whole claim, ~1 h on 2 CPU cores
+    .venv/bin/python benchmarks/claim.py --quick      # every arm and seed, short runs, ~15 min
     .venv/bin/python benchmarks/claim.py --gpu        # a GPU machine: 256 x 256, scaling.use_gpu
 
 GAN arms, same seed, steps and data, both with G's noise field and the diversity term
@@ -19,10 +19,13 @@ U-Net arms, same steps, data and model, ``--seeds`` seeds each: (a) no augmentat
 where each chosen healthy sample is read from its phantom twin: the phantom's own opacities in
 the same thorax, under the same lung mask, i.e. what a perfect G would give. Each U-Net's best
 checkpoint (pathological val Dice) segments the untouched pathological test phantoms whole, in
-their native grid: Dice, rim Dice, lesion inclusion, HD95. The split is fixed over seeds.
+their native grid (train-seg's test report, of that domain only): Dice, rim Dice, lesion
+inclusion, HD95. The split is fixed over seeds.
 
-Writes ``OUT/claim_gan.csv``, ``OUT/claim_seg.csv`` (a row per arm and seed) and
-``OUT/claim.png``, and prints both tables and the targets. A rerun reuses finished arms.
+Arms train ``--parallel`` at a time (2 on CPU: each trainer runs on one thread), with the same
+results as one after the other. Writes ``OUT/claim_gan.csv``, ``OUT/claim_seg.csv`` (a row per
+arm and seed) and ``OUT/claim.png``, and prints both tables and the targets. A rerun reuses
+finished arms.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +65,9 @@ GAN_ARMS = {"surround 0": ["gan.lambda_surround=0", *NOISE], "default": NOISE}
 # val slices of each domain that every late checkpoint's G is scored on
 SCORE_SAMPLES = 128
 P_SYNTH = 0.5  # the demo's share of translated samples, and the oracle's
-# A U-Net validates whole val scans at each data epoch: about 20 per run, at least 8 steps apart.
-SEG_VALIDATIONS = 20
+# A U-Net validates whole val scans at each data epoch: about 20 per run, at least 15 steps
+# apart (each validation is a checkpoint, which costs a short run more than its steps).
+SEG_VALIDATIONS, SEG_MIN_EPOCH = 20, 15
 SEG_ARMS = {"(a) none": ["data.augment.enabled=false"],
             "(b) classical": [],
             "(c) classical + GAN": ["seg.generator={generator}", f"seg.p_synth={P_SYNTH}"],
@@ -76,9 +82,12 @@ SEG_COLUMNS = ["dice", "rim_dice", "lesion_inclusion", "hd95_mm"]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     scale = parser.add_mutually_exclusive_group()
-    scale.add_argument("--quick", action="store_true", help="short runs (~23 min on 2 CPUs)")
+    scale.add_argument("--quick", action="store_true", help="short runs (~15 min on 2 CPUs)")
     scale.add_argument("--gpu", action="store_true", help="256 x 256 on a GPU machine")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--parallel", type=int, default=None,
+                        help="arms trained at once (default: 2; 1 with --gpu, where an arm takes "
+                        "the GPU)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/raylung-claim"))
     parser.add_argument("overrides", nargs="*", help="config overrides for every run")
@@ -86,29 +95,43 @@ def main() -> None:
     name = "quick" if args.quick else "gpu" if args.gpu else "full"
     work = args.workdir / name
     base = _base(work, *SCALES[name], args.gpu) + args.overrides
+    parallel = args.parallel or (1 if args.gpu else 2)
+    if parallel < 1:
+        parser.error("--parallel must be at least 1")
     start = time.perf_counter()
     _prepare_data(work, base)
-    gan = pd.DataFrame([_gan_arm(base, arm, overrides, work)
-                        for arm, overrides in GAN_ARMS.items()])
+    gan = pd.DataFrame(_at_once(parallel, [partial(_gan_arm, base, arm, overrides, work)
+                                           for arm, overrides in GAN_ARMS.items()]))
     generator = gan.set_index("arm").loc["default", "generator"]
-    seg = pd.DataFrame([_seg_arm(base, generator, arm, overrides, seed, work)
-                        for seed in range(args.seeds) for arm, overrides in SEG_ARMS.items()])
+    seg = pd.DataFrame(_at_once(parallel, [
+        partial(_seg_arm, base, generator, arm, overrides, seed, work)
+        for seed in range(args.seeds) for arm, overrides in SEG_ARMS.items()]))
     _report(gan, seg, base, args.out, time.perf_counter() - start)
+
+
+def _at_once(parallel: int, arms: list[Callable[[], dict]]) -> list[dict]:
+    """Each arm's row, in order, with ``parallel`` arms training at once (an arm's trainer
+    runs on one thread, so one arm leaves a core idle). An arm that exits stops the claim
+    once those running have finished (their rows are kept)."""
+    with ThreadPoolExecutor(parallel) as pool:
+        return list(pool.map(lambda arm: arm(), arms))
 
 
 def _base(work: Path, cases: int, gan_steps: int, seg_steps: int, size: int,
           gpu: bool) -> list[str]:
-    """Overrides every run shares: the phantom store, the scale, CPU or GPU resources."""
+    """Overrides every run shares: the phantom store, the scale, CPU or GPU resources.
+    An arm reserves one of Ray's CPUs (its trainer, one thread, and light readers and G
+    actor), so two train at once on 2 cores."""
     return [f"phantom.cases={cases}", "phantom.twins=true", f"data.store={work / 'store'}",
             f"data.splits_file={work / 'splits.csv'}", "data.split_fractions=[0.5,0.25,0.25]",
             f"data.slice_size=[{size},{size}]", "data.batch_size=8", "data.samples_per_epoch=64",
-            "data.reader_cpus=0.5", "data.read_concurrency=1",
+            "scaling.cpus_per_worker=0.5", "data.reader_cpus=0.25", "data.read_concurrency=1",
             "gan.width=16", "gan.n_blocks=3", "gan.disc_width=64", "gan.lambda_id=1",
             f"gan.steps={gan_steps}", f"gan.decay_start={gan_steps}",
             f"gan.checkpoint_every={max(gan_steps // 15, 1)}", "gan.log_every=50",
             "gan.val_samples=16", "seg.channels=[8,16,32]", "seg.strides=[2,2]",
             "seg.num_res_units=1", f"seg.steps={seg_steps}", f"seg.decay_start={seg_steps // 2}",
-            f"seg.log_every={max(seg_steps // 4, 1)}", "seg.synth_cpus=0.5",
+            f"seg.log_every={max(seg_steps // 4, 1)}", "seg.synth_cpus=0.25",
             f"run.storage_path={work / 'runs'}", "logging.tensorboard=false",
             *(["scaling.use_gpu=true", "scaling.gpus_per_worker=0.75", "seg.synth_gpus=0.25"]
               if gpu else [])]
@@ -166,7 +189,7 @@ def _seg_arm(base: list[str], generator: str, arm: str, overrides: list[str], se
     def run() -> dict:
         config = load_config(None, [*settings, f"run.name=claim_seg_{tag}"])
         config.data.samples_per_epoch = config.data.batch_size * max(
-            config.seg.steps // SEG_VALIDATIONS, 8)
+            config.seg.steps // SEG_VALIDATIONS, SEG_MIN_EPOCH)
         result = fit_seg(config)
         if result.error:
             sys.exit(f"claim: U-Net arm {arm!r} seed {seed} failed: {result.error}")
@@ -180,8 +203,8 @@ def _seg_arm(base: list[str], generator: str, arm: str, overrides: list[str], se
 def _test_scores(config: Config, checkpoint: str, folder: Path) -> dict[str, float]:
     """The pathological test phantoms, whole scans in their native grid (train-seg's report)."""
     per_case = report_test_split(config, f"{checkpoint}/segmenter.pt", str(folder),
-                                 progress=False)
-    sick = per_case[(per_case["domain"] == "pathological") & (per_case["label"] == "lung")]
+                                 progress=False, domain="pathological")
+    sick = per_case[per_case["label"] == "lung"]
     return {"dice": sick["dice"].mean(), "rim_dice": sick["rim_dice"].mean(),
             "lesion_inclusion": sick["lesion_included_voxels"].sum()
             / sick["lesion_voxels"].sum(), "hd95_mm": sick["hd95_mm"].mean()}
@@ -286,7 +309,9 @@ def _cached(path: Path, settings: list[str], run: Callable[[], dict]) -> dict:
             sys.exit(f"claim: {path} holds a row of other settings; pass another --workdir")
         return row
     print(f"claim: {path.stem} ...", flush=True)
+    start = time.perf_counter()
     row = run()
+    print(f"claim: {path.stem} done in {time.perf_counter() - start:.0f} s", flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_atomic(path, json.dumps({**row, "settings": settings}, default=float))
     return row

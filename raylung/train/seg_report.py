@@ -69,7 +69,8 @@ def _report(config: Config, model: Path, out: Path, progress: bool,
     # the training ran (two claim arms at once on 2 cores among them).
     scaling = config.scaling
     options = Options(device="cuda" if scaling.use_gpu else "cpu",
-                      actor_cpus=scaling.cpus_per_worker, actor_gpus=float(scaling.use_gpu))
+                      actor_cpus=scaling.cpus_per_worker,
+                      actor_gpus=scaling.gpus_per_worker if scaling.use_gpu else 0.0)
     failed = {job.name for job, _ in segment_batch(jobs, str(model), options, progress)}
     rows = cases[~cases["case_id"].isin(failed)]
     pairs = [(row.case_id, Path(out / "masks" / f"{row.case_id}.nii.gz"), Path(row.source_lung),

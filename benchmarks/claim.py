@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -111,10 +112,20 @@ def main() -> None:
 
 def _at_once(parallel: int, arms: list[Callable[[], dict]]) -> list[dict]:
     """Each arm's row, in order, with ``parallel`` arms training at once (an arm's trainer
-    runs on one thread, so one arm leaves a core idle). An arm that exits stops the claim
-    once those running have finished (their rows are kept)."""
+    runs on one thread, so one arm leaves a core idle). An arm that exits stops the claim:
+    no further arm starts, and those running finish (their rows are kept)."""
+    failed = threading.Event()
+
+    def run(arm: Callable[[], dict]) -> dict | None:
+        if failed.is_set():
+            return None
+        try:
+            return arm()
+        except BaseException:
+            failed.set()
+            raise
     with ThreadPoolExecutor(parallel) as pool:
-        return list(pool.map(lambda arm: arm(), arms))
+        return list(pool.map(run, arms))
 
 
 def _base(work: Path, cases: int, gan_steps: int, seg_steps: int, size: int,

@@ -1,7 +1,7 @@
 """benchmarks/claim.py end to end at toy scale: every GAN arm, every U-Net arm and seed, the
 figure, a rerun that reuses the finished arms, and one with other settings that refuses to.
-Ten Ray Train runs take about 6 minutes on 2 cores, so it is not in the default run:
-``pytest -m benchmark``."""
+Ten Ray Train runs, two at a time, take about 4 minutes on 2 cores, so it is not in the default
+run: ``pytest -m benchmark``."""
 
 from __future__ import annotations
 

@@ -96,7 +96,7 @@ def main() -> None:
     name = "quick" if args.quick else "gpu" if args.gpu else "full"
     work = args.workdir / name
     base = _base(work, *SCALES[name], args.gpu) + args.overrides
-    parallel = args.parallel or (1 if args.gpu else 2)
+    parallel = args.parallel if args.parallel is not None else 1 if args.gpu else 2
     if parallel < 1:
         parser.error("--parallel must be at least 1")
     start = time.perf_counter()

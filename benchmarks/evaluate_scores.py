@@ -2,10 +2,11 @@
 the whole ``score_case`` and its surface part, against MONAI's three surface metrics called
 one by one (each finds the edges and their distances again), in this process.
 
-    .venv/bin/python benchmarks/evaluate_scores.py            # 512 x 512 x 300, ~1.5 min on 2 CPUs
+    .venv/bin/python benchmarks/evaluate_scores.py            # 512 x 512 x 300, ~1 min on 2 CPUs
 
-The pair: two lung-shaped ellipsoids per side at 0.7 x 0.7 x 1 mm, the prediction shifted and
-resized as a fair segmenter's would be. Writes benchmarks/results/evaluate_scores.csv.
+The pair: lung masks of two ellipsoids each, one per side, at 0.7 x 0.7 x 1 mm; the reference
+is 5 % smaller and shifted 4 voxels, so the two surfaces are apart by a few mm as a fair
+segmenter's would be. Writes benchmarks/results/evaluate_scores.csv.
 """
 
 from __future__ import annotations

@@ -196,11 +196,10 @@ def _seg_arm(base: list[str], generator: str, arm: str, overrides: list[str], se
     tag = f"{_slug(arm)}_{seed}"
     settings = [*base, *(o.format(generator=generator) for o in overrides), f"seg.seed={seed}",
                 f"data.seed={seed}"]
+    settings.append(f"data.samples_per_epoch={_seg_epoch(load_config(None, settings))}")
 
     def run() -> dict:
         config = load_config(None, [*settings, f"run.name=claim_seg_{tag}"])
-        config.data.samples_per_epoch = config.data.batch_size * max(
-            config.seg.steps // SEG_VALIDATIONS, SEG_MIN_EPOCH)
         result = fit_seg(config)
         if result.error:
             sys.exit(f"claim: U-Net arm {arm!r} seed {seed} failed: {result.error}")
@@ -209,6 +208,12 @@ def _seg_arm(base: list[str], generator: str, arm: str, overrides: list[str], se
         return {"arm": arm, "seed": seed, **scores,
                 "steps_per_s": result.metrics["steps_per_s"]}
     return _cached(work / "rows" / f"seg_{tag}.json", settings, run)
+
+
+def _seg_epoch(config: Config) -> int:
+    """Samples per U-Net data epoch: ``SEG_VALIDATIONS`` validations a run, at least
+    ``SEG_MIN_EPOCH`` steps apart. An override, so that it is part of the row's cache key."""
+    return config.data.batch_size * max(config.seg.steps // SEG_VALIDATIONS, SEG_MIN_EPOCH)
 
 
 def _test_scores(config: Config, checkpoint: str, folder: Path) -> dict[str, float]:

@@ -1,9 +1,11 @@
-"""benchmarks/claim.py's arm schedule, without training: rows in the arms' order whatever
-finishes first, and an arm that exits stops the claim."""
+"""benchmarks/claim.py's arm schedule and row cache, without training: rows in the arms'
+order whatever finishes first, an arm that exits stops the claim, and a row is reused only
+for the same settings."""
 
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import threading
 from pathlib import Path
@@ -45,3 +47,20 @@ def test_an_arm_that_exits_starts_no_further_arm(claim):
     with pytest.raises(SystemExit, match="arm b failed"):
         claim._at_once(1, [arm("a"), arm("b", fails=True), arm("c"), arm("d")])
     assert started == ["a", "b"]
+
+
+def test_a_row_of_another_validation_spacing_is_not_reused(claim, monkeypatch, tmp_path):
+    """A U-Net arm's samples per epoch (its validation spacing) is part of its row's key."""
+    base = claim._base(tmp_path, *claim.SCALES["quick"], gpu=False)
+    arm = ["(a) none", claim.SEG_ARMS["(a) none"]]
+    monkeypatch.setattr(claim, "fit_seg", lambda config: sys.exit(
+        f"trained with {config.data.samples_per_epoch} samples per epoch"))
+    with pytest.raises(SystemExit, match="with 120 samples per epoch"):
+        claim._seg_arm(base, "", *arm, 0, tmp_path)
+    row = tmp_path / "rows" / "seg_a__none_0.json"
+    settings = [*base, *arm[1], "seg.seed=0", "data.seed=0", "data.samples_per_epoch=120"]
+    claim._write_atomic(row, json.dumps({"arm": "(a) none", "settings": settings}))
+    assert claim._seg_arm(base, "", *arm, 0, tmp_path) == {"arm": "(a) none"}
+    monkeypatch.setattr(claim, "SEG_MIN_EPOCH", 8)
+    with pytest.raises(SystemExit, match="holds a row of other settings"):
+        claim._seg_arm(base, "", *arm, 0, tmp_path)

@@ -43,7 +43,10 @@ def two_nodes():
     token authentication (README); yields the dashboard (job API) address and the
     environment, token included, to call it with."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32),
+               # the job's workers wait on each node's runtime env agent, which on a loaded
+               # 2-core machine can take longer than Ray Train's 60 s to start
+               RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S="300")
     temp = [tempfile.mkdtemp(prefix="rl-node", dir="/tmp") for _ in range(2)]
     port, dashboard = free_port(), free_port()
     try:

@@ -1,7 +1,7 @@
 """The method's claim on phantoms, end to end: G draws disease, the surround term keeps the
 wall, and a U-Net trained with G's images keeps the diseased rim (METHOD.md).
 
-    .venv/bin/python benchmarks/claim.py              # the whole claim, ~1 h on 2 CPU cores
+    .venv/bin/python benchmarks/claim.py              # the whole claim, ~45 min on 2 CPU cores
     .venv/bin/python benchmarks/claim.py --quick      # every arm and seed, short runs, ~15 min
     .venv/bin/python benchmarks/claim.py --gpu        # a GPU machine: 256 x 256, scaling.use_gpu
 

@@ -12,6 +12,7 @@ raylung trainer logs the same way and the workers carry no logging code::
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import tempfile
 import time
@@ -32,6 +33,7 @@ from raylung.config import Config, ConfigError, flat_items, public_tree
 from raylung.io.write import write_bytes
 
 RUN_TAG = "raylung.run_folder"
+RUN_KEY_TAG = "raylung.run_key"  # the folder's sha256: found by a filter whatever its quotes
 METRICS_TABLE = "metrics.csv"
 
 
@@ -182,13 +184,14 @@ def start_mlflow_run(config: Config, run_folder: str) -> str:
         experiment = client.get_experiment_by_name(settings.mlflow_experiment)
         experiment_id = (experiment.experiment_id if experiment is not None
                          else client.create_experiment(settings.mlflow_experiment))
-        earlier = client.search_runs([experiment_id], f"tags.`{RUN_TAG}` = '{run_folder}'",
+        key = hashlib.sha256(run_folder.encode()).hexdigest()
+        earlier = client.search_runs([experiment_id], f"tags.`{RUN_KEY_TAG}` = '{key}'",
                                      max_results=1)
         if earlier:
             client.update_run(earlier[0].info.run_id, status="RUNNING")
             return earlier[0].info.run_id
         run = client.create_run(experiment_id, run_name=config.run.name,
-                                tags={RUN_TAG: run_folder})
+                                tags={RUN_TAG: run_folder, RUN_KEY_TAG: key})
     except MlflowException as err:
         raise ConfigError(f"logging.mlflow_tracking_uri={settings.mlflow_tracking_uri}: "
                           f"{' '.join(err.message.split())}") from None

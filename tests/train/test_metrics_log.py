@@ -12,7 +12,7 @@ import pytest
 from ray.train import UserCallback
 
 from raylung.config import ConfigError, load_config
-from raylung.train.metrics_log import (MetricsTable, MLflowLogger, TensorBoardLogger,
+from raylung.train.metrics_log import (RUN_TAG, MetricsTable, MLflowLogger, TensorBoardLogger,
                                       logging_callbacks, read_metrics_table)
 from raylung.train.runner import run_config
 
@@ -58,25 +58,29 @@ def test_metrics_table_keeps_one_row_per_step_across_a_resume(tmp_path):
     assert "tag" not in table  # only numbers
 
 
-def test_mlflow_run_holds_params_and_rank_zero_metrics_and_is_resumed(tmp_path, monkeypatch):
-    """One MLflow run per run folder: params once, metrics at rank 0's step, FAILED on a
-    worker error and RUNNING again when a rerun resumes it; keys and URIs stay out."""
+@pytest.mark.parametrize("folder", ["/runs/raylung", """/runs/o'brien's "best" run"""])
+def test_mlflow_run_holds_params_and_rank_zero_metrics_and_is_resumed(folder, tmp_path,
+                                                                      monkeypatch):
+    """One MLflow run per run folder, whatever quotes its path holds: params once, metrics at
+    rank 0's step, FAILED on a worker error and RUNNING again when a rerun resumes it; keys and
+    URIs stay out."""
     from mlflow import MlflowClient
 
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # mlflow-skinny has no database store
     uri = f"file://{tmp_path}/mlruns"
     config = load_config(None, [f"logging.mlflow_tracking_uri={uri}", "logging.tensorboard=false",
                                 "storage.storage_options={secret: s3cr3t}"])
-    table, logger = logging_callbacks(config, "/runs/raylung")
+    table, logger = logging_callbacks(config, folder)
     assert isinstance(table, MetricsTable) and isinstance(logger, MLflowLogger)
     logger.after_report(None, [{"step": 4, "loss_g": 0.5, "tag": "x"}, {"step": 4, "loss_g": 9.0}],
                         None)
     logger.after_exception(None, {0: RuntimeError("worker died")})
     client = MlflowClient(uri)
     assert client.get_run(logger.run_id).info.status == "FAILED"
-    _, resumed = logging_callbacks(config, "/runs/raylung")
+    _, resumed = logging_callbacks(config, folder)
     run = client.get_run(resumed.run_id)
     assert resumed.run_id == logger.run_id and run.info.status == "RUNNING"
+    assert run.data.tags[RUN_TAG] == folder
     assert [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "loss_g")] == [
         (4, 0.5)]
     assert run.data.params["gan.lambda_cyc"] == "10.0"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,14 +65,27 @@ def prepare_case(source: CaseSource, cfg: IngestConfig) -> PreparedCase:
 
 def source_hash(source: CaseSource, cfg: IngestConfig) -> str:
     """Hash of the source bytes and every setting that shapes the stored arrays."""
+    return _source_digest(source, cfg, _hash_bytes)
+
+
+def source_stat(source: CaseSource, cfg: IngestConfig) -> str:
+    """Hash of the source files' sizes and modification times and the same settings: what
+    make and rsync trust, so that a rerun skips an unchanged case without reading it."""
+    return _source_digest(source, cfg, _hash_stat)
+
+
+def _source_digest(source: CaseSource, cfg: IngestConfig,
+                   hash_file: Callable[[Path, Any], None]) -> str:
+    """sha256 of the settings and, for each source file, its name and what ``hash_file`` adds."""
     digest = hashlib.sha256()
     digest.update(json.dumps([STORE_FORMAT, source.case_id, source.domain,
                               cfg.model_dump(mode="json", exclude={"domain"})]).encode())
     twin = (source.twin,) if source.twin else ()  # stores written before twins keep their hash
     for path in (source.image, source.lung, source.lesion, *twin):
         digest.update(b"|")
-        if path:
-            _hash_path(Path(path), digest)
+        for file in _source_files(Path(path)) if path else []:
+            digest.update(file.name.encode())
+            hash_file(file, digest)
     return digest.hexdigest()
 
 
@@ -145,15 +159,25 @@ def _attrs(source: CaseSource, grid: sitk.Image, box: list[int], arrays: dict) -
     return attrs
 
 
-def _hash_path(path: Path, digest: Any) -> None:
+def _source_files(path: Path) -> list[Path]:
+    """The file, or every file of a folder (a DICOM series) in name order."""
     if not path.exists():
         raise InputError(path, "file not found")
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        digest.update(file.name.encode())
-        try:
-            with open(file, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-        except OSError as err:
-            raise InputError(file, f"cannot read ({err.strerror})") from None
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+
+def _hash_bytes(file: Path, digest: Any) -> None:
+    try:
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as err:
+        raise InputError(file, f"cannot read ({err.strerror})") from None
+
+
+def _hash_stat(file: Path, digest: Any) -> None:
+    try:
+        stat = file.stat()
+    except OSError as err:
+        raise InputError(file, f"cannot read ({err.strerror})") from None
+    digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())

@@ -1,7 +1,8 @@
 """``raylung ingest``: every case becomes a committed zarr group, in parallel Ray tasks.
 
 The split of every case is fixed in the store's ``splits.json`` (raylung/data/splits.py).
-A rerun skips cases whose commit record carries the same source hash, rewrites changed or
+A rerun skips cases whose commit record carries the same sizes and times of the source files
+(without reading them) or, failing that, the same hash of their bytes; it rewrites changed or
 interrupted ones, and reports every failing case in one line (stderr and ingest_report.csv).
 """
 
@@ -18,7 +19,7 @@ from tqdm import tqdm
 from raylung.config import Config, IngestConfig, dump_config
 from raylung.data.splits import store_splits
 from raylung.errors import InputError
-from raylung.ingest.case import prepare_case, source_hash
+from raylung.ingest.case import prepare_case, source_hash, source_stat
 from raylung.ingest.sources import CaseSource, Failure, read_sources
 from raylung.runtime import connect
 from raylung.store.case_store import CaseStore
@@ -98,12 +99,17 @@ def _ingest_case(source: CaseSource, url: str, options: dict, cfg: IngestConfig)
     store = CaseStore(url, options)
     outcome = {"case": source.case_id, "file": source.image, "reason": ""}
     try:
+        committed = store.committed(source.case_id) or {}
+        stat = source_stat(source, cfg)
+        if committed.get("source_stat") == stat:
+            return {**outcome, "status": "skipped"}
         digest = source_hash(source, cfg)
-        if (store.committed(source.case_id) or {}).get("source_hash") == digest:
+        if committed.get("source_hash") == digest:
             return {**outcome, "status": "skipped"}
         case = prepare_case(source, cfg)
-        store.write_case(source.case_id, case.arrays, case.attrs, {"source_hash": digest},
-                         cfg.chunks, cfg.compression_level, cfg.shards)
+        store.write_case(source.case_id, case.arrays, case.attrs,
+                         {"source_hash": digest, "source_stat": stat}, cfg.chunks,
+                         cfg.compression_level, cfg.shards)
     except InputError as err:
         return {**outcome, "status": "failed", "file": err.path, "reason": err.problem}
     except Exception as err:  # one bad case must not stop the others; report it in one line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -94,6 +95,23 @@ def test_rerun_skips_unchanged_and_redoes_changed(small_phantoms, tmp_path):
     second = ingest(str(src), url, load_config(), progress=False)
     assert second.written == [case]
     assert sorted(second.skipped) == sorted(set(first.written) - {case})
+
+
+def test_rerun_trusts_unchanged_sizes_and_times_and_hashes_the_rest(small_phantoms, tmp_path):
+    """A file with its old size and time is not read again, even with other bytes (as make and
+    rsync assume); one only touched is hashed and found the same."""
+    src = tmp_path / "src"
+    shutil.copytree(small_phantoms, src)
+    url = str(tmp_path / "store")
+    first = ingest(str(src), url, load_config(), progress=False)
+    touched, forged = (src / case / "image.nii.gz" for case in sorted(first.written)[:2])
+    os.utime(touched)
+    stat = forged.stat()
+    forged.write_bytes(bytes(stat.st_size))  # unreadable if it were read
+    os.utime(forged, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    second = ingest(str(src), url, load_config(), progress=False)
+    assert second.ok and not second.written
+    assert sorted(second.skipped) == sorted(first.written)
 
 
 def test_dicom_series_ingests_like_nifti(small_phantoms, tmp_path, dicom_writer):

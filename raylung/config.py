@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError,
+                      field_validator, model_validator)
 
 from raylung.secrets import redacted, restored
 
@@ -25,6 +26,15 @@ class ConfigError(ValueError):
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _absolute(value: str) -> str:
+    return value if "://" in value else str(Path(value).resolve())
+
+
+# A local path is made absolute against the current folder when the config is loaded, a URL
+# kept as it is: Ray Train's workers and Tune's trials run in folders of their own.
+PathOrUrl = Annotated[str, AfterValidator(_absolute)]
 
 
 class PhantomConfig(_Section):
@@ -125,7 +135,7 @@ class AugmentConfig(_Section):
 class DataConfig(_Section):
     """The Ray Data stream of training samples (raylung/data)."""
 
-    store: str | None = Field(None, description="store path or URL the trainers read")
+    store: PathOrUrl | None = Field(None, description="store path or URL the trainers read")
     mode: Literal["slice2d", "patch3d"] = "slice2d"
     slice_size: tuple[int, int] = (256, 256)
     context_slices: int = Field(0, ge=0, le=8, description="neighbours each side as channels (2.5-D)")
@@ -146,7 +156,8 @@ class DataConfig(_Section):
     # Splits are kept in the store (splits.json, one per fractions and seed): a case never
     # changes split when cases are added. splits_file: your own case_id,split CSV instead.
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    splits_file: str | None = Field(None, description="CSV case_id,split replacing the store's")
+    splits_file: PathOrUrl | None = Field(None, description="CSV case_id,split replacing the "
+                                          "store's")
     seed: int = 0
     # Samples per reader call, i.e. per Ray Data block; trainers still take batch_size. Each
     # block costs Ray a task and an object, so 32 streams 64^3 patches 1.2x and slices 1.3x
@@ -229,7 +240,7 @@ class SegConfig(_Section):
     train_on: Literal["healthy", "all"] = "healthy"
     p_synth: float = Field(0.0, ge=0.0, le=1.0,
                            description="share of labelled healthy samples translated by G")
-    generator: str | None = Field(None, description="exported generator_h2p.pt of train-gan")
+    generator: PathOrUrl | None = Field(None, description="exported generator_h2p.pt of train-gan")
     synth_actors: int = Field(1, ge=1, description="GAN actors per training worker")
     synth_cpus: float = Field(1.0, gt=0.0, description="CPUs per GAN actor")
     synth_gpus: float = Field(0.0, ge=0.0, description="GPU fraction per GAN actor (clusters)")
@@ -291,7 +302,8 @@ class RunSection(_Section):
     """Where a training run keeps checkpoints and results; rerunning the same name resumes."""
 
     name: str = "raylung"
-    storage_path: str = Field("runs", description="local folder or URL (s3://...) for Ray Train")
+    storage_path: PathOrUrl = Field("runs", validate_default=True,
+                                    description="local folder or URL (s3://...) for Ray Train")
     # A lost worker or node restarts the worker group from the latest checkpoint.
     max_failures: int = Field(3, ge=-1, description="restarts from the latest checkpoint "
                               "before a run (or a Tune trial) fails; -1: no limit, 0: none")

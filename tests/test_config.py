@@ -21,6 +21,18 @@ def test_overrides_parse_yaml_values():
     assert config.ingest.lung_labels == [10, 11]
 
 
+def test_local_paths_are_made_absolute_and_urls_kept(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None, ["data.store=demo_out/store", "seg.generator=g/generator_h2p.pt",
+                                "data.splits_file=s3://bucket/splits.csv"])
+    assert config.data.store == str(tmp_path / "demo_out" / "store")
+    assert config.seg.generator == str(tmp_path / "g" / "generator_h2p.pt")
+    assert config.data.splits_file == "s3://bucket/splits.csv"
+    assert config.run.storage_path == str(tmp_path / "runs")  # the default too
+    config.run.storage_path = "elsewhere"
+    assert config.run.storage_path == str(tmp_path / "elsewhere")
+
+
 def test_file_then_overrides(tmp_path):
     path = tmp_path / "job.yaml"
     path.write_text("phantom:\n  cases: 5\n  seed: 7\n")

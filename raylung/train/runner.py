@@ -11,7 +11,7 @@ import math
 import time
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 import fsspec
@@ -199,7 +199,7 @@ def _scaling(config: Config) -> ScalingConfig:
 
 def run_folder(config: Config) -> str:
     """The run's folder: an absolute local path, or a URL (``s3://...``) as configured."""
-    return f"{_storage(config)}/{config.run.name}"
+    return f"{config.run.storage_path}/{config.run.name}"
 
 
 def checkpoint_folder(config: Config, checkpoint: ray.train.Checkpoint) -> str:
@@ -207,15 +207,10 @@ def checkpoint_folder(config: Config, checkpoint: ray.train.Checkpoint) -> str:
     return checkpoint_url(run_folder(config), checkpoint)
 
 
-def _storage(config: Config) -> str:
-    path = config.run.storage_path
-    return path if "://" in path else str(Path(path).resolve())
-
-
 def _ray_storage(config: Config) -> tuple[str, pyarrow.fs.FileSystem | None]:
     """Ray Train's storage path and filesystem. A URL with storage options (an endpoint,
     keys) goes through fsspec with them, as the store does; otherwise Ray resolves it."""
-    path, options = _storage(config), config.storage.storage_options
+    path, options = config.run.storage_path, config.storage.storage_options
     if "://" not in path or not options:
         return path, None
     fs, root = fsspec.core.url_to_fs(path, **options)

@@ -43,7 +43,7 @@ class Sweep:
     @property
     def folder(self) -> Path:
         """Tune's experiment folder: ``run.storage_path/run.name``."""
-        return Path(self.config.run.storage_path).resolve() / self.config.run.name
+        return Path(self.config.run.storage_path) / self.config.run.name
 
     def to_yaml(self) -> str:
         """The resolved sweep as a file ``load_sweep`` reads back."""
@@ -67,7 +67,6 @@ def load_sweep(path: str | Path, base: str | Path | Sequence[str | Path] | None 
         files = " + ".join(map(str, [base] if isinstance(base, (str, Path)) else base or []))
         where = f"{path} over {files}" if files else str(path)
         raise ConfigError(f"{where}: {str(err).removeprefix(f'{files}: ')}") from None
-    config = trial_config(config, _absolute_paths(config))
     return Sweep(config, {key: _checked(config, key, spec, path) for key, spec in space.items()})
 
 
@@ -179,13 +178,6 @@ def _check_value(config: Config, key: str, value: Any) -> None:
     except ValidationError as err:
         problem = err.errors()[0]["msg"]
         raise ValueError(f"{json.dumps(value)} is not valid here: {problem}") from None
-
-
-def _absolute_paths(config: Config) -> dict[str, str]:
-    """Local paths made absolute: trials run in Ray workers whose working folder differs."""
-    paths = {"run.storage_path": config.run.storage_path, "data.store": config.data.store}
-    return {key: str(Path(value).resolve()) for key, value in paths.items()
-            if value and "://" not in value}
 
 
 def _get(tree: dict[str, Any], key: str) -> Any:

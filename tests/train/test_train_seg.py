@@ -59,10 +59,12 @@ def test_two_workers_zero_1_with_gan_stage_validate_and_export(seg_config, gener
     assert best_files == {p.name for p in Path(result.checkpoint.path).iterdir()}
 
 
-def test_patch3d_with_pseudo_labels_validates_whole_cases(seg_config):
+def test_patch3d_with_pseudo_labels_validates_whole_cases(seg_config, phantom_store):
+    """Also: the store given as a relative path, as users type it, while Ray Train runs its
+    workers (which read the val scans) in a folder of their own."""
     config = seg_config("patch3d", "data.mode=patch3d", "data.patch_size=[8,24,24]",
                         "seg.pseudo_label=true", "seg.pseudo_threshold=0.6",
-                        "scaling.num_workers=1")
+                        "scaling.num_workers=1", f"data.store={os.path.relpath(phantom_store.url)}")
     result = fit_seg(config)
     assert result.error is None
     for key in ("loss_pseudo", "pseudo_confident", "val_dice", "val_rim_dice"):

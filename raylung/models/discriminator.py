@@ -13,6 +13,15 @@ from monai.networks.nets import PatchDiscriminator as _MonaiPatchDiscriminator
 _KERNEL = 4
 
 
+def min_input_size(n_layers: int) -> int:
+    """The smallest input size along an axis that leaves a patch map of one.
+
+    >>> min_input_size(3), _patch_map_size(24, 3), _patch_map_size(23, 3)
+    (24, 1, 0)
+    """
+    return 3 * 2**n_layers
+
+
 def _patch_map_size(size: int, n_layers: int) -> int:
     """Patch-map size along one axis for an input of ``size`` voxels."""
     for _ in range(n_layers):
@@ -50,9 +59,9 @@ class PatchDiscriminator(_MonaiPatchDiscriminator):
                              f"dims, got shape {tuple(x.shape)}")
         spatial = tuple(x.shape[2:])
         if min(_patch_map_size(s, self.n_layers) for s in spatial) < 1:
-            smallest = 3 * 2**self.n_layers
-            raise ValueError(f"input spatial size {spatial} is too small for "
-                             f"n_layers={self.n_layers}: needs at least {smallest} per axis")
+            raise ValueError(f"input spatial size {spatial} is too small for n_layers="
+                             f"{self.n_layers}: needs at least {min_input_size(self.n_layers)} "
+                             "per axis")
 
 
 def _check_args(spatial_dims: int, in_channels: int, width: int, n_layers: int) -> None:

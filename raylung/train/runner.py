@@ -23,9 +23,10 @@ from ray.train import (CheckpointConfig, DataConfig, FailureConfig, RunConfig, S
                        UserCallback)
 from ray.train.torch import TorchTrainer
 
-from raylung.config import Config
+from raylung.config import Config, ConfigError
 from raylung.console import train_logging
 from raylung.data.pipeline import build_shards, select_cases
+from raylung.models.discriminator import min_input_size
 from raylung.runtime import connect, poll_reports_often
 from raylung.store.case_store import CaseStore
 from raylung.train.deepspeed_config import select_accelerator
@@ -43,12 +44,26 @@ def fit_gan(config: Config, callbacks: Sequence[UserCallback] = (),
 
     ``callbacks`` join the run's own (e.g. Tune's ``TuneReportCallback`` inside a trial);
     ``progress`` prints rank 0's line at every report on this console."""
+    check_gan_crops(config)
     start_ray(config)
     epochs, first_step = resume_epochs(config, config.gan.steps)
     datasets = per_worker(gan_shards(config, epochs, config.scaling.num_workers))
     return fit(config, train_gan_worker, datasets, {"first_step": first_step,
                                                     "validate": can_validate(config)},
                callbacks, progress)
+
+
+def check_gan_crops(config: Config) -> None:
+    """Crops the discriminators can score: ``gan.disc_layers`` halvings must leave a patch map
+    (one line now, not a failure in every worker and restart)."""
+    data = config.data
+    key, size = (("slice_size", data.slice_size) if data.mode == "slice2d"
+                 else ("patch_size", data.patch_size))
+    smallest = min_input_size(config.gan.disc_layers)
+    if min(size) < smallest:
+        raise ConfigError(f"data.{key}={list(size)} is too small for gan.disc_layers="
+                          f"{config.gan.disc_layers}: the discriminators need at least "
+                          f"{smallest} per axis")
 
 
 def gan_shards(config: Config, epochs: list[int], world: int) -> dict[str, list[ray.data.Dataset]]:

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from ray.data.context import DataContext
 
+from raylung.config import ConfigError, load_config
 from raylung.data.pipeline import build_dataset
-from raylung.train.runner import data_config, gan_shards
+from raylung.train.runner import check_gan_crops, data_config, fit_gan, gan_shards
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
@@ -35,3 +36,14 @@ def test_the_gans_slices_pass_through_the_lung_the_segmenters_not_all(gan_config
         assert slices_with_lung(shards[0]).all(), name
     seg = build_dataset(config, "train", [0], "healthy", labelled_only=True)
     assert not slices_with_lung(seg).all()
+
+
+@pytest.mark.parametrize(("crop", "layers", "smallest"), [
+    (["data.mode=patch3d", "data.patch_size=[8,24,24]"], 2, 12),
+    (["data.slice_size=[32,32]"], 4, 48)])
+def test_crops_too_small_for_the_discriminator_fail_before_the_run(crop, layers, smallest):
+    config = load_config(None, [*crop, f"gan.disc_layers={layers}", "data.store=/nowhere"])
+    with pytest.raises(ConfigError, match=rf"^data.\w+=\[[\d, ]+\] is too small for "
+                       rf"gan.disc_layers={layers}: .* at least {smallest} per axis$"):
+        fit_gan(config)
+    check_gan_crops(load_config(None, [*crop, f"gan.disc_layers={layers - 1}"]))

@@ -43,6 +43,21 @@ def test_two_workers_zero_stage_2(gan_config):
     assert ["ema_g" in state for state in states] == [True, False]  # rank 0 exports G
 
 
+def test_3d_patches_train_validate_and_export(gan_config):
+    """The CycleGAN on 3-D patches: 3-D networks, the validation's scores on patches, and a G
+    that maps a patch to one of the same shape."""
+    config = gan_config("patch3d", "data.mode=patch3d", "data.patch_size=[12,24,24]",
+                        "data.split_fractions=[0.5,0.5,0]", "gan.val_samples=2",
+                        "gan.val_pathological=2", "scaling.num_workers=1")
+    result = fit_gan(config)
+    assert result.error is None
+    assert result.metrics["step"] == 2
+    for key in ("loss_adv", "loss_surround", "val_surround_l1_hu", "val_wall_dice"):
+        assert key in result.metrics, key
+    generator, _ = load_generator(f"{result.checkpoint.path}/generator_h2p.pt")
+    assert generator(torch.zeros(1, 1, 12, 24, 24)).shape == (1, 1, 12, 24, 24)
+
+
 # Credentials planted in the logged run's storage options (a local store ignores them).
 PLANTED = ("AKIAPLANTEDKEY0001", "planted-secret-0001")
 # A single-worker run of 20 steps with validation at each checkpoint (every 5 steps), whose G

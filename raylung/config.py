@@ -29,11 +29,11 @@ class _Section(BaseModel):
 
 
 def _absolute(value: str) -> str:
-    return value if "://" in value else str(Path(value).resolve())
+    return value if "://" in value else str(Path(value).expanduser().resolve())
 
 
-# A local path is made absolute against the current folder when the config is loaded, a URL
-# kept as it is: Ray Train's workers and Tune's trials run in folders of their own.
+# A local path (`~` expanded) is made absolute against the current folder when the config is
+# loaded, a URL kept as it is: Ray Train's workers and Tune's trials run in folders of their own.
 PathOrUrl = Annotated[str, AfterValidator(_absolute)]
 
 

@@ -31,6 +31,8 @@ def test_local_paths_are_made_absolute_and_urls_kept(tmp_path, monkeypatch):
     assert config.run.storage_path == str(tmp_path / "runs")  # the default too
     config.run.storage_path = "elsewhere"
     assert config.run.storage_path == str(tmp_path / "elsewhere")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert load_config(None, ["data.store=~/store"]).data.store == str(tmp_path / "home/store")
 
 
 def test_file_then_overrides(tmp_path):

@@ -233,7 +233,8 @@ def _train_gan(config: Config) -> str | None:
         return None
     folder = checkpoint_folder(config, result.checkpoint)
     print(f"train-gan: step {result.metrics.get('step')} -> generator {folder}/generator_h2p.pt")
-    scores = {k: round(v, 3) for k, v in result.metrics.items() if k.startswith("val_")}
+    scores = {k: round(v, 3) for k, v in result.metrics.items()
+              if k.startswith("val_") and v is not None}  # a resumed run's NaN comes as None
     if scores:
         print(f"train-gan: validation {scores}; grid {folder}/validation.png")
     return folder

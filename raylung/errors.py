@@ -12,3 +12,7 @@ class InputError(ValueError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        """Rebuilt from both fields: Ray hands a worker's error to the driver pickled."""
+        return type(self), (self.path, self.problem)

@@ -53,27 +53,29 @@ def test_info_on_missing_store_is_one_line(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
-    """The demo as a new user runs it: on a Ray instance of its own (the session's shared
-    cluster has started many worker processes by now, and Ray warns of them to every driver)."""
+    """The demo as a new user runs it: into the default ``demo_out`` of the folder it runs in
+    (relative paths, which Ray Train's workers, in folders of their own, must still find), on
+    a Ray instance of its own (the session's shared cluster has started many worker processes
+    by now, and Ray warns of them to every driver)."""
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")}
     out = subprocess.run(
-        [RAYLUNG, "demo", "--out", str(tmp_path / "demo"), "phantom.cases=3", "phantom.size=96",
+        [RAYLUNG, "demo", "phantom.cases=8", "phantom.size=96",
          "phantom.slices=[16,20]", "data.slice_size=[32,32]", "gan.width=4", "gan.n_blocks=1",
          "gan.disc_width=4", "gan.disc_layers=2", "gan.steps=2", "gan.decay_start=1",
          "gan.checkpoint_every=2", "data.batch_size=4", "data.samples_per_epoch=8",
          "seg.channels=[4,8]", "seg.strides=[2]", "seg.steps=2", "seg.decay_start=1"],
-        capture_output=True, encoding="utf-8", timeout=600, env=env)
+        capture_output=True, encoding="utf-8", timeout=600, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "ingest: 3 written, 0 unchanged, 0 failed" in out.stdout
-    assert "cases            3 (" in out.stdout
+    assert "ingest: 8 written, 0 unchanged, 0 failed" in out.stdout
+    assert "cases            8 (" in out.stdout
     assert "samples_per_s" in out.stdout
     assert "train-gan: step 2 -> generator" in out.stdout
     assert "train-seg: best step 2" in out.stdout
-    assert (tmp_path / "demo" / "generator_h2p.pt").exists()
+    assert (tmp_path / "demo_out" / "generator_h2p.pt").exists()
     for name in ("raylung_config.yaml", "phantoms/cases.csv", "store/manifest.parquet",
                  "store/raylung_config.yaml", "stream_slice2d.png"):
-        assert (tmp_path / "demo" / name).exists(), name
-    _assert_quiet_console(out.stdout, out.stderr)
+        assert (tmp_path / "demo_out" / name).exists(), name
+    _assert_quiet_console(out.stdout, out.stderr, tmp_path)
 
 
 # What Ray itself prints: its log records, worker prefixes, its C++ core, report dumps.
@@ -82,9 +84,10 @@ RAY_LINE = re.compile(r"^\S* ?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\s+(INFO|DEBUG) 
                       r"Execution plan of Dataset|Setting up process group")
 
 
-def _assert_quiet_console(stdout: str, stderr: str) -> None:
+def _assert_quiet_console(stdout: str, stderr: str, cwd: Path) -> None:
     """The demo's console at default verbosity: each stage and progress line once, nothing
-    from Ray's internals, the closing summary with the pictures."""
+    from Ray's internals, the closing summary with the scores and the pictures (paths from
+    ``cwd``)."""
     lines = stdout.splitlines() + stderr.splitlines()
     assert not [line for line in lines if RAY_LINE.search(line)], "Ray's own lines shown"
     progress = [line for line in lines if re.match(r"demo_(gan|seg)  step \d+/\d+  ", line)]
@@ -96,12 +99,13 @@ def _assert_quiet_console(stdout: str, stderr: str) -> None:
         [f"[{k}/7]" for k in range(1, 8)]
     summary = stdout[stdout.index("raylung demo: done in"):]
     for part in ("phantoms", "U-Net with GAN augmentation", "test split: segment + evaluate",
-                 "pathological val  not scored", "pathological test cases: none in the test split",
-                 "pictures:", "stream_slice2d.png"):
+                 "pathological val  dice", "pathological test cases (1), whole scans",
+                 "pictures:", "stream_slice2d.png", "gan_validation.png", "seg_validation.png",
+                 "test_report.png"):
         assert part in summary, part
     pictures = summary.split("pictures:\n")[1].split()
-    assert pictures and all(Path(picture).exists() for picture in pictures), pictures
-    assert len(lines) < 60, "\n".join(lines)
+    assert pictures and all((cwd / picture).exists() for picture in pictures), pictures
+    assert len(lines) < 90, "\n".join(lines)  # tqdm, not a terminal here, writes a line per update
 
 
 @pytest.mark.usefixtures("ray_cluster")

@@ -76,12 +76,13 @@ def source_stat(source: CaseSource, cfg: IngestConfig) -> str:
 
 def _source_digest(source: CaseSource, cfg: IngestConfig,
                    hash_file: Callable[[Path, Any], None]) -> str:
-    """sha256 of the settings and, for each source file, its name and what ``hash_file`` adds."""
+    """sha256 of the settings, the source paths (the store records them) and, for each source
+    file, its name and what ``hash_file`` adds."""
+    paths = (source.image, source.lung, source.lesion, *((source.twin,) if source.twin else ()))
     digest = hashlib.sha256()
     digest.update(json.dumps([STORE_FORMAT, source.case_id, source.domain,
-                              cfg.model_dump(mode="json", exclude={"domain"})]).encode())
-    twin = (source.twin,) if source.twin else ()  # stores written before twins keep their hash
-    for path in (source.image, source.lung, source.lesion, *twin):
+                              cfg.model_dump(mode="json", exclude={"domain"}), paths]).encode())
+    for path in paths:
         digest.update(b"|")
         for file in _source_files(Path(path)) if path else []:
             digest.update(file.name.encode())

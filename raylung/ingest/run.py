@@ -1,9 +1,10 @@
 """``raylung ingest``: every case becomes a committed zarr group, in parallel Ray tasks.
 
 The split of every case is fixed in the store's ``splits.json`` (raylung/data/splits.py).
-A rerun skips cases whose commit record carries the same sizes and times of the source files
-(without reading them) or, failing that, the same hash of their bytes; it rewrites changed or
-interrupted ones, and reports every failing case in one line (stderr and ingest_report.csv).
+A rerun skips cases whose commit record carries the same source paths and either the same
+sizes and times of those files (without reading them) or the same hash of their bytes; it
+rewrites changed or interrupted ones, and reports every failing case in one line (stderr and
+ingest_report.csv).
 """
 
 from __future__ import annotations

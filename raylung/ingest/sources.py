@@ -50,8 +50,10 @@ class Failure:
 
 
 def read_sources(src: str | Path, domain: str | None = None) -> tuple[list[CaseSource], list[Failure]]:
-    """Every case in ``src``; rows that cannot be ingested come back as failures."""
-    src = Path(src)
+    """Every case in ``src``, its files as absolute paths (the store records them, and the
+    segmenter's validation reads them from workers in other folders); rows that cannot be
+    ingested come back as failures."""
+    src = Path(src).expanduser().resolve()
     if src.is_dir():
         table_path = next((src / n for n in TABLE_NAMES if (src / n).exists()), None)
         if table_path is None:

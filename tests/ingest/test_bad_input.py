@@ -9,9 +9,11 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+import ray
 import SimpleITK as sitk
 
 from raylung.cli import main
+from raylung.errors import InputError
 from raylung.store.case_store import CaseStore
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
@@ -115,3 +117,13 @@ def test_good_case_still_ingested_and_no_partial_cases(bad_run):
     cases = store / "cases"
     assert sorted(p.name for p in cases.iterdir() if p.is_dir()) == ["good"]
     assert CaseStore(str(store)).case_ids() == ["good"]
+
+
+def test_an_input_error_raised_in_a_ray_worker_reaches_the_driver_whole():
+    """Ray pickles a worker's error for the driver: the file and the problem arrive intact."""
+    @ray.remote
+    def fail() -> None:
+        raise InputError("/data/x.nii.gz", "file not found")
+    with pytest.raises(InputError) as caught:
+        ray.get(fail.remote())
+    assert (caught.value.path, caught.value.problem) == ("/data/x.nii.gz", "file not found")

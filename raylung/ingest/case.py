@@ -86,7 +86,10 @@ def _source_digest(source: CaseSource, cfg: IngestConfig,
         digest.update(b"|")
         for file in _source_files(Path(path)) if path else []:
             digest.update(file.name.encode())
-            hash_file(file, digest)
+            try:
+                hash_file(file, digest)
+            except OSError as err:
+                raise InputError(file, f"cannot read ({err.strerror})") from None
     return digest.hexdigest()
 
 
@@ -168,17 +171,11 @@ def _source_files(path: Path) -> list[Path]:
 
 
 def _hash_bytes(file: Path, digest: Any) -> None:
-    try:
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as err:
-        raise InputError(file, f"cannot read ({err.strerror})") from None
+    with open(file, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
 
 
 def _hash_stat(file: Path, digest: Any) -> None:
-    try:
-        stat = file.stat()
-    except OSError as err:
-        raise InputError(file, f"cannot read ({err.strerror})") from None
+    stat = file.stat()
     digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())

@@ -48,7 +48,7 @@ from measure import phantom_store
 from raylung.config import Config, load_config
 from raylung.data.splits import store_splits
 from raylung.io.write import write_bytes
-from raylung.models.export import load_generator
+from raylung.networks import load_generator
 from raylung.plots import plt, save_figure
 from raylung.store.case_store import CaseStore
 from raylung.store.manifest import read_manifest

@@ -18,8 +18,7 @@ import pandas as pd
 import torch
 
 from raylung.config import load_config
-from raylung.models.export import load_generator
-from raylung.models.shapes import build_generator
+from raylung.networks import build_generator, load_generator
 from raylung.train.checkpoint import engine_weights
 from raylung.train.gan_validation import GanValidator
 

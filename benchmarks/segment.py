@@ -25,8 +25,7 @@ import torch
 from raylung.config import load_config
 from raylung.io.read import read_volume
 from raylung.io.write import write_image
-from raylung.models.export import export_model
-from raylung.models.segmenter import build_segmenter
+from raylung.networks import build_segmenter, export_model
 from raylung.phantom.case import make_case
 from raylung.phantom.write import write_volume
 from raylung.runtime import connect

@@ -167,7 +167,7 @@ def generator_file(tmp_path_factory) -> Path:
     import torch
 
     from raylung.config import load_config
-    from raylung.models.export import export_generator
+    from raylung.networks import export_generator
     from raylung.train.cyclegan import Generators
 
     # the plain G: an untrained residual one is the identity

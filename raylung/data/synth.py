@@ -19,8 +19,8 @@ import torch
 
 from raylung.config import Config, DataConfig
 from raylung.data.specs import chosen_for_synthesis, noise_seed
-from raylung.models.export import load_generator
 from raylung.models.generator import smooth_noise
+from raylung.networks import load_generator
 
 
 def add_synthesis(dataset: ray.data.Dataset, cfg: Config) -> ray.data.Dataset:

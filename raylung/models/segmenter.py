@@ -6,23 +6,19 @@ differ between data-parallel workers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from monai.networks.nets import UNet
-from torch import nn
-
-from raylung.config import Config
-from raylung.models.shapes import network_shape
 
 
-def build_segmenter(config: Config) -> nn.Module:
-    """The U-Net of ``config.seg`` for the data mode of ``config.data``.
+def lung_unet(spatial_dims: int, in_channels: int, channels: Sequence[int],
+              strides: Sequence[int], num_res_units: int) -> UNet:
+    """A U-Net of ``channels`` per level (``strides`` between them) with background and lung
+    logits out.
 
-    >>> from raylung.config import load_config
     >>> import torch
-    >>> net = build_segmenter(load_config(None, ["seg.channels=[4,8]", "seg.strides=[2]"]))
-    >>> net(torch.zeros(1, 1, 32, 32)).shape
+    >>> lung_unet(2, 1, [4, 8], [2], 1)(torch.zeros(1, 1, 32, 32)).shape
     torch.Size([1, 2, 32, 32])
     """
-    dims, channels = network_shape(config)
-    seg = config.seg
-    return UNet(spatial_dims=dims, in_channels=channels, out_channels=2, channels=seg.channels,
-                strides=seg.strides, num_res_units=seg.num_res_units, norm="instance")
+    return UNet(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=2,
+                channels=channels, strides=strides, num_res_units=num_res_units, norm="instance")

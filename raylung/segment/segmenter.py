@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from raylung.models.export import load_segmenter
+from raylung.networks import load_segmenter
 from raylung.segment.postprocess import clean_mask, label_sides
 from raylung.segment.scan import Scan, predict_lung, prepare_scan, to_native
 

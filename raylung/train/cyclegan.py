@@ -19,7 +19,7 @@ from raylung.losses.gan import (cycle_loss, diversity_loss, generator_objective,
                                 lsgan_discriminator_loss, lsgan_generator_loss)
 from raylung.losses.surround import surround_l1
 from raylung.models.discriminator import build_discriminator
-from raylung.models.shapes import build_generator, network_shape
+from raylung.networks import build_generator, network_shape
 from raylung.train.image_pool import ImagePool
 
 

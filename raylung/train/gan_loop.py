@@ -17,12 +17,12 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from raylung.config import Config
+from raylung.models.placement import where
+from raylung.networks import export_generator
+from raylung.seeds import text_seed
 from raylung.train.checkpoint import report, restore
 from raylung.train.cyclegan import (Discriminators, GanBatch, Generators, discriminator_step,
                                     generator_step, loss_weights)
-from raylung.models.export import export_generator
-from raylung.models.placement import where
-from raylung.seeds import text_seed
 from raylung.train.ema import ema_model
 from raylung.train.engine import build_engine, init_distributed
 from raylung.train.gan_validation import GanValidator

@@ -19,9 +19,8 @@ from torch.optim.swa_utils import AveragedModel
 
 from raylung.config import Config
 from raylung.losses.segmentation import pseudo_label_loss, supervised_loss
-from raylung.models.export import export_model
 from raylung.models.placement import where
-from raylung.models.segmenter import build_segmenter
+from raylung.networks import build_segmenter, export_model
 from raylung.train.checkpoint import report, restore
 from raylung.train.ema import ema_model
 from raylung.train.engine import build_engine, init_distributed

@@ -10,7 +10,7 @@ from raylung.config import load_config
 from raylung.data.pipeline import build_dataset
 from raylung.data.specs import chosen_for_synthesis
 from raylung.data.synth import GanAugment, add_synthesis
-from raylung.models.export import export_generator, load_generator
+from raylung.networks import export_generator, load_generator
 from raylung.train.cyclegan import Generators
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")

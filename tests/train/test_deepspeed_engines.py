@@ -14,7 +14,7 @@ import torch.distributed as dist
 from raylung.cli import main
 from raylung.config import load_config
 from raylung.losses.segmentation import supervised_loss
-from raylung.models.segmenter import build_segmenter
+from raylung.networks import build_segmenter
 from raylung.train.cyclegan import Discriminators, GanBatch, Generators, generator_step, loss_weights
 from raylung.train.deepspeed_config import deepspeed_config
 from raylung.train.ema import ema_model

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from raylung.config import load_config
-from raylung.models.export import load_generator
+from raylung.networks import load_generator
 from raylung.train.checkpoint import engine_weights
 from raylung.train.cyclegan import Generators
 from raylung.train.runner import fit_gan

@@ -16,8 +16,7 @@ import torch
 from ray.util.state import list_actors
 
 from raylung.config import load_config
-from raylung.models.export import export_model, load_generator, load_segmenter
-from raylung.models.segmenter import build_segmenter
+from raylung.networks import build_segmenter, export_model, load_generator, load_segmenter
 from raylung.train.seg_runner import best_checkpoint, fit_seg
 
 pytestmark = [pytest.mark.usefixtures("ray_cluster"), pytest.mark.slow]

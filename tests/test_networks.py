@@ -5,13 +5,12 @@ from __future__ import annotations
 import torch
 
 from raylung.config import load_config
-from raylung.train.cyclegan import Generators
-from raylung.models.export import export_generator, load_generator
+from raylung.networks import build_generator, export_generator, load_generator
 
 
 def test_export_round_trip(tmp_path):
     config = load_config(None, ["gan.width=4", "gan.n_blocks=1", "data.context_slices=1"])
-    generator = Generators(config).g.eval()
+    generator = build_generator(config).eval()
     path = export_generator(generator, config, tmp_path / "g.pt")
     reloaded, saved = load_generator(path)
     x = torch.rand(2, 3, 32, 32) * 2 - 1

@@ -1,9 +1,14 @@
-"""Exported models: weights plus the resolved config that built them, in one file.
+"""The networks a config describes, and their exported files.
 
-``generator_h2p.pt`` (healthy -> pathological G) feeds ``synth`` and the segmentation pipeline's
-GAN stage; ``segmenter.pt`` is the trained U-Net with its preprocessing (the ``ingest`` and
-``data`` sections of its config). Both load with ``torch.load(..., weights_only=True)``
-(tensors, strings, numbers only).
+``raylung.models`` holds the networks, each built from its own few numbers; this module reads
+those numbers from the application config (spatial dims and image channels from the data mode,
+widths and depths from ``gan.*`` and ``seg.*``) for the trainers, the GAN stage and ``segment``.
+
+Exports are one file each: weights plus the resolved config that built them. ``generator_h2p.pt``
+(healthy -> pathological G) feeds ``synth`` and the segmentation pipeline's GAN stage;
+``segmenter.pt`` is the trained U-Net with its preprocessing (the ``ingest`` and ``data``
+sections of its config). Both load with ``torch.load(..., weights_only=True)`` (tensors,
+strings, numbers only).
 """
 
 from __future__ import annotations
@@ -16,10 +21,45 @@ import torch
 from pydantic import ValidationError
 
 from raylung.config import Config, public_tree
-from raylung.models.segmenter import build_segmenter
-from raylung.models.shapes import build_generator
+from raylung.models.generator import ResnetGenerator
+from raylung.models.segmenter import lung_unet
 
 FORMAT = 1
+
+
+def network_shape(config: Config) -> tuple[int, int]:
+    """Spatial dims and image channels of the data mode (2.5-D slices stack neighbours).
+
+    >>> from raylung.config import load_config
+    >>> network_shape(load_config(None, ["data.context_slices=1"]))
+    (2, 3)
+    """
+    if config.data.mode == "slice2d":
+        return 2, 2 * config.data.context_slices + 1
+    return 3, 1
+
+
+def build_generator(config: Config, noise: bool = True) -> ResnetGenerator:
+    """A CycleGAN generator of ``config.gan`` for the data mode (same channels in and out);
+    ``noise``: it reads ``gan.noise_channels`` random fields (G does, F removes disease)."""
+    dims, channels = network_shape(config)
+    gan = config.gan
+    return ResnetGenerator(dims, channels, channels, gan.width, gan.n_blocks,
+                           residual=gan.residual,
+                           noise_channels=gan.noise_channels if noise else 0)
+
+
+def build_segmenter(config: Config) -> torch.nn.Module:
+    """The U-Net of ``config.seg`` for the data mode of ``config.data``.
+
+    >>> from raylung.config import load_config
+    >>> net = build_segmenter(load_config(None, ["seg.channels=[4,8]", "seg.strides=[2]"]))
+    >>> net(torch.zeros(1, 1, 32, 32)).shape
+    torch.Size([1, 2, 32, 32])
+    """
+    dims, channels = network_shape(config)
+    seg = config.seg
+    return lung_unet(dims, channels, seg.channels, seg.strides, seg.num_res_units)
 
 
 def export_model(module: torch.nn.Module, config: Config, path: str | Path, kind: str) -> Path:

@@ -7,12 +7,6 @@ import pytest
 from raylung.config import ConfigError, load_config, save_config
 
 
-def test_defaults_validate():
-    config = load_config()
-    assert config.ingest.spacing_mm == (1.0, 1.0, 2.0)
-    assert config.ingest.lung_labels == []
-
-
 def test_overrides_parse_yaml_values():
     config = load_config(None, ["ingest.spacing_mm=[0.8,0.8,1.5]", "phantom.cases=3",
                                 "ingest.lung_labels=[10,11]"])

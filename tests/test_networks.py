@@ -1,11 +1,15 @@
-"""The exported generator reloads (weights_only) and predicts identically."""
+"""The networks a config describes: the defaults fit together, and the exported generator
+reloads (weights_only) and predicts identically."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from raylung.config import load_config
-from raylung.networks import build_generator, export_generator, load_generator
+from raylung.networks import (build_generator, build_segmenter, export_generator, load_generator,
+                              network_shape)
+from raylung.train.cyclegan import Discriminators
 
 
 def test_export_round_trip(tmp_path):
@@ -18,3 +22,16 @@ def test_export_round_trip(tmp_path):
         assert torch.equal(generator(x), reloaded(x))
     assert saved == config
     assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("mode", ["slice2d", "patch3d"])
+def test_the_default_networks_take_the_default_crops(mode):
+    """The defaults fit together: G keeps the crop's shape, the discriminators see a patch map,
+    the U-Net gives two channels of the crop's size (a default changed alone breaks this)."""
+    config = load_config(None, [f"data.mode={mode}"])
+    size = config.data.slice_size if mode == "slice2d" else config.data.patch_size
+    x = torch.zeros(1, network_shape(config)[1], *size)
+    with torch.no_grad():
+        assert build_generator(config)(x).shape == x.shape
+        assert min(Discriminators(config).d_p(x).shape[2:]) >= 1
+        assert build_segmenter(config)(x).shape == (1, 2, *size)

@@ -23,7 +23,8 @@ their native grid (train-seg's test report, of that domain only): Dice, rim Dice
 inclusion, HD95. The split is fixed over seeds.
 
 Arms train ``--parallel`` at a time (2 on CPU: each trainer runs on one thread), with the same
-results as one after the other. Writes ``OUT/claim_gan.csv``, ``OUT/claim_seg.csv`` (a row per
+results as one after the other. On a GPU (default 1) the arms at once split it, each 1/N of
+it, and a row is reused only by a rerun with the same ``--parallel``. Writes ``OUT/claim_gan.csv``, ``OUT/claim_seg.csv`` (a row per
 arm and seed) and ``OUT/claim.png``, and prints both tables and the targets. A rerun reuses
 finished arms.
 """
@@ -87,18 +88,18 @@ def main() -> None:
     scale.add_argument("--gpu", action="store_true", help="256 x 256 on a GPU machine")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--parallel", type=int, default=None,
-                        help="arms trained at once (default: 2; 1 with --gpu, where an arm takes "
-                        "the GPU)")
+                        help="arms trained at once (default: 2; 1 with --gpu, where the arms at "
+                        "once share the GPU)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/raylung-claim"))
     parser.add_argument("overrides", nargs="*", help="config overrides for every run")
     args = parser.parse_args()
     name = "quick" if args.quick else "gpu" if args.gpu else "full"
     work = args.workdir / name
-    base = _base(work, *SCALES[name], args.gpu) + args.overrides
     parallel = args.parallel if args.parallel is not None else 1 if args.gpu else 2
     if parallel < 1:
         parser.error("--parallel must be at least 1")
+    base = _base(work, *SCALES[name], parallel if args.gpu else 0) + args.overrides
     start = time.perf_counter()
     _prepare_data(work, base)
     gan = pd.DataFrame(_at_once(parallel, [partial(_gan_arm, base, arm, overrides, work)
@@ -129,10 +130,11 @@ def _at_once(parallel: int, arms: list[Callable[[], dict]]) -> list[dict]:
 
 
 def _base(work: Path, cases: int, gan_steps: int, seg_steps: int, size: int,
-          gpu: bool) -> list[str]:
+          gpu_arms: int) -> list[str]:
     """Overrides every run shares: the phantom store, the scale, CPU or GPU resources.
     An arm reserves one of Ray's CPUs (its trainer, one thread, and light readers and G
-    actor), so two train at once on 2 cores."""
+    actor), so two train at once on 2 cores; on a GPU (``gpu_arms`` > 0) it reserves its
+    share of the one GPU, so that ``gpu_arms`` arms train on it at once."""
     return [f"phantom.cases={cases}", "phantom.twins=true", f"data.store={work / 'store'}",
             f"data.splits_file={work / 'splits.csv'}", "data.split_fractions=[0.5,0.25,0.25]",
             f"data.slice_size=[{size},{size}]", "data.batch_size=8", "data.samples_per_epoch=64",
@@ -144,8 +146,16 @@ def _base(work: Path, cases: int, gan_steps: int, seg_steps: int, size: int,
             "seg.num_res_units=1", f"seg.steps={seg_steps}", f"seg.decay_start={seg_steps // 2}",
             f"seg.log_every={max(seg_steps // 4, 1)}", "seg.synth_cpus=0.25",
             f"run.storage_path={work / 'runs'}", "logging.tensorboard=false",
-            *(["scaling.use_gpu=true", "scaling.gpus_per_worker=0.75", "seg.synth_gpus=0.25"]
-              if gpu else [])]
+            *_gpu_shares(gpu_arms)]
+
+
+def _gpu_shares(arms: int) -> list[str]:
+    """An arm's share of the GPU, 3/4 for its trainer and 1/4 for its G actor, split over
+    ``arms`` arms at once (none: CPU only)."""
+    if not arms:
+        return []
+    return ["scaling.use_gpu=true", f"scaling.gpus_per_worker={0.75 / arms:g}",
+            f"seg.synth_gpus={0.25 / arms:g}"]
 
 
 def _prepare_data(work: Path, base: list[str]) -> None:

@@ -51,7 +51,7 @@ def test_an_arm_that_exits_starts_no_further_arm(claim):
 
 def test_a_row_of_another_validation_spacing_is_not_reused(claim, monkeypatch, tmp_path):
     """A U-Net arm's samples per epoch (its validation spacing) is part of its row's key."""
-    base = claim._base(tmp_path, *claim.SCALES["quick"], gpu=False)
+    base = claim._base(tmp_path, *claim.SCALES["quick"], gpu_arms=0)
     arm = ["(a) none", claim.SEG_ARMS["(a) none"]]
     monkeypatch.setattr(claim, "fit_seg", lambda config: sys.exit(
         f"trained with {config.data.samples_per_epoch} samples per epoch"))
@@ -64,3 +64,13 @@ def test_a_row_of_another_validation_spacing_is_not_reused(claim, monkeypatch, t
     monkeypatch.setattr(claim, "SEG_MIN_EPOCH", 8)
     with pytest.raises(SystemExit, match="holds a row of other settings"):
         claim._seg_arm(base, "", *arm, 0, tmp_path)
+
+
+@pytest.mark.parametrize("arms", [1, 2, 4])
+def test_arms_at_once_on_a_gpu_fit_it(claim, tmp_path, arms):
+    """``--gpu --parallel N``: N arms' trainers and G actors together reserve one GPU."""
+    from raylung.config import load_config
+
+    config = load_config(None, claim._base(tmp_path, *claim.SCALES["gpu"], gpu_arms=arms))
+    assert config.scaling.use_gpu
+    assert (config.scaling.gpus_per_worker + config.seg.synth_gpus) * arms == pytest.approx(1.0)

@@ -1,0 +1,89 @@
+"""The ``raylung`` command. Same command and config on a laptop, in a sweep, under ray job submit.
+
+    raylung phantom data/ --cases 8                 # synthetic thorax CT (the built-in data)
+    raylung ingest data/ --store store/             # CT files -> zarr store (Ray tasks)
+    raylung info store/                             # what a store holds
+    raylung stream store/ --mode patch3d            # the Ray Data stream alone: speed, samples
+    raylung train-gan --config job.yaml             # the shape-aware CycleGAN (Ray Train)
+    raylung train-seg --config job.yaml seg.generator=G.pt seg.p_synth=0.5   # U-Net + GAN aug
+    raylung tune --space tune_spaces/demo.yaml      # Ray Tune search of the loss weights
+    raylung segment scans/ --model segmenter.pt --out masks/     # apply a trained segmenter
+    raylung evaluate --pred masks/ --ref labels/ --out report/   # Dice, HD95, surface Dice...
+    raylung demo --out demo_out/                    # the end-to-end demo on phantoms
+
+Every job takes ``--config FILE.yaml`` and ``key=value`` overrides of the config tree
+(see raylung/config.py); the resolved config is written next to its outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from raylung.cli.apply import add_evaluate, add_segment
+from raylung.cli.data import add_info, add_ingest, add_phantom, add_stream
+from raylung.cli.demo import add_demo
+from raylung.cli.jobs import RAY_LOGS
+from raylung.cli.train import add_train_gan, add_train_seg, add_tune
+from raylung.config import ConfigError
+from raylung.errors import InputError
+from raylung.store.case_store import StoreError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``raylung`` console script; returns the exit status."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    args.overrides = [*args.overrides, *extra]
+    bad = [item for item in args.overrides if "=" not in item or item.startswith("-")]
+    if bad:
+        parser.error(f"unrecognized arguments: {' '.join(bad)} (overrides are key=value)")
+    try:
+        return args.run(args)
+    except (ConfigError, InputError, StoreError, ValueError) as err:
+        print(f"raylung {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"raylung {args.command}: interrupted; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - only Ray Train's failures are turned into a line
+        line = _run_failure(err)
+        if line is None:
+            raise
+        print(f"raylung {args.command}: run failed: {line}\n  logs: the run folder's "
+              f"metrics.csv and Ray's session logs ({RAY_LOGS}); rerun the same command to "
+              "resume from the latest checkpoint", file=sys.stderr)
+        return 1
+
+
+def _run_failure(err: Exception) -> str | None:
+    """The worker's (or controller's) error of a failed Ray Train run in one line; None for
+    any other exception."""
+    from ray.train import ControllerError, TrainingFailedError, WorkerGroupError
+
+    if not isinstance(err, TrainingFailedError):
+        return None
+    cause: BaseException = err
+    if isinstance(err, WorkerGroupError) and err.worker_failures:
+        cause = err.worker_failures[min(err.worker_failures)]
+    elif isinstance(err, ControllerError):
+        cause = err.controller_failure
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    return lines[-1] if lines else type(cause).__name__
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="raylung", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_phantom(sub)
+    add_ingest(sub)
+    add_info(sub)
+    add_stream(sub)
+    add_train_gan(sub)
+    add_train_seg(sub)
+    add_tune(sub)
+    add_segment(sub)
+    add_evaluate(sub)
+    add_demo(sub)
+    return parser

@@ -1,0 +1,114 @@
+"""The data jobs: ``phantom``, ``ingest``, ``info`` and ``stream``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from raylung.cli.jobs import add_job, job_config
+from raylung.config import Config, save_config
+from raylung.store.case_store import CaseStore
+
+
+def add_phantom(sub: argparse._SubParsersAction) -> None:
+    """The ``phantom`` job and its flags."""
+    job = add_job(sub, "phantom", _run_phantom,
+                  "write synthetic thorax CT cases (NIfTI + cases.csv)",
+                  ("out_dir", {"type": Path, "help": "folder to write the cases into"}))
+    job.add_argument("--cases", type=int, help="number of cases (phantom.cases)")
+    job.add_argument("--pathological-fraction", type=float,
+                     help="share of pathological cases (phantom.pathological_fraction)")
+    job.add_argument("--seed", type=int, help="random seed (phantom.seed)")
+
+
+def _run_phantom(args: argparse.Namespace) -> int:
+    from raylung.phantom import write_phantoms
+
+    flags = {"cases": args.cases, "pathological_fraction": args.pathological_fraction,
+             "seed": args.seed}
+    config = job_config(args, *(f"phantom.{k}={v}" for k, v in flags.items() if v is not None))
+    write_phantom_cases(args.out_dir, config, write_phantoms)
+    return 0
+
+
+def write_phantom_cases(out_dir: Path, config: Config, write_phantoms) -> None:
+    """Write ``config.phantom``'s cases and the config into ``out_dir``; print the count."""
+    table = write_phantoms(out_dir, config.phantom)
+    save_config(config, out_dir / "raylung_config.yaml")
+    counts = table["domain"].value_counts().to_dict()
+    print(f"wrote {len(table)} cases to {out_dir} ({counts})")
+
+
+def add_ingest(sub: argparse._SubParsersAction) -> None:
+    """The ``ingest`` job and its flags."""
+    job = add_job(sub, "ingest", _run_ingest, "read CT cases with SimpleITK into a zarr store",
+                  ("src", {"help": "folder of case folders (with or without cases.csv) "
+                                   "or a CSV/parquet table of cases"}))
+    job.add_argument("--store", required=True, help="store path or fsspec URL (s3://...)")
+
+
+def _run_ingest(args: argparse.Namespace) -> int:
+    return ingest_cases(args.src, args.store, job_config(args))
+
+
+def ingest_cases(src: str, store_url: str, config: Config) -> int:
+    """Ingest ``src`` into the store and print what was written; the exit status."""
+    from raylung.ingest.run import ingest
+
+    result = ingest(src, store_url, config)
+    print(f"ingest: {len(result.written)} written, {len(result.skipped)} unchanged, "
+          f"{len(result.failures)} failed -> {store_url}")
+    if result.failures:
+        print(f"ingest: {len(result.failures)} case(s) failed; see {store_url}/ingest_report.csv",
+              file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def add_info(sub: argparse._SubParsersAction) -> None:
+    """The ``info`` job and its flags."""
+    add_job(sub, "info", _run_info, "summarise a store: cases, domains, shapes, disk size",
+            ("store", {"help": "store path or fsspec URL"}))
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    print_info(args.store, job_config(args))
+    return 0
+
+
+def print_info(store_url: str, config: Config) -> None:
+    """Print the store's summary: cases, domains, shapes, disk size."""
+    from raylung.store.manifest import format_summary, read_manifest
+
+    store = CaseStore(store_url, config.storage.storage_options)
+    print(format_summary(store_url, read_manifest(store)))
+
+
+def add_stream(sub: argparse._SubParsersAction) -> None:
+    """The ``stream`` job and its flags."""
+    job = add_job(sub, "stream", _run_stream, "run the Ray Data pipeline alone: throughput and "
+                  "a PNG grid of samples", ("store", {"help": "store path or fsspec URL"}))
+    job.add_argument("--mode", choices=["slice2d", "patch3d"], help="data.mode")
+    job.add_argument("--batches", type=int, default=20, help="batches to pull (default 20)")
+    job.add_argument("--split", default="train", choices=["train", "val", "test"])
+    job.add_argument("--out", type=Path, default=Path("stream_out"),
+                     help="folder for the sample grid and the resolved config")
+
+
+def _run_stream(args: argparse.Namespace) -> int:
+    flags = [f"data.store={args.store}"] + ([f"data.mode={args.mode}"] if args.mode else [])
+    config = job_config(args, *flags)
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_config(config, args.out / "raylung_config.yaml")
+    stream_samples(config, args.split, args.batches, args.out)
+    return 0
+
+
+def stream_samples(config: Config, split: str, batches: int, out: Path) -> None:
+    """Pull ``batches`` batches of ``split`` through Ray Data; print the rate, save a grid."""
+    from raylung.data.stream import format_stats, stream
+    from raylung.runtime import connect
+
+    connect(config.ray)
+    print(format_stats(stream(config, split, batches, out)))
+    print(f"sample grid -> {out / f'stream_{config.data.mode}.png'}")

@@ -1,0 +1,49 @@
+"""What every ``raylung`` job shares: ``--config`` files and ``key=value`` overrides, the
+resolved config, and warnings as one line each."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+from raylung.config import Config, load_config
+
+RAY_LOGS = "/tmp/ray/session_latest/logs"  # Ray's own log files of the newest local session
+
+
+def add_job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
+            *positionals: tuple[str, dict]) -> argparse.ArgumentParser:
+    """A subcommand: its positionals, then ``--config`` and ``key=value`` overrides."""
+    job = sub.add_parser(name, help=help_text, description=help_text)
+    for dest, kwargs in positionals:
+        job.add_argument(dest, **kwargs)
+    job.add_argument("--config", type=Path, action="append",
+                     help="YAML config file (sections as in raylung/config.py); repeat to layer "
+                          "files, later ones win: --config exp.yaml --config cluster/gpu.yaml")
+    job.add_argument("-v", "--verbose", action="store_true",
+                     help="also show Ray's own INFO lines (ray.verbose=true); they are always "
+                          f"in the session logs under {RAY_LOGS}")
+    job.add_argument("overrides", nargs="*", metavar="key=value",
+                     help="config overrides with dotted keys, e.g. ingest.spacing_mm=[1,1,2]")
+    job.set_defaults(run=run)
+    return job
+
+
+def job_config(args: argparse.Namespace, *extra: str) -> Config:
+    """The job's config: its ``--config`` files, then ``extra``, then the command line's
+    overrides (they win)."""
+    verbose = ["ray.verbose=true"] if args.verbose else []
+    return load_config(args.config, [*extra, *args.overrides, *verbose])
+
+
+@contextlib.contextmanager
+def one_line_warnings(command: str) -> Iterator[None]:
+    """Python warnings (e.g. an empty mask) as ``raylung COMMAND: warning: ...`` lines."""
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *_, **__: print(
+            f"raylung {command}: warning: {message}", file=sys.stderr)
+        yield

@@ -19,7 +19,7 @@ RAYLUNG = str(Path(sys.executable).parent / "raylung")
 
 @pytest.mark.parametrize("command", [[], ["phantom"], ["ingest"], ["info"], ["stream"],
                                      ["train-gan"], ["train-seg"], ["tune"], ["segment"],
-                                     ["evaluate"], ["demo"]])
+                                     ["synth"], ["evaluate"], ["demo"]])
 def test_help(command):
     out = subprocess.run([RAYLUNG, *command, "--help"], capture_output=True, encoding="utf-8")
     assert out.returncode == 0

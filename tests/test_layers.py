@@ -18,7 +18,7 @@ LAYERS = [  # bottom first
     {"data"},
     {"ingest"},
     {"segment"},
-    {"train"},
+    {"train", "synth"},
     {"tune"},
     {"cli"},
     {"__main__"},

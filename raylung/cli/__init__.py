@@ -8,6 +8,7 @@
     raylung train-seg --config job.yaml seg.generator=G.pt seg.p_synth=0.5   # U-Net + GAN aug
     raylung tune --space tune_spaces/demo.yaml      # Ray Tune search of the loss weights
     raylung segment scans/ --model segmenter.pt --out masks/     # apply a trained segmenter
+    raylung synth healthy/ --model generator_h2p.pt --out sick/  # G's disease in whole scans
     raylung evaluate --pred masks/ --ref labels/ --out report/   # Dice, HD95, surface Dice...
     raylung demo --out demo_out/                    # the end-to-end demo on phantoms
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from raylung.cli.apply import add_evaluate, add_segment
+from raylung.cli.apply import add_evaluate, add_segment, add_synth
 from raylung.cli.data import add_info, add_ingest, add_phantom, add_stream
 from raylung.cli.demo import add_demo
 from raylung.cli.jobs import RAY_LOGS
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     add_train_seg(sub)
     add_tune(sub)
     add_segment(sub)
+    add_synth(sub)
     add_evaluate(sub)
     add_demo(sub)
     return parser

@@ -1,31 +1,43 @@
-"""The jobs that apply and score a trained segmenter: ``segment`` and ``evaluate``."""
+"""The jobs that apply trained models and score masks: ``segment``, ``synth`` and ``evaluate``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
 from raylung.cli.jobs import add_job, job_config, one_line_warnings
+from raylung.errors import InputError
+
+
+def _scans_job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
+               model: str, out: str) -> argparse.ArgumentParser:
+    """A job that applies a model to scans: INPUT, ``--model``, ``--out``, device and batch."""
+    job = add_job(sub, name, run, help_text,
+                  ("input", {"help": "image file, DICOM file or series folder, a folder of "
+                                     "scans, or a CSV/parquet table with an 'image' column"}))
+    job.add_argument("--model", required=True, help=model)
+    job.add_argument("--out", required=True, type=Path,
+                     help=f"{out} file for one scan, else a folder (one <name>.nii.gz per scan)")
+    job.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    job.add_argument("--batch-size", type=int, default=8,
+                     help="slices (2-D) or patches (3-D) per forward pass")
+    return job
 
 
 def add_segment(sub: argparse._SubParsersAction) -> None:
     """The ``segment`` job and its flags."""
-    job = add_job(sub, "segment", _run_segment, "segment the lungs of CT scans with a trained "
-                  "segmenter; masks on each scan's exact grid (1 = lung)",
-                  ("input", {"help": "image file, DICOM file or series folder, a folder of "
-                                     "scans, or a CSV/parquet table with an 'image' column"}))
-    job.add_argument("--model", required=True, help="segmenter.pt of a train-seg checkpoint")
-    job.add_argument("--out", required=True, type=Path,
-                     help="mask file for one scan, else a folder (one <name>.nii.gz per scan)")
+    job = _scans_job(sub, "segment", _run_segment, "segment the lungs of CT scans with a "
+                     "trained segmenter; masks on each scan's exact grid (1 = lung)",
+                     "segmenter.pt of a train-seg checkpoint", "mask")
     job.add_argument("--sides", action="store_true", help="1 = right lung, 2 = left lung")
     job.add_argument("--no-postprocess", action="store_true",
                      help="keep every predicted voxel (no component filter, no hole filling)")
     job.add_argument("--probabilities", action="store_true",
                      help="also write <name>_probability.nii.gz (float32 lung probability)")
-    job.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    job.add_argument("--batch-size", type=int, default=8,
-                     help="slices (2-D) or patches (3-D) per forward pass")
     job.add_argument("--actors", type=int, default=1, help="model replicas of a batch job")
     job.add_argument("--actor-cpus", type=float, default=1.0, help="CPUs per model replica")
     job.add_argument("--actor-gpus", type=float, default=0.0,
@@ -42,7 +54,7 @@ def _run_segment(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if not batch:
         segment_one(jobs[0], args.model, options)
-        print(f"segment: {jobs[0].image} -> {jobs[0].mask} "
+        print(f"segment: {jobs[0].image} -> {jobs[0].output} "
               f"({time.perf_counter() - start:.1f} s)")
         return 0
     from raylung.runtime import connect
@@ -52,6 +64,38 @@ def _run_segment(args: argparse.Namespace) -> int:
     print(f"segment: {len(jobs) - len(failures)} of {len(jobs)} scans -> {args.out} "
           f"({time.perf_counter() - start:.0f} s)")
     return 1 if failures else 0
+
+
+def add_synth(sub: argparse._SubParsersAction) -> None:
+    """The ``synth`` job and its flags."""
+    job = _scans_job(sub, "synth", _run_synth, "draw a trained G's disease into healthy CT "
+                     "scans (int16 HU on each scan's own grid; its healthy lung mask still "
+                     "fits)", "generator_h2p.pt of a train-gan checkpoint", "scan")
+    job.add_argument("--seed", type=int, default=0,
+                     help="where G draws its lesions: with the scan's name, seeds its noise")
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from raylung.io.read import read_volume
+    from raylung.io.write import write_image
+    from raylung.seeds import text_seed
+    from raylung.segment.inputs import plan_jobs
+    from raylung.synth.scan import Synthesiser
+
+    jobs, _ = plan_jobs(args.input, args.out)
+    synthesise = Synthesiser(args.model, args.device, args.batch_size)
+    start, failed = time.perf_counter(), 0
+    for job in tqdm(jobs, desc="synth", unit="scan", disable=len(jobs) == 1, file=sys.stderr):
+        try:
+            image = read_volume(job.image, largest_series=True)
+            seed = text_seed(f"{args.seed}:{job.name}")
+            write_image(synthesise(image, seed, job.image), job.output)
+        except InputError as err:  # one bad scan must not stop the others
+            tqdm.write(f"raylung synth: {err}", file=sys.stderr)
+            failed += 1
+    print(f"synth: {len(jobs) - failed} of {len(jobs)} scans -> {args.out} "
+          f"({time.perf_counter() - start:.1f} s)")
+    return 1 if failed else 0
 
 
 def add_evaluate(sub: argparse._SubParsersAction) -> None:

@@ -16,7 +16,7 @@ from torch import nn
 
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 _NORM = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
-NOISE_CELLS = 16  # the noise fields vary over 1/16 of the image side: a patch of disease
+NOISE_CELLS = 16  # voxels per cell of a noise field: a patch of disease
 
 
 def _conv_norm_relu(spatial_dims: int, cin: int, cout: int, kernel: int,
@@ -53,15 +53,24 @@ def _upsample(spatial_dims: int, cin: int, cout: int) -> nn.Sequential:
 
 def smooth_noise(like: torch.Tensor, channels: int,
                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """``channels`` random fields of ``like``'s batch and size: N(0, 1) on a grid of
-    ``NOISE_CELLS`` cells per side, interpolated, so they vary at the scale of a lesion.
+    """``channels`` random fields of ``like``'s batch and size: N(0, 1) on a coarse grid
+    (:func:`noise_grid`), interpolated, so they vary at the scale of a lesion.
     Drawn from ``generator`` (a CPU one) when given, else from torch's global RNG."""
-    spatial = like.shape[2:]
-    coarse = torch.randn(like.shape[0], channels, *(max(1, s // NOISE_CELLS) for s in spatial),
-                         generator=generator, device="cpu" if generator else like.device)
+    spatial = tuple(like.shape[2:])
+    coarse = torch.randn(like.shape[0], channels, *noise_grid(spatial), generator=generator,
+                         device="cpu" if generator else like.device)
+    return upsample_noise(coarse, spatial).to(device=like.device, dtype=like.dtype)
+
+
+def noise_grid(spatial: tuple[int, ...]) -> tuple[int, ...]:
+    """Cells of a noise field per axis: one per ``NOISE_CELLS`` voxels, at least one."""
+    return tuple(max(1, s // NOISE_CELLS) for s in spatial)
+
+
+def upsample_noise(coarse: torch.Tensor, spatial: tuple[int, ...]) -> torch.Tensor:
+    """Coarse noise cells (B, C, *cells) interpolated to fields of size ``spatial``."""
     mode = "bilinear" if len(spatial) == 2 else "trilinear"
-    fields = F.interpolate(coarse, size=spatial, mode=mode, align_corners=False)
-    return fields.to(device=like.device, dtype=like.dtype)
+    return F.interpolate(coarse, size=spatial, mode=mode, align_corners=False)
 
 
 def _check_args(spatial_dims: int, in_channels: int, out_channels: int, width: int,

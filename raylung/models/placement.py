@@ -14,3 +14,10 @@ def where(net: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
     """
     parameter = next(net.parameters())
     return parameter.device, parameter.dtype
+
+
+def to_device(net: torch.nn.Module, device: str) -> torch.nn.Module:
+    """``net`` on ``device`` ("cpu", "cuda", "cuda:1"); one clear line where CUDA is missing."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device is visible here")
+    return net.to(device)

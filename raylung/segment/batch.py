@@ -76,7 +76,7 @@ def segment_batch(jobs: list[Job], model: str, options: Options,
         for row in dataset.iter_rows():
             bar.update(1)
             if row["error"]:
-                job = Job(row["name"], row["image"], row["mask"])
+                job = Job(row["name"], row["image"], row["output"])
                 failures.append((job, row["error"]))
                 tqdm.write(f"raylung segment: {row['error']}", file=sys.stderr)
     return failures
@@ -103,7 +103,7 @@ class _Predictor:
 
 
 def _finish(row: dict[str, Any], options: Options) -> dict[str, Any]:
-    job = Job(row["name"], row["image"], row["mask"])
+    job = Job(row["name"], row["image"], row["output"])
     _write(job, finish(row["prob"], row["scan"], options.postprocess, options.sides), options)
     return {**row, "scan": None, "prob": None}
 
@@ -112,7 +112,7 @@ def _write(job: Job, result: Any, options: Options) -> None:
     """The mask (and the probability map) of one scan, each file atomically."""
     if options.probabilities:
         write_image(result.probability, job.probability)
-    write_image(result.mask, job.mask)
+    write_image(result.mask, job.output)
 
 
 def _guarded(stage: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:

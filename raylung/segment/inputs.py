@@ -1,4 +1,5 @@
-"""What ``raylung segment INPUT --out OUTPUT`` segments, and where each mask goes.
+"""What ``raylung segment`` and ``raylung synth`` (``INPUT --out OUTPUT``) read, and where each
+scan's output (a mask, a synthetic scan) goes.
 
 INPUT is one scan (an image file SimpleITK reads, one DICOM file, or a folder holding DICOM
 slices: its largest series) or a batch (a folder of image files and/or DICOM folders, or a
@@ -19,21 +20,21 @@ from raylung.errors import InputError
 from raylung.io.read import dicom_series, image_name, image_suffix
 
 TABLE_SUFFIXES = (".csv", ".parquet")
-MASK_SUFFIX = ".nii.gz"
+OUTPUT_SUFFIX = ".nii.gz"
 
 
 @dataclass(frozen=True)
 class Job:
-    """One scan to segment: its name, its source and the mask file to write."""
+    """One scan: its name, its source and the file to write (its mask, its synthetic scan)."""
 
     name: str
     image: str
-    mask: str
+    output: str
 
     @property
     def probability(self) -> str:
         """Where ``--probabilities`` writes the lung probability: beside the mask."""
-        path = Path(self.mask)
+        path = Path(self.output)
         suffix = image_suffix(path.name)
         return str(path.with_name(f"{path.name[: -len(suffix)]}_probability{suffix}"))
 
@@ -47,8 +48,8 @@ def plan_jobs(source: str | Path, out: str | Path) -> tuple[list[Job], bool]:
         return _named(_table(source), out), True
     if source.is_file() or dicom_series(source):
         is_file = bool(image_suffix(out.name)) and not out.is_dir()
-        mask = out if is_file else out / f"{image_name(source)}{MASK_SUFFIX}"
-        return [Job(image_name(source), str(source), str(mask))], False
+        output = out if is_file else out / f"{image_name(source)}{OUTPUT_SUFFIX}"
+        return [Job(image_name(source), str(source), str(output))], False
     scans = sorted(p for p in source.iterdir() if p.is_dir() or _is_image(p))
     if not scans:
         raise InputError(source, "folder holds no DICOM series, image files or scan folders")
@@ -60,9 +61,9 @@ def _named(scans: list[Path] | list[tuple[str, Path]], out: Path) -> list[Job]:
     pairs = [s if isinstance(s, tuple) else (image_name(s), s) for s in scans]
     twice = [n for n, k in Counter(n for n, _ in pairs).items() if k > 1]
     if twice:
-        raise InputError(pairs[0][1].parent, f"two scans are named {twice[0]!r}: masks would "
-                                             "overwrite each other")
-    return [Job(name, str(path), str(out / f"{name}{MASK_SUFFIX}")) for name, path in pairs]
+        raise InputError(pairs[0][1].parent, f"two scans are named {twice[0]!r}: their outputs "
+                                             "would overwrite each other")
+    return [Job(name, str(path), str(out / f"{name}{OUTPUT_SUFFIX}")) for name, path in pairs]
 
 
 def _table(path: Path) -> list[tuple[str, Path]]:

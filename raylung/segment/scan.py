@@ -9,6 +9,7 @@ linearly onto the input's exact grid, where it is thresholded at 0.5.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,20 +100,28 @@ def to_native(prob: np.ndarray, scan: Scan) -> np.ndarray:
 def _predict_slices(model: torch.nn.Module, crop: np.ndarray, config: Config,
                     batch_size: int) -> np.ndarray:
     """Every axial slice with its context slices, as training cut them (resize, normalise)."""
-    k, (h, w) = config.data.context_slices, crop.shape[1:]
     device, dtype = where(model)
     out = np.empty(crop.shape, np.float32)
+    for zs, images in slice_batches(crop, config, batch_size):
+        logits = model(torch.from_numpy(images).to(device, dtype)).float()
+        lung = torch.softmax(logits, 1)[:, 1].cpu().numpy()
+        out[zs] = resize_planes(lung, crop.shape[1:], "bilinear")
+    return out
+
+
+def slice_batches(crop: np.ndarray, config: Config,
+                  batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The axial slices of a (z, y, x) HU crop as a 2-D model saw them in training: each
+    with its ``data.context_slices`` neighbours as channels, resized to ``data.slice_size``
+    and normalised; (slice indices, images of shape (B, 2k + 1, *slice_size)) per batch."""
+    k = config.data.context_slices
     for start in range(0, len(crop), batch_size):
         zs = np.arange(start, min(start + batch_size, len(crop)))
         planes = np.clip(zs[:, None] + np.arange(-k, k + 1), 0, len(crop) - 1)
         stack = crop[planes.ravel()].astype(np.float32)
         resized = resize_planes(stack, tuple(config.data.slice_size), "bilinear")
-        images = normalise_hu(resized, config.data.hu_norm).reshape(len(zs), 2 * k + 1,
-                                                                   *resized.shape[1:])
-        logits = model(torch.from_numpy(images).to(device, dtype)).float()
-        lung = torch.softmax(logits, 1)[:, 1].cpu().numpy()
-        out[zs] = resize_planes(lung, (h, w), "bilinear")
-    return out
+        yield zs, normalise_hu(resized, config.data.hu_norm).reshape(len(zs), 2 * k + 1,
+                                                                    *resized.shape[1:])
 
 
 def _predict_volume(model: torch.nn.Module, crop: np.ndarray, config: Config,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-import torch
 
+from raylung.models.placement import to_device
 from raylung.networks import load_segmenter
 from raylung.segment.postprocess import clean_mask, label_sides
 from raylung.segment.scan import Scan, predict_lung, prepare_scan, to_native
@@ -34,10 +34,8 @@ class Segmenter:
     """A trained segmenter with the preprocessing of its own training config."""
 
     def __init__(self, model: str | Path, device: str = "cpu", batch_size: int = 8) -> None:
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: no CUDA device is visible here")
-        self.model, self.config = load_segmenter(model)
-        self.model.to(device)
+        segmenter, self.config = load_segmenter(model)
+        self.model = to_device(segmenter, device)
         self.batch_size = batch_size
 
     def prepare(self, image: sitk.Image, source: str = "image") -> Scan:

@@ -20,7 +20,7 @@ def test_one_file_writes_output_as_given_or_into_a_folder(image_writer, tmp_path
     assert plan_jobs(scan, tmp_path / "lung.nrrd") == (
         [Job("ct_01", str(scan), str(tmp_path / "lung.nrrd"))], False)
     jobs, batch = plan_jobs(scan, tmp_path / "masks")
-    assert not batch and jobs[0].mask == str(tmp_path / "masks" / "ct_01.nii.gz")
+    assert not batch and jobs[0].output == str(tmp_path / "masks" / "ct_01.nii.gz")
     assert jobs[0].probability == str(tmp_path / "masks" / "ct_01_probability.nii.gz")
 
 
@@ -39,7 +39,7 @@ def test_folder_of_scans_and_dicom_folders_is_a_batch(image_writer, dicom_writer
     (src / "notes.txt").write_text("not a scan")
     jobs, batch = plan_jobs(src, tmp_path / "masks")
     assert batch and [j.name for j in jobs] == ["a", "b", "c"]
-    assert {j.mask for j in jobs} == {str(tmp_path / "masks" / f"{n}.nii.gz") for n in "abc"}
+    assert {j.output for j in jobs} == {str(tmp_path / "masks" / f"{n}.nii.gz") for n in "abc"}
 
 
 def test_table_names_masks_by_case_id_and_resolves_relative_paths(image_writer, tmp_path):

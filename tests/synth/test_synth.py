@@ -1,0 +1,124 @@
+"""``raylung synth``: G's change lands on the scan's own grid and nothing else moves; the noise
+fields vary in z as they vary in-plane; bad scans and wrong models are one line each."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from raylung.config import load_config
+from raylung.networks import build_generator, build_segmenter, export_generator, export_model
+from raylung.phantom.case import make_case
+from raylung.synth.scan import Synthesiser, plane_noise
+
+RAYLUNG = str(Path(sys.executable).parent / "raylung")
+CHANGE = 0.05  # in normalised units: 51.2 HU with the default hu_norm (-1024, 1024)
+MODES = {"slice2d": ["data.slice_size=[32,32]"],
+         "patch3d": ["data.mode=patch3d", "data.patch_size=[16,16,16]"]}
+
+
+def _generator(path: Path, mode: str, change: float = 0.0, noise: int = 1) -> Path:
+    """An exported residual G whose output is clamp(x + change): its last conv has zero
+    weights (as a residual G starts) and a bias of atanh(change), under the tanh head."""
+    config = load_config(None, ["gan.width=4", "gan.n_blocks=1", f"gan.noise_channels={noise}",
+                                *MODES[mode]])
+    generator = build_generator(config)
+    with torch.no_grad():
+        generator.net[-2].bias.fill_(math.atanh(change))
+    return export_generator(generator, config, path)
+
+
+def _oblique_phantom() -> tuple[sitk.Image, np.ndarray]:
+    """A healthy phantom thorax on an oblique, anisotropic grid, with its lung mask; its first
+    and last slices (no lung) repeat 10 times, so a third of the scan is below or above the
+    lungs."""
+    case = make_case(seed=3, index=0, pathological=False, size=96, slices=(28, 28))
+    pad = [(10, 10), (0, 0), (0, 0)]
+    hu, lung = np.pad(case.image, pad, mode="edge"), np.pad(case.lung, pad)
+    c, s = math.cos(math.radians(20)), math.sin(math.radians(20))
+    image = sitk.GetImageFromArray(hu)
+    image.SetSpacing(case.spacing)
+    image.SetDirection((c, -s, 0.0, s, c, 0.0, 0.0, 0.0, 1.0))
+    image.SetOrigin((-40.0, 12.0, 7.5))
+    return image, lung.astype(bool)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_identity_g_gives_back_the_scan_voxel_for_voxel(tmp_path, mode):
+    image, _ = _oblique_phantom()
+    out = Synthesiser(_generator(tmp_path / "g.pt", mode))(image)
+    assert np.array_equal(sitk.GetArrayFromImage(out), sitk.GetArrayFromImage(image))
+    for get in ("GetSpacing", "GetOrigin", "GetDirection"):
+        assert getattr(out, get)() == getattr(image, get)()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_change_lands_in_the_lungs_in_hu(tmp_path, mode):
+    """G adds 51.2 HU everywhere it looks: the lungs gain it on the scan's own grid, and
+    nothing outside the slices through the lungs changes."""
+    image, lung = _oblique_phantom()
+    before = sitk.GetArrayFromImage(image).astype(int)
+    after = sitk.GetArrayFromImage(Synthesiser(_generator(tmp_path / "g.pt", mode, CHANGE))(image))
+    delta = after - before
+    inner = lung & np.roll(lung, 2, 1) & np.roll(lung, -2, 1) & np.roll(lung, 2, 2) \
+        & np.roll(lung, -2, 2)  # away from the lung's edge in-plane
+    assert np.mean(np.abs(delta[inner] - CHANGE * 1024) <= 1) > 0.95
+    changed_slices = np.flatnonzero(np.abs(delta).max(axis=(1, 2)) > 0)
+    lung_slices = np.flatnonzero(lung.any(axis=(1, 2)))
+    assert changed_slices.min() >= lung_slices.min() - 2
+    assert changed_slices.max() <= lung_slices.max() + 2
+
+
+def test_noise_fields_vary_in_z_at_the_scale_they_vary_in_plane_and_stay_unit_normal():
+    fields = plane_noise(400, 1, (64, 64), 10.0, torch.Generator().manual_seed(0))
+    at_cells, between = fields[::10].var().item(), fields[5::10].var().item()
+    assert between == pytest.approx(at_cells, rel=0.15)  # a linear blend would halve it
+    flat = fields.reshape(400, -1)
+    neighbours = torch.corrcoef(torch.stack([flat[200], flat[201]]))[0, 1]
+    apart = torch.corrcoef(torch.stack([flat[200], flat[230]]))[0, 1]
+    assert neighbours > 0.95 and abs(apart) < 0.5
+    same = plane_noise(400, 1, (64, 64), 10.0, torch.Generator().manual_seed(0))
+    assert torch.equal(fields, same)
+
+
+def test_cli_writes_each_scan_and_names_a_bad_one(tmp_path):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    image, _ = _oblique_phantom()
+    sitk.WriteImage(image, str(scans / "good.nii.gz"))
+    solid = sitk.GetImageFromArray(np.full((16, 48, 48), 40, np.int16))  # no air, no bone
+    sitk.WriteImage(solid, str(scans / "solid.nii.gz"))
+    model = _generator(tmp_path / "g.pt", "slice2d", CHANGE, noise=0)
+    out = subprocess.run([RAYLUNG, "synth", str(scans), "--model", str(model),
+                          "--out", str(tmp_path / "sick")],
+                         capture_output=True, encoding="utf-8", timeout=300)
+    assert out.returncode == 1
+    assert f"raylung synth: {scans / 'solid.nii.gz'}: " in out.stderr
+    assert "Traceback" not in out.stderr
+    assert "synth: 1 of 2 scans" in out.stdout
+    written, source = (sitk.ReadImage(str(p)) for p in (tmp_path / "sick" / "good.nii.gz",
+                                                         scans / "good.nii.gz"))
+    for get in ("GetSpacing", "GetOrigin", "GetDirection"):
+        assert getattr(written, get)() == getattr(source, get)()
+    assert sorted(p.name for p in (tmp_path / "sick").iterdir()) == ["good.nii.gz"]
+
+
+def test_cli_refuses_a_segmenter_as_the_model(tmp_path):
+    image, _ = _oblique_phantom()
+    sitk.WriteImage(image, str(tmp_path / "scan.nii.gz"))
+    config = load_config(None, ["seg.channels=[4,8]", "seg.strides=[2]"])
+    model = export_model(build_segmenter(config), config, tmp_path / "segmenter.pt", "segmenter")
+    out = subprocess.run([RAYLUNG, "synth", str(tmp_path / "scan.nii.gz"), "--model", str(model),
+                          "--out", str(tmp_path / "sick.nii.gz")],
+                         capture_output=True, encoding="utf-8", timeout=300)
+    assert out.returncode == 2
+    assert out.stderr.strip() == (f"raylung synth: error: {model}: not a raylung generator_h2p "
+                                  "export (found segmenter)")
+    assert not (tmp_path / "sick.nii.gz").exists()

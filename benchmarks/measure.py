@@ -1,5 +1,5 @@
-"""Measuring helpers shared by the benchmark scripts: a phantom store, peak memory and
-decompressed bytes."""
+"""Measuring helpers shared by the benchmark scripts: a phantom store, clinical-size scans,
+stage times, peak memory and decompressed bytes."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from zarr.codecs import ZstdCodec
 from raylung.config import Config
 from raylung.ingest.run import ingest
 from raylung.phantom import write_phantoms
+from raylung.phantom.case import make_case
+from raylung.phantom.write import write_volume
 
 
 def phantom_store(work: Path, config: Config, progress: bool = False) -> str:
@@ -31,6 +33,38 @@ def phantom_store(work: Path, config: Config, progress: bool = False) -> str:
         sys.exit(f"{work / 'phantoms'}: ingest failed for {len(result.failures)} case(s); "
                  f"first: {first.file}: {first.reason}")
     return store
+
+
+def clinical_scans(folder: Path, count: int, slices: int) -> list[Path]:
+    """``count`` pathological phantoms of 512 x 512 x ``slices`` voxels as NIfTI (written
+    once, reused by later runs)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(count):
+        path = folder / f"scan_{index}_{slices}.nii.gz"
+        if not path.exists():
+            case = make_case(seed=7, index=index, pathological=True, size=512,
+                             slices=(slices, slices))
+            write_volume(case.image, case.spacing, path)
+        paths.append(path)
+    return paths
+
+
+class Laps:
+    """Seconds of consecutive stages: call with each stage's name as it ends."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self._start = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.times[f"{name}_s"] = round(now - self._start, 2)
+        self._start = now
+
+    def table(self) -> dict[str, float]:
+        """Each stage's seconds and their total."""
+        return {**self.times, "total_s": round(sum(self.times.values()), 2)}
 
 
 class PeakMemory:

@@ -21,13 +21,12 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from measure import Laps, clinical_scans
 
 from raylung.config import load_config
 from raylung.io.read import read_volume
 from raylung.io.write import write_image
 from raylung.networks import build_segmenter, export_model
-from raylung.phantom.case import make_case
-from raylung.phantom.write import write_volume
 from raylung.runtime import connect
 from raylung.segment.batch import Options, segment_batch
 from raylung.segment.inputs import plan_jobs
@@ -43,47 +42,27 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/raylung-bench-segment"))
     args = parser.parse_args()
-    scans = _scans(args.workdir / "scans", args.scans, args.slices)
+    scans = clinical_scans(args.workdir / "scans", args.scans, args.slices)
     stages, batches = [], []
     for mode, overrides in MODES.items():
-        model = _model(args.workdir / f"segmenter_{mode}.pt", overrides)
-        stages += [{"mode": mode, "scan": s.name, **_timed_stages(model, s, args.workdir)}
+        model = export_segmenter(args.workdir / f"segmenter_{mode}.pt", overrides)
+        stages += [{"mode": mode, "scan": s.name, **timed_stages(model, s, args.workdir)}
                    for s in scans]
         loop = sum(row["total_s"] for row in stages if row["mode"] == mode)
         batches += [_batch(model, mode, scans, args.workdir, actors, loop) for actors in (1, 2)]
     _print(pd.DataFrame(stages), pd.DataFrame(batches))
 
 
-def _scans(folder: Path, count: int, slices: int) -> list[Path]:
-    """``count`` pathological 512-voxel phantoms (written once, reused by later runs)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for index in range(count):
-        path = folder / f"scan_{index}_{slices}.nii.gz"
-        if not path.exists():
-            case = make_case(seed=7, index=index, pathological=True, size=512,
-                             slices=(slices, slices))
-            write_volume(case.image, case.spacing, path)
-        paths.append(path)
-    return paths
-
-
-def _model(path: Path, overrides: list[str]) -> Path:
+def export_segmenter(path: Path, overrides: list[str]) -> Path:
+    """The default segmenter of ``overrides``, untrained (seeded), exported to ``path``."""
     config = load_config(None, overrides)
     torch.manual_seed(0)
     return export_model(build_segmenter(config), config, path, "segmenter")
 
 
-def _timed_stages(model: Path, scan: Path, work: Path) -> dict[str, float]:
-    segmenter = Segmenter(model)
-    times, start = {}, time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal start
-        now = time.perf_counter()
-        times[f"{name}_s"] = round(now - start, 2)
-        start = now
-
+def timed_stages(model: Path, scan: Path, work: Path) -> dict[str, float]:
+    """Seconds of each stage of segmenting ``scan`` in this process, and their total."""
+    segmenter, lap = Segmenter(model), Laps()
     image = read_volume(scan)
     lap("read")
     prepared = segmenter.prepare(image)
@@ -94,8 +73,7 @@ def _timed_stages(model: Path, scan: Path, work: Path) -> dict[str, float]:
     lap("to_native")
     write_image(result.mask, work / "masks_loop" / scan.name)
     lap("write")
-    times["total_s"] = round(sum(times.values()), 2)
-    return times
+    return lap.table()
 
 
 def _batch(model: Path, mode: str, scans: list[Path], work: Path, actors: int,

@@ -76,6 +76,21 @@ def test_the_change_lands_in_the_lungs_in_hu(tmp_path, mode):
     assert changed_slices.max() <= lung_slices.max() + 2
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_the_seed_picks_the_noise_and_the_same_seed_gives_the_same_scan(tmp_path, mode):
+    """A G whose last layer is not zero answers its noise: another seed, another scan."""
+    path = _generator(tmp_path / "g.pt", mode)
+    payload = torch.load(path, weights_only=True)
+    last = next(k for k in reversed(payload["state_dict"]) if k.endswith("weight"))
+    payload["state_dict"][last] = torch.randn_like(payload["state_dict"][last])
+    torch.save(payload, path)
+    image, _ = _oblique_phantom()
+    synth = Synthesiser(path)
+    first, again, other = (sitk.GetArrayFromImage(synth(image, seed)) for seed in (0, 0, 1))
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
 def test_noise_fields_vary_in_z_at_the_scale_they_vary_in_plane_and_stay_unit_normal():
     fields = plane_noise(400, 1, (64, 64), 10.0, torch.Generator().manual_seed(0))
     at_cells, between = fields[::10].var().item(), fields[5::10].var().item()

@@ -93,14 +93,15 @@ class Synthesiser:
         device, dtype = where(self.model)
         x = torch.from_numpy(normalise_hu(crop, self.config.data.hu_norm))[None, None]
         channels = self.model.noise_channels
-        coarse = torch.randn(1, channels, *noise_grid(crop.shape), generator=generator)
-        inputs = torch.cat([x, upsample_noise(coarse, crop.shape)], 1).to(device)
+        if channels:
+            coarse = torch.randn(1, channels, *noise_grid(crop.shape), generator=generator)
+            x = torch.cat([x, upsample_noise(coarse, crop.shape)], 1)
 
         def change(window: torch.Tensor) -> torch.Tensor:
             image, fields = window[:, :1].to(dtype), window[:, 1:].to(dtype)
             return (self.model(image, fields if channels else None) - image).float()
 
-        delta = sliding_window_inference(inputs, self.config.data.patch_size, self.batch_size,
+        delta = sliding_window_inference(x.to(device), self.config.data.patch_size, self.batch_size,
                                          change, overlap=SW_OVERLAP, mode="gaussian")
         return delta[0, 0].cpu().numpy()
 

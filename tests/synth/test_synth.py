@@ -60,12 +60,14 @@ def test_an_identity_g_gives_back_the_scan_voxel_for_voxel(tmp_path, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_the_change_lands_in_the_lungs_in_hu(tmp_path, mode):
+@pytest.mark.parametrize("noise", [0, 1])
+def test_the_change_lands_in_the_lungs_in_hu(tmp_path, mode, noise):
     """G adds 51.2 HU everywhere it looks: the lungs gain it on the scan's own grid, and
     nothing outside the slices through the lungs changes."""
     image, lung = _oblique_phantom()
     before = sitk.GetArrayFromImage(image).astype(int)
-    after = sitk.GetArrayFromImage(Synthesiser(_generator(tmp_path / "g.pt", mode, CHANGE))(image))
+    model = _generator(tmp_path / "g.pt", mode, CHANGE, noise)
+    after = sitk.GetArrayFromImage(Synthesiser(model)(image))
     delta = after - before
     inner = lung & np.roll(lung, 2, 1) & np.roll(lung, -2, 1) & np.roll(lung, 2, 2) \
         & np.roll(lung, -2, 2)  # away from the lung's edge in-plane

@@ -24,9 +24,9 @@ inclusion, HD95. The split is fixed over seeds.
 
 Arms train ``--parallel`` at a time (2 on CPU: each trainer runs on one thread), with the same
 results as one after the other. On a GPU (default 1) the arms at once split it, each 1/N of
-it, and a row is reused only by a rerun with the same ``--parallel``. Writes ``OUT/claim_gan.csv``, ``OUT/claim_seg.csv`` (a row per
-arm and seed) and ``OUT/claim.png``, and prints both tables and the targets. A rerun reuses
-finished arms.
+it, and a row is reused only by a rerun with the same ``--parallel``. Writes
+``OUT/claim_gan.csv``, ``OUT/claim_seg.csv`` (a row per arm and seed) and ``OUT/claim.png``,
+and prints both tables and the targets. A rerun reuses finished arms.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from raylung.config import load_config
 from raylung.io.read import read_volume
 from raylung.io.write import write_image
 from raylung.networks import build_generator, export_generator
-from raylung.segment.scan import prepare_scan, to_native
+from raylung.segment.scan import prepare_scan
 from raylung.synth.scan import Synthesiser, add_change
 
 RESULTS = Path(__file__).parent / "results"
@@ -72,7 +72,7 @@ def _timed_synth(model: Path, scan: Path, work: Path) -> dict[str, float]:
     lap("prepare")
     change = synthesiser.change(prepared)
     lap("change")
-    diseased = add_change(image, to_native(change, prepared))
+    diseased = add_change(image, change, prepared)
     lap("to_native")
     write_image(diseased, work / "synth_loop" / scan.name)
     lap("write")

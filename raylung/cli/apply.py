@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
+from functools import partial
 from pathlib import Path
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
 from raylung.cli.jobs import add_job, job_config, one_line_warnings
-from raylung.errors import InputError
+
+if TYPE_CHECKING:
+    from raylung.segment.batch import Options
 
 
 def _scans_job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
@@ -25,7 +26,39 @@ def _scans_job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
     job.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     job.add_argument("--batch-size", type=int, default=8,
                      help="slices (2-D) or patches (3-D) per forward pass")
+    job.add_argument("--actors", type=int, default=1, help="model replicas of a batch job")
+    job.add_argument("--actor-cpus", type=float, default=1.0, help="CPUs per model replica")
+    job.add_argument("--actor-gpus", type=float, default=0.0,
+                     help="GPU fraction per model replica (clusters)")
     return job
+
+
+def _apply_to_scans(args: argparse.Namespace, one, batch) -> int:
+    """One scan in this process (``one(job)``), a batch as one Ray Data job
+    (``batch(jobs)`` returns the failures); prints the closing line, returns the status."""
+    from raylung.runtime import connect
+    from raylung.segment.inputs import plan_jobs
+
+    jobs, is_batch = plan_jobs(args.input, args.out)
+    start = time.perf_counter()
+    if not is_batch:
+        one(jobs[0])
+        print(f"{args.command}: {jobs[0].image} -> {jobs[0].output} "
+              f"({time.perf_counter() - start:.1f} s)")
+        return 0
+    connect(job_config(args).ray)
+    failures = batch(jobs)
+    print(f"{args.command}: {len(jobs) - len(failures)} of {len(jobs)} scans -> {args.out} "
+          f"({time.perf_counter() - start:.0f} s)")
+    return 1 if failures else 0
+
+
+def _options(args: argparse.Namespace, **extra) -> Options:
+    """How the scans' model runs: device, batch, and its actors in a batch job."""
+    from raylung.segment.batch import Options
+
+    return Options(args.device, args.batch_size, actors=args.actors, actor_cpus=args.actor_cpus,
+                   actor_gpus=args.actor_gpus, **extra)
 
 
 def add_segment(sub: argparse._SubParsersAction) -> None:
@@ -38,32 +71,15 @@ def add_segment(sub: argparse._SubParsersAction) -> None:
                      help="keep every predicted voxel (no component filter, no hole filling)")
     job.add_argument("--probabilities", action="store_true",
                      help="also write <name>_probability.nii.gz (float32 lung probability)")
-    job.add_argument("--actors", type=int, default=1, help="model replicas of a batch job")
-    job.add_argument("--actor-cpus", type=float, default=1.0, help="CPUs per model replica")
-    job.add_argument("--actor-gpus", type=float, default=0.0,
-                     help="GPU fraction per model replica (clusters)")
 
 
 def _run_segment(args: argparse.Namespace) -> int:
-    from raylung.segment.batch import Options, segment_batch, segment_one
-    from raylung.segment.inputs import plan_jobs
+    from raylung.segment.batch import segment_batch, segment_one
 
-    options = Options(args.device, args.batch_size, not args.no_postprocess, args.sides,
-                      args.probabilities, args.actors, args.actor_cpus, args.actor_gpus)
-    jobs, batch = plan_jobs(args.input, args.out)
-    start = time.perf_counter()
-    if not batch:
-        segment_one(jobs[0], args.model, options)
-        print(f"segment: {jobs[0].image} -> {jobs[0].output} "
-              f"({time.perf_counter() - start:.1f} s)")
-        return 0
-    from raylung.runtime import connect
-
-    connect(job_config(args).ray)
-    failures = segment_batch(jobs, args.model, options)
-    print(f"segment: {len(jobs) - len(failures)} of {len(jobs)} scans -> {args.out} "
-          f"({time.perf_counter() - start:.0f} s)")
-    return 1 if failures else 0
+    options = _options(args, postprocess=not args.no_postprocess, sides=args.sides,
+                       probabilities=args.probabilities)
+    return _apply_to_scans(args, partial(segment_one, model=args.model, options=options),
+                           partial(segment_batch, model=args.model, options=options))
 
 
 def add_synth(sub: argparse._SubParsersAction) -> None:
@@ -76,26 +92,13 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    from raylung.io.read import read_volume
-    from raylung.io.write import write_image
-    from raylung.seeds import text_seed
-    from raylung.segment.inputs import plan_jobs
-    from raylung.synth.scan import Synthesiser
+    from raylung.synth.batch import synth_batch, synth_one
 
-    jobs, _ = plan_jobs(args.input, args.out)
-    synthesise = Synthesiser(args.model, args.device, args.batch_size)
-    start, failed = time.perf_counter(), 0
-    for job in tqdm(jobs, desc="synth", unit="scan", disable=len(jobs) == 1, file=sys.stderr):
-        try:
-            image = read_volume(job.image, largest_series=True)
-            seed = text_seed(f"{args.seed}:{job.name}")
-            write_image(synthesise(image, seed, job.image), job.output)
-        except InputError as err:  # one bad scan must not stop the others
-            tqdm.write(f"raylung synth: {err}", file=sys.stderr)
-            failed += 1
-    print(f"synth: {len(jobs) - failed} of {len(jobs)} scans -> {args.out} "
-          f"({time.perf_counter() - start:.1f} s)")
-    return 1 if failed else 0
+    options = _options(args)
+    return _apply_to_scans(args, partial(synth_one, model=args.model, options=options,
+                                         seed=args.seed),
+                           partial(synth_batch, model=args.model, options=options,
+                                   seed=args.seed))
 
 
 def add_evaluate(sub: argparse._SubParsersAction) -> None:

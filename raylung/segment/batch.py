@@ -4,13 +4,15 @@ The batch job has three stages: reader tasks (read with SimpleITK, canonical gri
 an actor pool that loads the model once per actor and predicts (``--actors``, a GPU fraction
 each on clusters), and writer tasks (back to the scan's grid, post-processing, atomic write).
 A scan that fails becomes one line ``raylung segment: FILE: problem``; the others still finish.
+``raylung synth`` runs its batches through the same stages (:func:`run_batch`).
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import ray
@@ -57,6 +59,17 @@ def segment_batch(jobs: list[Job], model: str, options: Options,
                   progress: bool = True) -> list[tuple[Job, str]]:
     """Segment every job in a Ray Data job; returns the (job, problem) of each failed scan."""
     config = Segmenter(model).config  # readers prepare scans with the model's own settings
+    return run_batch("segment", jobs, config, (_segmenter, model, options),
+                     partial(_write_segmentation, options=options), options, progress)
+
+
+def run_batch(command: str, jobs: list[Job], config: Config, model: tuple[Callable, ...],
+              finish: Callable[[dict[str, Any]], None], options: Options,
+              progress: bool = True) -> list[tuple[Job, str]]:
+    """Apply a model to every job's scan as one Ray Data job: readers prepare the scans with
+    the model's ``config``, ``model`` = (load, *args) is loaded once per actor and maps a row to
+    its ``prediction``, ``finish`` writes a row's output. Returns the (job, problem) of each
+    failed scan; each prints one line ``raylung COMMAND: FILE: problem``."""
     dataset = ray.data.from_items([{**asdict(j), "error": ""} for j in jobs],
                                   override_num_blocks=len(jobs))
     dataset.context.enable_progress_bars = False
@@ -65,20 +78,18 @@ def segment_batch(jobs: list[Job], model: str, options: Options,
     dataset = (dataset
                .map(_guarded(_read), fn_kwargs={"config": config}, num_cpus=STAGE_CPUS,
                     memory=STAGE_MEMORY)
-               .map(_Predictor, fn_constructor_args=(model, options),
+               .map(_Model, fn_constructor_args=model,
                     compute=ray.data.ActorPoolStrategy(min_size=1, max_size=options.actors),
                     num_cpus=options.actor_cpus, num_gpus=options.actor_gpus)
-               .map(_guarded(_finish), fn_kwargs={"options": options}, num_cpus=STAGE_CPUS,
-                    memory=STAGE_MEMORY))
+               .map(_guarded(_finished(finish)), num_cpus=STAGE_CPUS, memory=STAGE_MEMORY))
     failures = []
-    with tqdm(total=len(jobs), desc="segment", unit="scan", disable=not progress,
+    with tqdm(total=len(jobs), desc=command, unit="scan", disable=not progress,
               file=sys.stderr) as bar:
         for row in dataset.iter_rows():
             bar.update(1)
             if row["error"]:
-                job = Job(row["name"], row["image"], row["output"])
-                failures.append((job, row["error"]))
-                tqdm.write(f"raylung segment: {row['error']}", file=sys.stderr)
+                failures.append((Job(row["name"], row["image"], row["output"]), row["error"]))
+                tqdm.write(f"raylung {command}: {row['error']}", file=sys.stderr)
     return failures
 
 
@@ -87,25 +98,39 @@ def _read(row: dict[str, Any], config: Config) -> dict[str, Any]:
     return {**row, "scan": prepare_scan(image, config, row["image"])}
 
 
-class _Predictor:
-    """Ray Data actor: the model loaded once, one scan's probability per call."""
+class _Model:
+    """Ray Data actor: ``load(*args)`` once, then one scan's prediction per call."""
 
-    def __init__(self, model: str, options: Options) -> None:
-        self.segmenter = Segmenter(model, options.device, options.batch_size)
+    def __init__(self, load: Callable[..., Callable[[dict[str, Any]], Any]], *args: Any) -> None:
+        self.predict = load(*args)
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         if row["error"]:
-            return {**row, "prob": None}
+            return {**row, "prediction": None}
         try:
-            return {**row, "prob": self.segmenter.predict(row["scan"])}
+            return {**row, "prediction": self.predict(row)}
         except Exception as err:  # noqa: BLE001 - one bad scan must not stop the others
-            return {**row, "scan": None, "prob": None, "error": _problem(row, err)}
+            return {**row, "scan": None, "prediction": None, "error": _problem(row, err)}
 
 
-def _finish(row: dict[str, Any], options: Options) -> dict[str, Any]:
+def _segmenter(model: str, options: Options) -> Callable[[dict[str, Any]], Any]:
+    """The lung probability of a row's scan, from a segmenter loaded once."""
+    segmenter = Segmenter(model, options.device, options.batch_size)
+    return lambda row: segmenter.predict(row["scan"])
+
+
+def _finished(finish: Callable[[dict[str, Any]], None]) -> Callable[..., dict[str, Any]]:
+    """The writer stage: ``finish`` writes the row's output, the row goes on without arrays."""
+    def write(row: dict[str, Any]) -> dict[str, Any]:
+        finish(row)
+        return {**row, "scan": None, "prediction": None}
+    return write
+
+
+def _write_segmentation(row: dict[str, Any], options: Options) -> None:
     job = Job(row["name"], row["image"], row["output"])
-    _write(job, finish(row["prob"], row["scan"], options.postprocess, options.sides), options)
-    return {**row, "scan": None, "prob": None}
+    _write(job, finish(row["prediction"], row["scan"], options.postprocess, options.sides),
+           options)
 
 
 def _write(job: Job, result: Any, options: Options) -> None:
@@ -123,7 +148,7 @@ def _guarded(stage: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, An
         try:
             return stage(row, **kwargs)
         except Exception as err:  # noqa: BLE001 - one bad scan must not stop the others
-            return {**row, "scan": None, "prob": None, "error": _problem(row, err)}
+            return {**row, "scan": None, "prediction": None, "error": _problem(row, err)}
     run.__name__ = stage.__name__.strip("_")
     return run
 

@@ -29,6 +29,7 @@ from raylung.models.placement import to_device, where
 from raylung.networks import load_generator
 from raylung.preprocess.normalise import normalise_hu
 from raylung.preprocess.thorax_crop import Box, estimated_lung_box
+from raylung.seeds import text_seed
 from raylung.segment.scan import SW_OVERLAP, Scan, prepare_scan, slice_batches, to_native
 
 HU_MIN, HU_MAX = -32768, 32767  # the written scan is int16, as CT is stored
@@ -46,7 +47,7 @@ class Synthesiser:
         """``image`` with G's disease drawn in: int16 HU on its own grid; ``source`` names it
         in errors."""
         scan = prepare_scan(image, self.config, source)
-        return add_change(image, to_native(self.change(scan, seed, source), scan))
+        return add_change(image, self.change(scan, seed, source), scan)
 
     @torch.no_grad()
     def change(self, scan: Scan, seed: int = 0, source: str = "image") -> np.ndarray:
@@ -121,9 +122,16 @@ def plane_noise(count: int, channels: int, size: tuple[int, int], cells_z: float
     return upsample_noise(coarse, size)
 
 
-def add_change(image: sitk.Image, change: np.ndarray) -> sitk.Image:
-    """``image`` plus ``change`` (HU, (z, y, x) on its grid), rounded to int16 HU."""
-    hu = sitk.GetArrayFromImage(image).astype(np.float32) + change
+def add_change(image: sitk.Image, change: np.ndarray, scan: Scan) -> sitk.Image:
+    """``image`` plus G's ``change`` (HU on ``scan``'s canonical grid, resampled linearly onto
+    the image's grid), rounded to int16 HU."""
+    hu = sitk.GetArrayFromImage(image).astype(np.float32) + to_native(change, scan)
     out = sitk.GetImageFromArray(np.clip(np.rint(hu), HU_MIN, HU_MAX).astype(np.int16))
     out.CopyInformation(image)
     return out
+
+
+def scan_seed(seed: int, name: str) -> int:
+    """The noise seed of the scan called ``name`` in a run of ``--seed seed``: each scan of a
+    batch gets lesions of its own, the same in every run."""
+    return text_seed(f"{seed}:{name}")

@@ -13,10 +13,11 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from raylung.cli import main
 from raylung.config import load_config
 from raylung.networks import build_generator, build_segmenter, export_generator, export_model
 from raylung.phantom.case import make_case
-from raylung.synth.scan import Synthesiser, plane_noise
+from raylung.synth.scan import Synthesiser, plane_noise, scan_seed
 
 RAYLUNG = str(Path(sys.executable).parent / "raylung")
 CHANGE = 0.05  # in normalised units: 51.2 HU with the default hu_norm (-1024, 1024)
@@ -33,6 +34,16 @@ def _generator(path: Path, mode: str, change: float = 0.0, noise: int = 1) -> Pa
     with torch.no_grad():
         generator.net[-2].bias.fill_(math.atanh(change))
     return export_generator(generator, config, path)
+
+
+def _noise_dependent(path: Path) -> Path:
+    """The exported G at ``path`` with random weights in its last conv: its change now
+    depends on its input and its noise."""
+    payload = torch.load(path, weights_only=True)
+    last = next(k for k in reversed(payload["state_dict"]) if k.endswith("weight"))
+    payload["state_dict"][last] = torch.randn_like(payload["state_dict"][last])
+    torch.save(payload, path)
+    return path
 
 
 def _oblique_phantom() -> tuple[sitk.Image, np.ndarray]:
@@ -81,13 +92,8 @@ def test_the_change_lands_in_the_lungs_in_hu(tmp_path, mode, noise):
 @pytest.mark.parametrize("mode", MODES)
 def test_the_seed_picks_the_noise_and_the_same_seed_gives_the_same_scan(tmp_path, mode):
     """A G whose last layer is not zero answers its noise: another seed, another scan."""
-    path = _generator(tmp_path / "g.pt", mode)
-    payload = torch.load(path, weights_only=True)
-    last = next(k for k in reversed(payload["state_dict"]) if k.endswith("weight"))
-    payload["state_dict"][last] = torch.randn_like(payload["state_dict"][last])
-    torch.save(payload, path)
     image, _ = _oblique_phantom()
-    synth = Synthesiser(path)
+    synth = Synthesiser(_noise_dependent(_generator(tmp_path / "g.pt", mode)))
     first, again, other = (sitk.GetArrayFromImage(synth(image, seed)) for seed in (0, 0, 1))
     assert np.array_equal(first, again)
     assert not np.array_equal(first, other)
@@ -105,26 +111,44 @@ def test_noise_fields_vary_in_z_at_the_scale_they_vary_in_plane_and_stay_unit_no
     assert torch.equal(fields, same)
 
 
-def test_cli_writes_each_scan_and_names_a_bad_one(tmp_path):
+@pytest.mark.slow
+def test_a_batch_runs_on_ray_as_the_api_does_and_names_a_bad_scan(tmp_path):
+    """A folder is one Ray Data job (readers, a G actor, writers): each scan comes out as
+    the in-process API makes it with the scan's own seed; a scan without lungs is one line."""
     scans = tmp_path / "scans"
     scans.mkdir()
     image, _ = _oblique_phantom()
     sitk.WriteImage(image, str(scans / "good.nii.gz"))
     solid = sitk.GetImageFromArray(np.full((16, 48, 48), 40, np.int16))  # no air, no bone
     sitk.WriteImage(solid, str(scans / "solid.nii.gz"))
-    model = _generator(tmp_path / "g.pt", "slice2d", CHANGE, noise=0)
-    out = subprocess.run([RAYLUNG, "synth", str(scans), "--model", str(model),
-                          "--out", str(tmp_path / "sick")],
+    model = _noise_dependent(_generator(tmp_path / "g.pt", "slice2d"))
+    out = subprocess.run([RAYLUNG, "synth", str(scans), "--model", str(model), "--seed", "3",
+                          "--out", str(tmp_path / "sick"), "ray.num_cpus=2"],
                          capture_output=True, encoding="utf-8", timeout=300)
     assert out.returncode == 1
     assert f"raylung synth: {scans / 'solid.nii.gz'}: " in out.stderr
     assert "Traceback" not in out.stderr
     assert "synth: 1 of 2 scans" in out.stdout
+    assert sorted(p.name for p in (tmp_path / "sick").iterdir()) == ["good.nii.gz"]
     written, source = (sitk.ReadImage(str(p)) for p in (tmp_path / "sick" / "good.nii.gz",
                                                          scans / "good.nii.gz"))
+    expected = Synthesiser(model)(source, scan_seed(3, "good"))
+    assert np.array_equal(sitk.GetArrayFromImage(written), sitk.GetArrayFromImage(expected))
     for get in ("GetSpacing", "GetOrigin", "GetDirection"):
         assert getattr(written, get)() == getattr(source, get)()
-    assert sorted(p.name for p in (tmp_path / "sick").iterdir()) == ["good.nii.gz"]
+
+
+def test_one_scan_runs_in_this_process_with_its_seed(tmp_path):
+    image, _ = _oblique_phantom()
+    sitk.WriteImage(image, str(tmp_path / "scan.nii.gz"))
+    model = _noise_dependent(_generator(tmp_path / "g.pt", "slice2d"))
+    status = main(["synth", str(tmp_path / "scan.nii.gz"), "--model", str(model),
+                   "--out", str(tmp_path / "sick.nii.gz")])
+    assert status == 0
+    source = sitk.ReadImage(str(tmp_path / "scan.nii.gz"))
+    expected = Synthesiser(model)(source, scan_seed(0, "scan"))
+    assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "sick.nii.gz"))),
+                          sitk.GetArrayFromImage(expected))
 
 
 def test_cli_refuses_a_segmenter_as_the_model(tmp_path):

@@ -99,14 +99,21 @@ def _read(row: dict[str, Any], config: Config) -> dict[str, Any]:
 
 
 class _Model:
-    """Ray Data actor: ``load(*args)`` once, then one scan's prediction per call."""
+    """Ray Data actor: ``load(*args)`` once, then one scan's prediction per call. A model
+    that cannot load here (e.g. ``--device cuda`` where no GPU is) fails each scan with one
+    line, where an actor that died in its constructor would end the job in Ray's traceback."""
 
     def __init__(self, load: Callable[..., Callable[[dict[str, Any]], Any]], *args: Any) -> None:
-        self.predict = load(*args)
+        try:
+            self.predict, self.problem = load(*args), ""
+        except (InputError, ValueError) as err:
+            self.predict, self.problem = None, str(err)
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         if row["error"]:
             return {**row, "prediction": None}
+        if self.problem:
+            return {**row, "scan": None, "prediction": None, "error": self.problem}
         try:
             return {**row, "prediction": self.predict(row)}
         except Exception as err:  # noqa: BLE001 - one bad scan must not stop the others

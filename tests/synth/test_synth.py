@@ -112,7 +112,7 @@ def test_noise_fields_vary_in_z_at_the_scale_they_vary_in_plane_and_stay_unit_no
 
 
 @pytest.mark.slow
-def test_a_batch_runs_on_ray_as_the_api_does_and_names_a_bad_scan(tmp_path):
+def test_a_batch_runs_on_ray_as_the_api_does_and_names_a_bad_scan(tmp_path, ray_cluster):
     """A folder is one Ray Data job (readers, a G actor, writers): each scan comes out as
     the in-process API makes it with the scan's own seed; a scan without lungs is one line."""
     scans = tmp_path / "scans"
@@ -123,7 +123,7 @@ def test_a_batch_runs_on_ray_as_the_api_does_and_names_a_bad_scan(tmp_path):
     sitk.WriteImage(solid, str(scans / "solid.nii.gz"))
     model = _noise_dependent(_generator(tmp_path / "g.pt", "slice2d"))
     out = subprocess.run([RAYLUNG, "synth", str(scans), "--model", str(model), "--seed", "3",
-                          "--out", str(tmp_path / "sick"), "ray.num_cpus=2"],
+                          "--out", str(tmp_path / "sick")],
                          capture_output=True, encoding="utf-8", timeout=300)
     assert out.returncode == 1
     assert f"raylung synth: {scans / 'solid.nii.gz'}: " in out.stderr
@@ -136,6 +136,27 @@ def test_a_batch_runs_on_ray_as_the_api_does_and_names_a_bad_scan(tmp_path):
     assert np.array_equal(sitk.GetArrayFromImage(written), sitk.GetArrayFromImage(expected))
     for get in ("GetSpacing", "GetOrigin", "GetDirection"):
         assert getattr(written, get)() == getattr(source, get)()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_batch_on_cuda_without_a_gpu_is_one_line_per_scan(tmp_path, ray_cluster):
+    """The G actors cannot load on a GPU that is not there: each scan fails in one line,
+    not in Ray's traceback of a dead actor."""
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    image, _ = _oblique_phantom()
+    for name in ("a", "b"):
+        sitk.WriteImage(image, str(scans / f"{name}.nii.gz"))
+    out = subprocess.run([RAYLUNG, "synth", str(scans), "--model",
+                          str(_generator(tmp_path / "g.pt", "slice2d")), "--device", "cuda",
+                          "--out", str(tmp_path / "sick")],
+                         capture_output=True, encoding="utf-8", timeout=300)
+    assert out.returncode == 1
+    lines = [line for line in out.stderr.splitlines() if line.startswith("raylung synth:")]
+    assert lines == ["raylung synth: --device cuda: no CUDA device is visible here"] * 2
+    assert "Traceback" not in out.stderr
+    assert "synth: 0 of 2 scans" in out.stdout
 
 
 def test_one_scan_runs_in_this_process_with_its_seed(tmp_path):

@@ -1,5 +1,5 @@
-"""PNGs a person looks at: training samples (image, lung, band), GAN translations,
-segmentations and a run's learning curves."""
+"""PNGs a person looks at: training samples (image, lung, band), GAN translations of crops
+and of whole scans, segmentations and a run's learning curves."""
 
 from __future__ import annotations
 
@@ -58,6 +58,29 @@ def save_synthesis_grid(columns: dict[str, np.ndarray], band: np.ndarray,
                           vmin=low, vmax=1)
             if i == 0:
                 ax.set_title(name, fontsize=9)
+    return save_figure(fig, path)
+
+
+def save_scan_synthesis(healthy: np.ndarray, diseased: np.ndarray, spacing: Sequence[float],
+                        path: str | Path) -> Path:
+    """A whole scan before and after G (HU, (z, y, x); ``spacing`` x, y, z in mm): three axial
+    slices where G changed most and a coronal cut through the same place, with |G(h) - h|."""
+    change = np.abs(diseased.astype(np.float32) - healthy)
+    per_slice = change.sum(axis=(1, 2))
+    levels = np.argsort(per_slice)[::-1][: max(1, len(per_slice) // 4)]
+    zs = sorted(np.quantile(levels, [0.1, 0.5, 0.9]).round().astype(int))
+    y = int(np.argmax(change.sum(axis=(0, 2))))
+    views = [(lambda a, z=z: a[z], 1.0, f"axial z {z}") for z in zs]
+    views.append((lambda a: a[::-1, y], spacing[2] / spacing[0], f"coronal y {y}"))
+    rows = {"h": (healthy, "gray", -1000, 400), "G(h)": (diseased, "gray", -1000, 400),
+            "|G(h) - h| HU": (change, "magma", 0, 600)}
+    fig, axes = plt.subplots(len(rows), len(views), figsize=(3 * len(views), 3 * len(rows)),
+                             squeeze=False)
+    for i, (name, (array, cmap, low, high)) in enumerate(rows.items()):
+        for j, (cut, aspect, title) in enumerate(views):
+            axes[i, j].imshow(cut(array), cmap=cmap, vmin=low, vmax=high, aspect=aspect)
+            axes[i, j].axis("off")
+            axes[i, j].set_title(f"{name}, {title}", fontsize=8)
     return save_figure(fig, path)
 
 

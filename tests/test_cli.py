@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import SimpleITK as sitk
 
 from raylung.cli import main
 from raylung.config import load_config
@@ -73,8 +74,13 @@ def test_demo_end_to_end(tmp_path):
     assert "train-seg: best step 2" in out.stdout
     assert (tmp_path / "demo_out" / "generator_h2p.pt").exists()
     for name in ("raylung_config.yaml", "phantoms/cases.csv", "store/manifest.parquet",
-                 "store/raylung_config.yaml", "stream_slice2d.png"):
+                 "store/raylung_config.yaml", "stream_slice2d.png", "synth.png"):
         assert (tmp_path / "demo_out" / name).exists(), name
+    cases = pd.read_csv(tmp_path / "demo_out" / "phantoms" / "cases.csv")
+    first = cases[cases["domain"] == "healthy"].iloc[0]
+    healthy = sitk.ReadImage(str(tmp_path / "demo_out" / "phantoms" / first.image))
+    synthetic = sitk.ReadImage(str(tmp_path / "demo_out" / "synth" / f"{first.case_id}.nii.gz"))
+    assert synthetic.GetSize() == healthy.GetSize()  # G's disease in the scan, on its grid
     _assert_quiet_console(out.stdout, out.stderr, tmp_path)
 
 
@@ -95,13 +101,13 @@ def _assert_quiet_console(stdout: str, stderr: str, cwd: Path) -> None:
         {"demo_gan step 2/2", "demo_seg step 2/2"}
     assert len(progress) == 2, progress  # each once
     assert all(line.endswith(" left") and " steps/s " in line for line in progress)
-    assert [line[:5] for line in lines if re.match(r"\[\d/7\] ", line)] == \
-        [f"[{k}/7]" for k in range(1, 8)]
+    assert [line[:5] for line in lines if re.match(r"\[\d/8\] ", line)] == \
+        [f"[{k}/8]" for k in range(1, 9)]
     summary = stdout[stdout.index("raylung demo: done in"):]
     for part in ("phantoms", "U-Net with GAN augmentation", "test split: segment + evaluate",
                  "pathological val  dice", "pathological test cases (1), whole scans",
-                 "pictures:", "stream_slice2d.png", "gan_validation.png", "seg_validation.png",
-                 "test_report.png"):
+                 "pictures:", "stream_slice2d.png", "gan_validation.png", "synth.png",
+                 "seg_validation.png", "test_report.png"):
         assert part in summary, part
     pictures = summary.split("pictures:\n")[1].split()
     assert pictures and all((cwd / picture).exists() for picture in pictures), pictures

@@ -1,5 +1,6 @@
-"""``raylung demo``: phantoms -> store -> stream -> CycleGAN -> U-Net with GAN augmentation ->
-the test report, at a scale of a few minutes on 2 CPU cores, with a closing summary."""
+"""``raylung demo``: phantoms -> store -> stream -> CycleGAN -> G on a whole healthy scan ->
+U-Net with GAN augmentation -> the test report, at a scale of a few minutes on 2 CPU cores,
+with a closing summary."""
 
 from __future__ import annotations
 
@@ -9,15 +10,14 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import pandas as pd
 
 from raylung.cli.data import ingest_cases, print_info, stream_samples, write_phantom_cases
 from raylung.cli.jobs import add_job, job_config
 from raylung.cli.train import print_test_report, train_gan, train_seg_run
 from raylung.config import save_config
 
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 def add_demo(sub: argparse._SubParsersAction) -> None:
@@ -48,7 +48,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "raylung_config.yaml")
-    timer = _Stages(7)
+    timer = _Stages(8)
     with timer("phantoms", f"-> {out / 'phantoms'}"):
         write_phantom_cases(out / "phantoms", config, write_phantoms)
     with timer("ingest", f"-> {out / 'store'}"):
@@ -64,6 +64,8 @@ def _run_demo(args: argparse.Namespace) -> int:
         return 1
     gan = Path(gan_folder)
     _copy_atomic(gan / "generator_h2p.pt", Path(config.seg.generator))
+    with timer("synth: G on a whole healthy scan", f"-> {out / 'synth'}"):
+        _synth_scan(out, Path(config.seg.generator))
     seg_config = config.model_copy(deep=True)
     seg_config.run.name = "demo_seg"
     with timer("U-Net with GAN augmentation", f"(p_synth={config.seg.p_synth}, "
@@ -76,6 +78,31 @@ def _run_demo(args: argparse.Namespace) -> int:
     from raylung.train.runner import run_folder
     _demo_summary(out, timer, (gan, Path(run_folder(seg_config))), seg, tested)
     return 0
+
+
+def _synth_scan(out: Path, generator: Path) -> None:
+    """G on the first healthy phantom, whole: ``out/synth/<case>.nii.gz`` and ``synth.png``."""
+    import SimpleITK as sitk
+
+    from raylung.io.read import read_volume
+    from raylung.plots import save_scan_synthesis
+    from raylung.segment.batch import Options
+    from raylung.segment.inputs import Job
+    from raylung.synth.batch import synth_one
+
+    cases = pd.read_csv(out / "phantoms" / "cases.csv")
+    healthy = cases[cases["domain"] == "healthy"]
+    if healthy.empty:
+        print("synth: no healthy phantom to draw disease into")
+        return
+    case = healthy.iloc[0]
+    job = Job(case.case_id, str(out / "phantoms" / case.image),
+              str(out / "synth" / f"{case.case_id}.nii.gz"))
+    synth_one(job, str(generator), Options(), seed=0)
+    scans = [sitk.DICOMOrient(read_volume(path), "LPS") for path in (job.image, job.output)]
+    save_scan_synthesis(*(sitk.GetArrayFromImage(scan) for scan in scans),
+                        scans[0].GetSpacing(), out / "synth.png")
+    print(f"synth: {job.image} -> {job.output}")
 
 
 class _Stages:
@@ -103,7 +130,7 @@ def _demo_summary(out: Path, timer: _Stages, runs: tuple[Path, Path], seg: tuple
 
     (gan, seg_run), (folder, metrics) = runs, seg
     pictures = {"stream_slice2d.png": out / "stream_slice2d.png",
-                "gan_validation.png": gan / "validation.png",
+                "gan_validation.png": gan / "validation.png", "synth.png": out / "synth.png",
                 "seg_validation.png": Path(folder, "validation.png"),
                 "test_report.png": seg_run / "test" / "report.png"}
     for name, source in pictures.items():

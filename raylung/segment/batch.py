@@ -35,7 +35,8 @@ STAGE_MEMORY = int(2.5 * 2**30)
 
 @dataclass(frozen=True)
 class Options:
-    """How scans are segmented and what is written."""
+    """How a model runs on scans (device, batch, the actors of a batch job) and, for
+    ``segment``, what is written (post-processing, sides, probabilities)."""
 
     device: str = "cpu"
     batch_size: int = 8

@@ -19,7 +19,6 @@ from raylung.cli.train import print_test_report, train_gan, train_seg_run
 from raylung.config import save_config
 
 
-
 def add_demo(sub: argparse._SubParsersAction) -> None:
     """The ``demo`` job and its flags."""
     job = add_job(sub, "demo", _run_demo, "end-to-end demo on built-in synthetic data")
@@ -84,7 +83,6 @@ def _synth_scan(out: Path, generator: Path) -> None:
     """G on the first healthy phantom, whole: ``out/synth/<case>.nii.gz`` and ``synth.png``."""
     import SimpleITK as sitk
 
-    from raylung.io.read import read_volume
     from raylung.plots import save_scan_synthesis
     from raylung.segment.batch import Options
     from raylung.segment.inputs import Job
@@ -98,8 +96,8 @@ def _synth_scan(out: Path, generator: Path) -> None:
     case = healthy.iloc[0]
     job = Job(case.case_id, str(out / "phantoms" / case.image),
               str(out / "synth" / f"{case.case_id}.nii.gz"))
-    synth_one(job, str(generator), Options(), seed=0)
-    scans = [sitk.DICOMOrient(read_volume(path), "LPS") for path in (job.image, job.output)]
+    scans = [sitk.DICOMOrient(scan, "LPS")
+             for scan in synth_one(job, str(generator), Options(), seed=0)]
     save_scan_synthesis(*(sitk.GetArrayFromImage(scan) for scan in scans),
                         scans[0].GetSpacing(), out / "synth.png")
     print(f"synth: {job.image} -> {job.output}")

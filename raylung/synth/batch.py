@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import SimpleITK as sitk
+
 from raylung.io.read import read_volume
 from raylung.io.write import write_image
 from raylung.segment.batch import Options, run_batch
@@ -16,11 +18,15 @@ from raylung.segment.inputs import Job
 from raylung.synth.scan import Synthesiser, add_change, scan_seed
 
 
-def synth_one(job: Job, model: str, options: Options, seed: int) -> None:
-    """Draw G's disease into one scan in this process (no Ray)."""
+def synth_one(job: Job, model: str, options: Options,
+              seed: int) -> tuple[sitk.Image, sitk.Image]:
+    """Draw G's disease into one scan in this process (no Ray); the scan and what was
+    written."""
     synthesise = Synthesiser(model, options.device, options.batch_size)
     image = read_volume(job.image, largest_series=True)
-    write_image(synthesise(image, scan_seed(seed, job.name), job.image), job.output)
+    diseased = synthesise(image, scan_seed(seed, job.name), job.image)
+    write_image(diseased, job.output)
+    return image, diseased
 
 
 def synth_batch(jobs: list[Job], model: str, options: Options, seed: int,

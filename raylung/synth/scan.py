@@ -24,7 +24,7 @@ from monai.inferers import sliding_window_inference
 
 from raylung.data.sample import resize_planes
 from raylung.errors import InputError
-from raylung.models.generator import noise_grid, upsample_noise
+from raylung.models.generator import noise_grid, smooth_noise, upsample_noise
 from raylung.models.placement import to_device, where
 from raylung.networks import load_generator
 from raylung.preprocess.normalise import normalise_hu
@@ -95,8 +95,7 @@ class Synthesiser:
         x = torch.from_numpy(normalise_hu(crop, self.config.data.hu_norm))[None, None]
         channels = self.model.noise_channels
         if channels:
-            coarse = torch.randn(1, channels, *noise_grid(crop.shape), generator=generator)
-            x = torch.cat([x, upsample_noise(coarse, crop.shape)], 1)
+            x = torch.cat([x, smooth_noise(x, channels, generator)], 1)
 
         def change(window: torch.Tensor) -> torch.Tensor:
             image, fields = window[:, :1].to(dtype), window[:, 1:].to(dtype)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from raylung.config import load_config
-from raylung.runtime import free_port
+from raylung.runtime import free_ports
 
 pytestmark = pytest.mark.slow
 
@@ -29,12 +29,13 @@ def _ray(*args: str, env: dict[str, str], timeout: float = 180) -> str:
     return done.stdout
 
 
-def _node_args(temp_dir: str) -> list[str]:
-    """One CPU, loopback, its own temp dir and agent ports (two nodes share this host)."""
+def _node_args(temp_dir: str, ports: list[int]) -> list[str]:
+    """One CPU, loopback, its own temp dir and four agent ports of its own (two nodes share
+    this host)."""
     return ["--num-cpus=1", "--node-ip-address=127.0.0.1", f"--temp-dir={temp_dir}",
-            f"--dashboard-agent-listen-port={free_port()}",
-            f"--dashboard-agent-grpc-port={free_port()}", f"--metrics-export-port={free_port()}",
-            f"--runtime-env-agent-port={free_port()}", "--disable-usage-stats"]
+            f"--dashboard-agent-listen-port={ports[0]}", f"--dashboard-agent-grpc-port={ports[1]}",
+            f"--metrics-export-port={ports[2]}", f"--runtime-env-agent-port={ports[3]}",
+            "--disable-usage-stats"]
 
 
 @pytest.fixture
@@ -48,11 +49,13 @@ def two_nodes():
                # 2-core machine can take longer than Ray Train's 60 s to start
                RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S="300")
     temp = [tempfile.mkdtemp(prefix="rl-node", dir="/tmp") for _ in range(2)]
-    port, dashboard = free_port(), free_port()
+    # all ten at once: ports drawn one by one may repeat (once the head's agent grpc and
+    # runtime env agent got the same one, and the head refused to start)
+    port, dashboard, *agents = free_ports(10)
     try:
         _ray("start", "--head", f"--port={port}", "--dashboard-host=127.0.0.1",
-             f"--dashboard-port={dashboard}", *_node_args(temp[0]), env=env)
-        _ray("start", f"--address=127.0.0.1:{port}", *_node_args(temp[1]), env=env)
+             f"--dashboard-port={dashboard}", *_node_args(temp[0], agents[:4]), env=env)
+        _ray("start", f"--address=127.0.0.1:{port}", *_node_args(temp[1], agents[4:]), env=env)
         yield f"http://127.0.0.1:{dashboard}", env
     finally:
         for folder in temp:  # `ray stop` would also stop the test session's own cluster

@@ -3,6 +3,7 @@ stage times, peak memory and decompressed bytes."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 import threading
 import time
@@ -33,6 +34,17 @@ def phantom_store(work: Path, config: Config, progress: bool = False) -> str:
         sys.exit(f"{work / 'phantoms'}: ingest failed for {len(result.failures)} case(s); "
                  f"first: {first.file}: {first.reason}")
     return store
+
+
+def clinical_run(description: str, scans: int) -> tuple[argparse.Namespace, list[Path]]:
+    """The options of a benchmark on clinical-size scans (``--scans``, ``--slices``,
+    ``--workdir``), parsed, and its scans."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--scans", type=int, default=scans)
+    parser.add_argument("--slices", type=int, default=300)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/raylung-bench-segment"))
+    args = parser.parse_args()
+    return args, clinical_scans(args.workdir / "scans", args.scans, args.slices)
 
 
 def clinical_scans(folder: Path, count: int, slices: int) -> list[Path]:

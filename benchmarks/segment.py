@@ -15,13 +15,12 @@ against the in-process loop of table 1. Writes benchmarks/results/segment*.csv.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
-from measure import Laps, clinical_scans
+from measure import Laps, clinical_run
 
 from raylung.config import load_config
 from raylung.io.read import read_volume
@@ -37,12 +36,7 @@ MODES = {"2-D": ["data.mode=slice2d"], "3-D": ["data.mode=patch3d"]}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scans", type=int, default=3)
-    parser.add_argument("--slices", type=int, default=300)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/raylung-bench-segment"))
-    args = parser.parse_args()
-    scans = clinical_scans(args.workdir / "scans", args.scans, args.slices)
+    args, scans = clinical_run(__doc__.split("\n\n")[0], scans=3)
     stages, batches = [], []
     for mode, overrides in MODES.items():
         model = export_segmenter(args.workdir / f"segmenter_{mode}.pt", overrides)

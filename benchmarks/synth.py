@@ -15,12 +15,11 @@ synth's total over segment's. Writes benchmarks/results/synth.csv.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
 import torch
-from measure import Laps, clinical_scans
+from measure import Laps, clinical_run
 from segment import MODES, export_segmenter, timed_stages
 
 from raylung.config import load_config
@@ -34,12 +33,7 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scans", type=int, default=1)
-    parser.add_argument("--slices", type=int, default=300)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/raylung-bench-segment"))
-    args = parser.parse_args()
-    scans = clinical_scans(args.workdir / "scans", args.scans, args.slices)
+    args, scans = clinical_run(__doc__.split("\n\n")[0], scans=1)
     rows = []
     for mode, overrides in MODES.items():
         generator = _export_generator(args.workdir / f"generator_{mode}.pt", overrides)

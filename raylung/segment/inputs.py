@@ -45,15 +45,26 @@ def plan_jobs(source: str | Path, out: str | Path) -> tuple[list[Job], bool]:
     if not source.exists():
         raise InputError(source, "input not found")
     if source.suffix in TABLE_SUFFIXES:
-        return _named(_table(source), out), True
+        return _unless_overwriting(_named(_table(source), out)), True
     if source.is_file() or dicom_series(source):
         is_file = bool(image_suffix(out.name)) and not out.is_dir()
         output = out if is_file else out / f"{image_name(source)}{OUTPUT_SUFFIX}"
-        return [Job(image_name(source), str(source), str(output))], False
+        return _unless_overwriting([Job(image_name(source), str(source), str(output))]), False
     scans = sorted(p for p in source.iterdir() if p.is_dir() or _is_image(p))
     if not scans:
         raise InputError(source, "folder holds no DICOM series, image files or scan folders")
-    return _named(scans, out), True
+    return _unless_overwriting(_named(scans, out)), True
+
+
+def _unless_overwriting(jobs: list[Job]) -> list[Job]:
+    """``jobs``, unless one would write over a scan of the input (``--out`` the input's own
+    folder): the write is atomic, so the scan would be gone for good."""
+    scans = {Path(job.image).resolve() for job in jobs}
+    for job in jobs:
+        if Path(job.output).resolve() in scans:
+            raise InputError(job.output, "is an input scan: the output would overwrite it "
+                                         "(choose another --out)")
+    return jobs
 
 
 def _named(scans: list[Path] | list[tuple[str, Path]], out: Path) -> list[Job]:

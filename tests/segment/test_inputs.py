@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
+from raylung.cli import main
 from raylung.errors import InputError
 from raylung.segment.inputs import Job, plan_jobs
 
@@ -64,3 +65,25 @@ def test_two_scans_with_one_name_and_empty_folders_are_errors(image_writer, tmp_
         plan_jobs(tmp_path / "empty", tmp_path / "masks")
     with pytest.raises(InputError, match="nowhere: input not found"):
         plan_jobs(tmp_path / "nowhere", tmp_path / "masks")
+
+
+@pytest.mark.parametrize("command", ["segment", "synth"])
+def test_an_output_over_an_input_scan_is_refused_before_anything_runs(command, image_writer,
+                                                                      tmp_path, capsys):
+    """``--out`` the input's own folder (or the scan itself) would replace the CT with its
+    mask or its synthetic twin: one line, exit 2, the scans untouched."""
+    scans = tmp_path / "scans"
+    a = _scan(image_writer, scans / "a.nii.gz")
+    _scan(image_writer, scans / "b.nii.gz")
+    before = a.read_bytes()
+    for out in (scans, a):
+        assert main([command, str(scans if out == scans else a), "--model", "m.pt",
+                     "--out", str(out)]) == 2
+        assert capsys.readouterr().err == (f"raylung {command}: error: {a}: is an input scan: "
+                                           "the output would overwrite it (choose another "
+                                           "--out)\n")
+    pd.DataFrame({"case_id": ["b"], "image": [str(scans / "b.nii.gz")]}).to_csv(
+        tmp_path / "t.csv", index=False)
+    with pytest.raises(InputError, match="b.nii.gz: is an input scan"):
+        plan_jobs(tmp_path / "t.csv", scans)
+    assert a.read_bytes() == before

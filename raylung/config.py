@@ -412,10 +412,9 @@ def load_config(paths: str | Path | Sequence[str | Path] | None = None,
 
 def save_config(config: Config, path: str | Path) -> None:
     """Write the resolved config as YAML (atomic: temp file then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(dump_config(config))
-    tmp.replace(path)
+    from raylung.io.write import write_atomic  # here: it brings SimpleITK, slow for --help
+
+    write_atomic(path, lambda tmp: tmp.write_text(dump_config(config)))
 
 
 def dump_config(config: Config) -> str:

@@ -13,7 +13,6 @@ strings, numbers only).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import torch
 from pydantic import ValidationError
 
 from raylung.config import Config, public_tree
+from raylung.io.write import write_atomic
 from raylung.models.generator import ResnetGenerator
 from raylung.models.segmenter import lung_unet
 
@@ -69,10 +69,7 @@ def export_model(module: torch.nn.Module, config: Config, path: str | Path, kind
     state = {k: v.detach().float().cpu() for k, v in module.state_dict().items()}
     payload = {"format": FORMAT, "kind": kind, "state_dict": state,
                "config": public_tree(config)}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, lambda tmp: torch.save(payload, tmp))
 
 
 def export_generator(generator: torch.nn.Module, config: Config, path: str | Path) -> Path:

@@ -21,7 +21,7 @@ def test_export_round_trip(tmp_path):
     with torch.no_grad():
         assert torch.equal(generator(x), reloaded(x))
     assert saved == config
-    assert not list(tmp_path.glob("*.tmp"))
+    assert [p.name for p in tmp_path.iterdir()] == ["g.pt"]  # no temporary file left
 
 
 @pytest.mark.parametrize("mode", ["slice2d", "patch3d"])

@@ -17,6 +17,7 @@ from raylung.cli.data import ingest_cases, print_info, stream_samples, write_pha
 from raylung.cli.jobs import add_job, job_config
 from raylung.cli.train import print_test_report, train_gan, train_seg_run
 from raylung.config import save_config
+from raylung.io.write import write_atomic
 
 
 def add_demo(sub: argparse._SubParsersAction) -> None:
@@ -155,6 +156,4 @@ def _demo_summary(out: Path, timer: _Stages, runs: tuple[Path, Path], seg: tuple
 
 def _copy_atomic(source: Path, target: Path) -> None:
     """Copy a file so that ``target`` is never half-written."""
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.copyfile(source, tmp)
-    tmp.replace(target)
+    write_atomic(target, lambda tmp: shutil.copyfile(source, tmp))

@@ -16,10 +16,11 @@ import SimpleITK as sitk
 from tqdm import tqdm
 
 from raylung.errors import InputError
-from raylung.evaluate.report import save_report, summarise_scores, write_atomic
+from raylung.evaluate.report import save_report, summarise_scores
 from raylung.evaluate.scores import EmptyMaskWarning, Row, score_case
 from raylung.io.geometry import same_grid
 from raylung.io.read import IMAGE_SUFFIXES, image_name, read_mask, read_volume
+from raylung.io.write import write_atomic
 
 Case = tuple[str, Path, Path, Path | None]
 _SEEN: dict = {}  # registry of re-raised library warnings: each shown once per process

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from raylung.io.write import write_atomic  # noqa: E402
 from raylung.preprocess.thorax_crop import box_slices  # noqa: E402
 
 _HIGHER_IS_BETTER = ("dice", "iou", "sensitivity", "precision", "nsd", "rim_dice",
@@ -148,16 +147,3 @@ def save_figure(fig: plt.Figure, path: str | Path) -> Path:
         return write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     finally:
         plt.close(fig)
-
-
-def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
-    """Run ``write`` on a temporary name next to ``path``, then rename it to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path

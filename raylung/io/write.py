@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import fsspec
@@ -24,16 +25,11 @@ def write_image(image: sitk.Image, path: str | Path, compress: bool = True) -> P
     if path.name.endswith(SINGLE_FILE_ONLY):
         raise InputError(path, f"write a single-file format ({path.suffix} keeps its data in a "
                                "second file): use .nii.gz, .mha or .nrrd")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    stem, _, suffix = path.name.partition(".")
-    tmp = path.with_name(f".{stem}.{uuid.uuid4().hex[:8]}.tmp.{suffix}")
     try:
-        sitk.WriteImage(image, str(tmp), useCompression=compress)
-        os.replace(tmp, path)
+        return write_atomic(path, lambda tmp: sitk.WriteImage(image, str(tmp),
+                                                              useCompression=compress))
     except RuntimeError as err:
-        tmp.unlink(missing_ok=True)
         raise InputError(path, f"cannot write ({str(err).strip().splitlines()[-1][:160]})") from None
-    return path
 
 
 def write_bytes(url: str, data: bytes, storage_options: dict | None = None) -> None:
@@ -42,7 +38,19 @@ def write_bytes(url: str, data: bytes, storage_options: dict | None = None) -> N
     if not isinstance(fs, LocalFileSystem):
         fs.pipe_file(path, data)
         return
-    fs.makedirs(fs._parent(path), exist_ok=True)
-    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-    fs.pipe_file(tmp, data)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: tmp.write_bytes(data))
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Run ``write`` on a temporary name beside ``path``, then rename it to ``path``; a failed
+    write leaves nothing behind. The name keeps the suffix, which some writers go by."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stem, dot, suffix = path.name.partition(".")
+    tmp = path.with_name(f".{stem}.{uuid.uuid4().hex[:8]}.tmp{dot}{suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

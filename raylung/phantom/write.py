@@ -13,7 +13,6 @@ Every file is written under a temporary name and renamed, ``cases.csv`` last, so
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +21,7 @@ import pandas as pd
 import SimpleITK as sitk
 from tqdm import tqdm
 
+from raylung.io.write import write_atomic, write_image
 from raylung.phantom.case import PhantomCase, make_case
 
 if TYPE_CHECKING:
@@ -44,9 +44,7 @@ def write_phantoms(out_dir: str | Path, config: PhantomConfig) -> pd.DataFrame:
         for index, flag in enumerate(progress)
     ]
     table = pd.DataFrame(rows, columns=COLUMNS)
-    tmp = out / "cases.tmp.csv"
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, out / "cases.csv")
+    write_atomic(out / "cases.csv", lambda tmp: table.to_csv(tmp, index=False))
     return table
 
 
@@ -78,6 +76,4 @@ def write_volume(array: np.ndarray, spacing: tuple[float, float, float], path: P
     image.SetSpacing(spacing)
     size = np.array(array.shape[::-1])
     image.SetOrigin(tuple(float(o) for o in -(size - 1) / 2 * np.array(spacing)))
-    tmp = path.with_name(path.name.replace(".nii.gz", ".tmp.nii.gz"))
-    sitk.WriteImage(image, str(tmp), useCompression=True)
-    os.replace(tmp, path)
+    write_image(image, path)

@@ -22,6 +22,7 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from raylung.config import Config, ConfigError
 from raylung.data.pipeline import select_cases
+from raylung.io.write import write_atomic
 from raylung.runtime import connect, free_port
 from raylung.store.case_store import CaseStore
 from raylung.train.deepspeed_config import select_accelerator
@@ -176,6 +177,6 @@ def _check_resources(config: Config, objective: Objective) -> None:
 def _start_folder(sweep: Sweep) -> None:
     """Write ``sweep.yaml``, what ``--resume`` reads."""
     sweep.folder.mkdir(parents=True, exist_ok=True)
-    (sweep.folder / SWEEP_FILE).write_text(sweep.to_yaml())
+    write_atomic(sweep.folder / SWEEP_FILE, lambda tmp: tmp.write_text(sweep.to_yaml()))
     print(f"tune: sweep {sweep.folder} ({len(sweep.space)} fields, "
           f"{sweep.config.tune.num_samples} samples)")

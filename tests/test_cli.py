@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -43,6 +44,29 @@ def test_bad_override_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("raylung phantom: error: invalid config: phantom.cases")
     assert "\n" not in err
+
+
+@pytest.mark.parametrize(("flags", "line"), [
+    (["--device", "gpu"], "segment: error: --device gpu: not a device raylung runs on (cpu, "
+                          "cuda or cuda:N)"),
+    (["--batch-size", "0"], ": error: argument --batch-size: 0: must be at least 1"),
+    (["--actors", "-2"], ": error: argument --actors: -2: must be at least 1"),
+    (["bogus.key=1"], "segment: error: invalid config: bogus: Extra inputs are not permitted")])
+def test_bad_flags_of_a_scan_job_are_one_line_before_it_reads_anything(flags, line, tmp_path,
+                                                                       capsys):
+    """A one-scan job reads no config, but a typo in it still fails (a batch would use it);
+    a negative batch size once wrote an uninitialised mask with exit 0."""
+    with pytest.raises(SystemExit) if "argument" in line else contextlib.nullcontext():
+        assert main(["segment", str(tmp_path / "none.nii.gz"), "--model", "m.pt",
+                     "--out", str(tmp_path / "out"), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.endswith(line), err
+
+
+def test_evaluate_takes_no_config(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--pred", "p", "--ref", "r", "--out", "o", "seg.steps=3"])
+    assert capsys.readouterr().err.strip().endswith("error: unrecognized arguments: seg.steps=3")
 
 
 def test_info_on_missing_store_is_one_line(tmp_path, capsys):

@@ -12,8 +12,8 @@
     raylung evaluate --pred masks/ --ref labels/ --out report/   # Dice, HD95, surface Dice...
     raylung demo --out demo_out/                    # the end-to-end demo on phantoms
 
-Every job takes ``--config FILE.yaml`` and ``key=value`` overrides of the config tree
-(see raylung/config.py); the resolved config is written next to its outputs.
+Every job but ``evaluate`` takes ``--config FILE.yaml`` and ``key=value`` overrides of the
+config tree (see raylung/config.py).
 """
 
 from __future__ import annotations
@@ -35,10 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``raylung`` console script; returns the exit status."""
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
-    args.overrides = [*args.overrides, *extra]
-    bad = [item for item in args.overrides if "=" not in item or item.startswith("-")]
-    if bad:
-        parser.error(f"unrecognized arguments: {' '.join(bad)} (overrides are key=value)")
+    if "overrides" not in args and extra:  # a job that reads no config
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if "overrides" in args:
+        args.overrides = [*args.overrides, *extra]
+        bad = [item for item in args.overrides if "=" not in item or item.startswith("-")]
+        if bad:
+            parser.error(f"unrecognized arguments: {' '.join(bad)} (overrides are key=value)")
     try:
         return args.run(args)
     except (ConfigError, InputError, StoreError, ValueError) as err:

@@ -23,14 +23,27 @@ def _scans_job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
     job.add_argument("--model", required=True, help=model)
     job.add_argument("--out", required=True, type=Path,
                      help=f"{out} file for one scan, else a folder (one <name>.nii.gz per scan)")
-    job.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    job.add_argument("--batch-size", type=int, default=8,
+    job.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    job.add_argument("--batch-size", type=_number(int, 1), default=8,
                      help="slices (2-D) or patches (3-D) per forward pass")
-    job.add_argument("--actors", type=int, default=1, help="model replicas of a batch job")
-    job.add_argument("--actor-cpus", type=float, default=1.0, help="CPUs per model replica")
-    job.add_argument("--actor-gpus", type=float, default=0.0,
+    job.add_argument("--actors", type=_number(int, 1), default=1,
+                     help="model replicas of a batch job")
+    job.add_argument("--actor-cpus", type=_number(float, 0.01), default=1.0,
+                     help="CPUs per model replica")
+    job.add_argument("--actor-gpus", type=_number(float, 0.0), default=0.0,
                      help="GPU fraction per model replica (clusters)")
     return job
+
+
+def _number(cast: type, low: float):
+    """An argparse type: a ``cast`` number of at least ``low``."""
+    def parse(text: str):
+        value = cast(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text}: must be at least {low}")
+        return value
+    parse.__name__ = cast.__name__  # argparse's "invalid int value: 'x'"
+    return parse
 
 
 def _apply_to_scans(args: argparse.Namespace, one, batch) -> int:
@@ -39,6 +52,7 @@ def _apply_to_scans(args: argparse.Namespace, one, batch) -> int:
     from raylung.runtime import connect
     from raylung.segment.inputs import plan_jobs
 
+    config = job_config(args)  # read by a batch only, but a typo fails either way
     jobs, is_batch = plan_jobs(args.input, args.out)
     start = time.perf_counter()
     if not is_batch:
@@ -46,7 +60,7 @@ def _apply_to_scans(args: argparse.Namespace, one, batch) -> int:
         print(f"{args.command}: {jobs[0].image} -> {jobs[0].output} "
               f"({time.perf_counter() - start:.1f} s)")
         return 0
-    connect(job_config(args).ray)
+    connect(config.ray)
     failures = batch(jobs)
     print(f"{args.command}: {len(jobs) - len(failures)} of {len(jobs)} scans -> {args.out} "
           f"({time.perf_counter() - start:.0f} s)")
@@ -55,9 +69,10 @@ def _apply_to_scans(args: argparse.Namespace, one, batch) -> int:
 
 def _options(args: argparse.Namespace, **extra) -> Options:
     """How the scans' model runs: device, batch, and its actors in a batch job."""
+    from raylung.models.placement import check_device
     from raylung.segment.batch import Options
 
-    return Options(args.device, args.batch_size, actors=args.actors, actor_cpus=args.actor_cpus,
+    return Options(check_device(args.device), args.batch_size, actors=args.actors, actor_cpus=args.actor_cpus,
                    actor_gpus=args.actor_gpus, **extra)
 
 
@@ -104,7 +119,8 @@ def _run_synth(args: argparse.Namespace) -> int:
 def add_evaluate(sub: argparse._SubParsersAction) -> None:
     """The ``evaluate`` job and its flags."""
     job = add_job(sub, "evaluate", _run_evaluate, "score predicted masks against reference masks "
-                  "on whole volumes: Dice, IoU, HD95, ASSD, surface Dice, rim Dice, volumes")
+                  "on whole volumes: Dice, IoU, HD95, ASSD, surface Dice, rim Dice, volumes",
+                  config=False)
     job.add_argument("--pred", required=True, type=Path, help="predicted mask file or folder")
     job.add_argument("--ref", required=True, type=Path,
                      help="reference mask file or folder (cases matched by name)")

@@ -16,11 +16,15 @@ RAY_LOGS = "/tmp/ray/session_latest/logs"  # Ray's own log files of the newest l
 
 
 def add_job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
-            *positionals: tuple[str, dict]) -> argparse.ArgumentParser:
-    """A subcommand: its positionals, then ``--config`` and ``key=value`` overrides."""
+            *positionals: tuple[str, dict], config: bool = True) -> argparse.ArgumentParser:
+    """A subcommand: its positionals, then (unless it reads no config) ``--config`` and
+    ``key=value`` overrides."""
     job = sub.add_parser(name, help=help_text, description=help_text)
     for dest, kwargs in positionals:
         job.add_argument(dest, **kwargs)
+    job.set_defaults(run=run)
+    if not config:
+        return job
     job.add_argument("--config", type=Path, action="append",
                      help="YAML config file (sections as in raylung/config.py); repeat to layer "
                           "files, later ones win: --config exp.yaml --config cluster/gpu.yaml")
@@ -29,7 +33,6 @@ def add_job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
                           f"in the session logs under {RAY_LOGS}")
     job.add_argument("overrides", nargs="*", metavar="key=value",
                      help="config overrides with dotted keys, e.g. ingest.spacing_mm=[1,1,2]")
-    job.set_defaults(run=run)
     return job
 
 

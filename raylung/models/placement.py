@@ -3,6 +3,8 @@ beside fp32 weight averages, and each takes inputs in its own dtype."""
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 
@@ -16,8 +18,16 @@ def where(net: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
     return parameter.device, parameter.dtype
 
 
+def check_device(device: str) -> str:
+    """``device`` if it names the CPU or a CUDA device ("cpu", "cuda", "cuda:1"), else one
+    clear line (a driver checks the name; only the machine that runs the net can check CUDA)."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise ValueError(f"--device {device}: not a device raylung runs on (cpu, cuda or cuda:N)")
+    return device
+
+
 def to_device(net: torch.nn.Module, device: str) -> torch.nn.Module:
     """``net`` on ``device`` ("cpu", "cuda", "cuda:1"); one clear line where CUDA is missing."""
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    if check_device(device) != "cpu" and not torch.cuda.is_available():
         raise ValueError(f"--device {device}: no CUDA device is visible here")
     return net.to(device)

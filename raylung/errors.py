@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from raylung.secrets import redacted
+
 
 class InputError(ValueError):
     """A problem with one input file; ``str(err)`` is ``"PATH: problem"``."""
@@ -16,3 +18,15 @@ class InputError(ValueError):
     def __reduce__(self) -> tuple[type, tuple[str, str]]:
         """Rebuilt from both fields: Ray hands a worker's error to the driver pickled."""
         return type(self), (self.path, self.problem)
+
+
+def last_line(error: BaseException) -> str:
+    r"""The last line of ``error``'s message (where a remote traceback names its cause), URL
+    passwords redacted: what a console line or a results table keeps of an error.
+
+    >>> last_line(RuntimeError("Traceback (most recent call last):\n  ...\n"
+    ...                        "OSError: s3://me:pw@bucket/run: access denied\n"))
+    'OSError: s3://me:<redacted>@bucket/run: access denied'
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return redacted(lines[-1]) if lines else type(error).__name__

@@ -27,7 +27,7 @@ from raylung.cli.demo import add_demo
 from raylung.cli.jobs import RAY_LOGS
 from raylung.cli.train import add_train_gan, add_train_seg, add_tune
 from raylung.config import ConfigError
-from raylung.errors import InputError
+from raylung.errors import InputError, last_line
 from raylung.store.case_store import StoreError
 
 
@@ -73,8 +73,7 @@ def _run_failure(err: Exception) -> str | None:
         cause = err.worker_failures[min(err.worker_failures)]
     elif isinstance(err, ControllerError):
         cause = err.controller_failure
-    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
-    return lines[-1] if lines else type(cause).__name__
+    return last_line(cause)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -31,6 +31,7 @@ from tensorboardX.summary import scalar
 
 from raylung.config import Config, ConfigError, flat_items, public_tree
 from raylung.io.write import write_bytes
+from raylung.secrets import redacted
 
 RUN_TAG = "raylung.run_folder"
 RUN_KEY_TAG = "raylung.run_key"  # the folder's sha256: found by a filter whatever its quotes
@@ -193,8 +194,8 @@ def start_mlflow_run(config: Config, run_folder: str) -> str:
         run = client.create_run(experiment_id, run_name=config.run.name,
                                 tags={RUN_TAG: run_folder, RUN_KEY_TAG: key})
     except MlflowException as err:
-        raise ConfigError(f"logging.mlflow_tracking_uri={settings.mlflow_tracking_uri}: "
-                          f"{' '.join(err.message.split())}") from None
+        raise ConfigError(redacted(f"logging.mlflow_tracking_uri={settings.mlflow_tracking_uri}: "
+                                   f"{' '.join(err.message.split())}")) from None
     client.log_batch(run.info.run_id,
                      params=[Param(key, value) for key, value in config_params(config).items()])
     return run.info.run_id

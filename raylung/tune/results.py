@@ -18,6 +18,7 @@ import pandas as pd
 from ray.tune import Result, ResultGrid
 
 from raylung.config import Config, save_config
+from raylung.errors import last_line
 from raylung.io.write import write_bytes
 from raylung.plots import save_figure
 from raylung.tune.objectives import Objective
@@ -93,7 +94,7 @@ def _row(result: Result, sweep: Sweep, objective: Objective) -> dict[str, Any]:
             "step": metrics.get("step"), "validations": metrics.get("training_iteration"),
             **{k: v for k, v in metrics.items() if k.startswith("val_")},
             "time_s": metrics.get("time_total_s"), "baseline": params == base_values(sweep),
-            "error": _error_line(result.error), "checkpoint": metrics.get("checkpoint_path")}
+            "error": None if result.error is None else last_line(result.error), "checkpoint": metrics.get("checkpoint_path")}
 
 
 def _status(result: Result, sweep: Sweep, objective: Objective, params: dict[str, Any]) -> str:
@@ -113,14 +114,6 @@ def _params(result: Result, sweep: Sweep) -> dict[str, Any]:
 def _trial(result: Result) -> str:
     """Tune's trial id (the name of its Train run in the sweep folder's train/)."""
     return result.metrics["trial_id"]
-
-
-def _error_line(error: BaseException | None) -> str | None:
-    """The last line of a trial's error: the exception that ended it."""
-    if error is None:
-        return None
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__
 
 
 def _against_defaults(table: pd.DataFrame, best: pd.Series) -> str:

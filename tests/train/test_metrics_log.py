@@ -3,6 +3,7 @@ run's TensorBoard scalars are checked in test_train_gan.py)."""
 
 from __future__ import annotations
 
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -89,10 +90,18 @@ def test_mlflow_run_holds_params_and_rank_zero_metrics_and_is_resumed(folder, tm
     assert "s3cr3t" not in str(run.data.params)
 
 
-def test_unusable_mlflow_uri_fails_before_training_in_one_line():
-    config = load_config(None, ["logging.mlflow_tracking_uri=nosuch://127.0.0.1/x"])
-    with pytest.raises(ConfigError, match=r"^logging.mlflow_tracking_uri=nosuch://\S+: [^\n]+$"):
+@pytest.mark.parametrize("uri", ["nosuch://me:pw@127.0.0.1/x", "http://me:pw@127.0.0.1:9"])
+def test_unusable_mlflow_uri_fails_before_training_in_one_line_without_its_password(uri,
+                                                                                   monkeypatch):
+    """The line reaches the console, Ray's job logs and a sweep's trials table: MLflow's own
+    message repeats the URL, password and all."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # port 9 refuses at once
+    config = load_config(None, [f"logging.mlflow_tracking_uri={uri}"])
+    with pytest.raises(ConfigError) as failed:
         logging_callbacks(config, "/runs/raylung")
+    line = str(failed.value)
+    assert re.fullmatch(r"logging.mlflow_tracking_uri=\w+://me:<redacted>@\S+: [^\n]+", line)
+    assert "pw" not in line
 
 
 def test_missing_mlflow_names_the_fix(monkeypatch):

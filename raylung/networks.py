@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import torch
 from pydantic import ValidationError
 
@@ -77,26 +78,30 @@ def export_generator(generator: torch.nn.Module, config: Config, path: str | Pat
     return export_model(generator, config, path, "generator_h2p")
 
 
-def load_generator(path: str | Path) -> tuple[torch.nn.Module, Config]:
-    """Rebuild the generator from an exported file (eval mode, CPU)."""
-    state, config = _load(path, "generator_h2p")
+def load_generator(path: str | Path,
+                   storage_options: dict | None = None) -> tuple[torch.nn.Module, Config]:
+    """Rebuild the generator from an exported file, a path or a URL (eval mode, CPU)."""
+    state, config = _load(path, "generator_h2p", storage_options)
     generator = build_generator(config)
     generator.load_state_dict(state)
     return generator.eval(), config
 
 
-def load_segmenter(path: str | Path) -> tuple[torch.nn.Module, Config]:
-    """Rebuild the U-Net segmenter from an exported file (eval mode, CPU)."""
-    state, config = _load(path, "segmenter")
+def load_segmenter(path: str | Path,
+                   storage_options: dict | None = None) -> tuple[torch.nn.Module, Config]:
+    """Rebuild the U-Net segmenter from an exported file, a path or a URL (eval mode, CPU)."""
+    state, config = _load(path, "segmenter", storage_options)
     segmenter = build_segmenter(config)
     segmenter.load_state_dict(state)
     return segmenter.eval(), config
 
 
-def _load(path: str | Path, kind: str) -> tuple[dict[str, Any], Config]:
+def _load(path: str | Path, kind: str,
+          storage_options: dict | None) -> tuple[dict[str, Any], Config]:
     """The weights and config of an export of ``kind``; one clear line if it is not one."""
     try:
-        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+        with fsspec.open(str(path), "rb", **(storage_options or {})) as file:
+            payload = torch.load(file, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ValueError(f"{path}: exported model not found") from None
     except Exception as err:  # noqa: BLE001 - torch raises many types for a file that is not its own

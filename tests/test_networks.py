@@ -1,5 +1,5 @@
 """The networks a config describes: the defaults fit together, and the exported generator
-reloads (weights_only) and predicts identically."""
+reloads (weights_only, from a path or a URL) and predicts identically."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from raylung.config import load_config
+from raylung.io.write import write_bytes
 from raylung.networks import (build_generator, build_segmenter, export_generator, load_generator,
                               network_shape)
 from raylung.train.cyclegan import Discriminators
@@ -35,3 +36,18 @@ def test_the_default_networks_take_the_default_crops(mode):
         assert build_generator(config)(x).shape == x.shape
         assert min(Discriminators(config).d_p(x).shape[2:]) >= 1
         assert build_segmenter(config)(x).shape == (1, 2, *size)
+
+
+def test_an_export_loads_from_object_storage(tmp_path, s3_options):
+    """``seg.generator`` may be a URL (a train-gan run on object storage exports there): the
+    GAN actors load it with the run's storage options."""
+    config = load_config(None, ["gan.width=4", "gan.n_blocks=1"])
+    path = export_generator(build_generator(config).eval(), config, tmp_path / "g.pt")
+    write_bytes("s3://raylung-test/runs/g.pt", path.read_bytes(), s3_options)
+    remote, _ = load_generator("s3://raylung-test/runs/g.pt", s3_options)
+    local, _ = load_generator(path)
+    for (name, a), (_, b) in zip(local.state_dict().items(), remote.state_dict().items()):
+        assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match=r"^s3://raylung-test/runs/none.pt: exported model not "
+                                         r"found$"):
+        load_generator("s3://raylung-test/runs/none.pt", s3_options)

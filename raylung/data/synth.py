@@ -29,7 +29,8 @@ def add_synthesis(dataset: ray.data.Dataset, cfg: Config) -> ray.data.Dataset:
     return dataset.map_batches(
         GanAugment,
         fn_constructor_kwargs={"generator": seg.generator, "p_synth": seg.p_synth,
-                               "data": cfg.data, "use_gpu": seg.synth_gpus > 0},
+                               "data": cfg.data, "use_gpu": seg.synth_gpus > 0,
+                               "storage_options": cfg.storage.storage_options},
         batch_size=cfg.data.batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=seg.synth_actors),
@@ -43,8 +44,9 @@ class GanAugment:
 
     loads = 0  # generator loads in this process (one actor per process): shows it is once
 
-    def __init__(self, generator: str, p_synth: float, data: DataConfig, use_gpu: bool) -> None:
-        self.generator, trained = load_generator(generator)
+    def __init__(self, generator: str, p_synth: float, data: DataConfig, use_gpu: bool,
+                 storage_options: dict | None = None) -> None:
+        self.generator, trained = load_generator(generator, storage_options)
         _check_compatible(generator, trained.data, data)
         self.device = torch.device("cuda" if use_gpu else "cpu")
         self.generator.to(self.device)

@@ -69,6 +69,17 @@ def test_evaluate_takes_no_config(tmp_path, capsys):
     assert capsys.readouterr().err.strip().endswith("error: unrecognized arguments: seg.steps=3")
 
 
+def test_what_the_file_system_refuses_is_one_line(tmp_path, capsys):
+    """A folder given as a config file, an output under a file: one line, no traceback."""
+    (tmp_path / "file").write_text("")
+    assert main(["phantom", str(tmp_path / "file" / "out"), "--cases", "1"]) == 2
+    assert capsys.readouterr().err == (f"raylung phantom: error: {tmp_path / 'file' / 'out'}: "
+                                       "Not a directory\n")
+    assert main(["phantom", str(tmp_path / "out"), "--config", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"raylung phantom: error: {tmp_path}: cannot read "
+                                       "(Is a directory)\n")
+
+
 def test_info_on_missing_store_is_one_line(tmp_path, capsys):
     assert main(["info", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err.strip()

@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, InputError, StoreError, ValueError) as err:
         print(f"raylung {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # what the file system refuses: a folder given as a file, no permission
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"raylung {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"raylung {args.command}: interrupted; rerun the same command to resume",
               file=sys.stderr)

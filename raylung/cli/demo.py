@@ -59,10 +59,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     with timer("Ray Data stream", "of training slices"):
         stream_samples(config, "train", 8, out)
     with timer("shape-aware CycleGAN", f"({config.gan.steps} steps) -> {out / 'runs'}"):
-        gan_folder = train_gan(config)
-    if gan_folder is None:
-        return 1
-    gan = Path(gan_folder)
+        gan = Path(train_gan(config))
     _copy_atomic(gan / "generator_h2p.pt", Path(config.seg.generator))
     with timer("synth: G on a whole healthy scan", f"-> {out / 'synth'}"):
         _synth_scan(out, Path(config.seg.generator))
@@ -71,8 +68,6 @@ def _run_demo(args: argparse.Namespace) -> int:
     with timer("U-Net with GAN augmentation", f"(p_synth={config.seg.p_synth}, "
                f"{config.seg.steps} steps) -> {out / 'runs'}"):
         seg = train_seg_run(seg_config)
-    if seg is None:
-        return 1
     with timer("test split: segment + evaluate", "(whole scans, native grid)"):
         tested = print_test_report(seg_config, seg[0])
     from raylung.train.runner import run_folder

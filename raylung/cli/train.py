@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,18 +20,16 @@ def add_train_gan(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train_gan(args: argparse.Namespace) -> int:
-    return 0 if train_gan(job_config(args)) is not None else 1
+    train_gan(job_config(args))
+    return 0
 
 
-def train_gan(config: Config) -> str | None:
-    """Train the GAN and print where its export is; the checkpoint folder (a path or URL),
-    None on failure."""
+def train_gan(config: Config) -> str:
+    """Train the GAN and print where its export is; the checkpoint folder (a path or URL). A
+    failed run raises (Ray Train's ``fit``), and ``cli.main`` makes that one line."""
     from raylung.train.runner import checkpoint_folder, fit_gan
 
     result = fit_gan(config)
-    if result.error:
-        print(f"raylung train-gan: error: {result.error}", file=sys.stderr)
-        return None
     folder = checkpoint_folder(config, result.checkpoint)
     print(f"train-gan: step {result.metrics.get('step')} -> generator {folder}/generator_h2p.pt")
     scores = {k: round(v, 3) for k, v in result.metrics.items()
@@ -53,10 +50,7 @@ def _run_train_seg(args: argparse.Namespace) -> int:
 
 
 def _train_seg(config: Config) -> int:
-    run = train_seg_run(config)
-    if run is None:
-        return 1
-    print_test_report(config, run[0])
+    print_test_report(config, train_seg_run(config)[0])
     return 0
 
 
@@ -79,15 +73,12 @@ def print_test_report(config: Config, checkpoint: str) -> pd.DataFrame | None:
     return per_case
 
 
-def train_seg_run(config: Config) -> tuple[str, dict] | None:
+def train_seg_run(config: Config) -> tuple[str, dict]:
     """Train the segmenter and print its best checkpoint; that folder (path or URL) and its
-    metrics, None on failure."""
+    metrics. A failed run raises, as in ``train_gan``."""
     from raylung.train.seg_runner import best_checkpoint, fit_seg
 
     result = fit_seg(config)
-    if result.error:
-        print(f"raylung train-seg: error: {result.error}", file=sys.stderr)
-        return None
     folder, metrics = best_checkpoint(config, result)
     scores = {k: round(v, 4) for k, v in metrics.items() if k.startswith("val_")}
     print(f"train-seg: best step {metrics.get('step')} {scores} -> segmenter "

@@ -98,11 +98,10 @@ def fit(config: Config, worker: Callable[[dict[str, Any]], None],
             dataset_config=data_config(datasets),
             run_config=run,
         )
-        result = trainer.fit()
-    if result.error is None:
-        finish_logging(run.callbacks)
-        remove_untracked_checkpoints(config)
-        write_run_summary(config, run_folder(config), result, time.perf_counter() - start, best)
+        result = trainer.fit()  # a failed run raises here (Ray Train V2)
+    finish_logging(run.callbacks)
+    remove_untracked_checkpoints(config)
+    write_run_summary(config, run_folder(config), result, time.perf_counter() - start, best)
     return result
 
 

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from raylung.config import Config, IngestConfig, dump_config
 from raylung.data.splits import store_splits
-from raylung.errors import InputError
+from raylung.errors import InputError, last_line
 from raylung.ingest.case import prepare_case, source_hash, source_stat
 from raylung.ingest.sources import CaseSource, Failure, read_sources
 from raylung.runtime import connect
@@ -66,15 +66,22 @@ def _run_tasks(sources: list[CaseSource], store: CaseStore, config: Config,
                result: IngestResult, progress: bool) -> None:
     """Keep at most ``ray.max_parallel_cases`` tasks in flight; collect outcomes as they end."""
     pending = list(reversed(sources))
-    running: list[ray.ObjectRef] = []
+    running: dict[ray.ObjectRef, CaseSource] = {}
     bar = tqdm(total=len(sources), desc="ingest", unit="case", disable=not progress,
                file=sys.stderr)
     while pending or running:
         while pending and len(running) < config.ray.max_parallel_cases:
-            running.append(_ingest_case.remote(pending.pop(), store.url,
-                                               store.storage_options, config.ingest))
-        done, running = ray.wait(running, num_returns=1)
-        _collect(ray.get(done[0]), result, bar)
+            source = pending.pop()
+            running[_ingest_case.remote(source, store.url, store.storage_options,
+                                        config.ingest)] = source
+        (done,), _ = ray.wait(list(running), num_returns=1)
+        source = running.pop(done)
+        try:
+            outcome = ray.get(done)
+        except ray.exceptions.RayError as err:  # the task's process died (out of memory, killed)
+            outcome = {"case": source.case_id, "file": source.image, "status": "failed",
+                       "reason": f"its worker died: {last_line(err)}"}
+        _collect(outcome, result, bar)
     bar.close()
 
 
@@ -105,7 +112,8 @@ def _ingest_case(source: CaseSource, url: str, options: dict, cfg: IngestConfig)
         if committed.get("source_stat") == stat:
             return {**outcome, "status": "skipped"}
         digest = source_hash(source, cfg)
-        if committed.get("source_hash") == digest:
+        if committed.get("source_hash") == digest:  # same bytes, new times (a copy, a touch)
+            store.recommit(source.case_id, {**committed, "source_stat": stat})  # hashed once
             return {**outcome, "status": "skipped"}
         case = prepare_case(source, cfg)
         store.write_case(source.case_id, case.arrays, case.attrs,

@@ -73,6 +73,11 @@ class CaseStore:
             return None
         return attrs.get("raylung", {}).get("committed")
 
+    def recommit(self, case_id: str, commit: dict[str, Any]) -> None:
+        """Replace the commit record of a committed case whose data stays as it is."""
+        group = zarr.open_group(self._case_url(case_id), mode="r+", **self._zarr_kw())
+        group.attrs["raylung"] = {**group.attrs["raylung"], "committed": commit}
+
     def open_case(self, case_id: str) -> zarr.Group:
         """The group of a committed case; raises StoreError for a missing or partial case."""
         if self.committed(case_id) is None:

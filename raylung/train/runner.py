@@ -45,6 +45,8 @@ def fit_gan(config: Config, callbacks: Sequence[UserCallback] = (),
     ``callbacks`` join the run's own (e.g. Tune's ``TuneReportCallback`` inside a trial);
     ``progress`` prints rank 0's line at every report on this console."""
     check_gan_crops(config)
+    check_accumulation(config, {"gan.steps": config.gan.steps,
+                                "gan.checkpoint_every": config.gan.checkpoint_every})
     start_ray(config)
     epochs, first_step = resume_epochs(config, config.gan.steps)
     datasets = per_worker(gan_shards(config, epochs, config.scaling.num_workers))
@@ -64,6 +66,17 @@ def check_gan_crops(config: Config) -> None:
         raise ConfigError(f"data.{key}={list(size)} is too small for gan.disc_layers="
                           f"{config.gan.disc_layers}: the discriminators need at least "
                           f"{smallest} per axis")
+
+
+def check_accumulation(config: Config, counts: dict[str, int]) -> None:
+    """Checkpoints, and so resumes, must fall between optimiser steps: DeepSpeed saves no
+    half-accumulated gradients, so each count of micro-batches after which a run checkpoints
+    must be a multiple of ``deepspeed.grad_accum`` (one line now, not a resume that differs)."""
+    accum = config.deepspeed.grad_accum
+    for name, count in counts.items():
+        if count % accum:
+            raise ConfigError(f"{name}={count} must be a multiple of deepspeed.grad_accum="
+                              f"{accum}: a checkpoint there would fall inside an optimiser step")
 
 
 def gan_shards(config: Config, epochs: list[int], world: int) -> dict[str, list[ray.data.Dataset]]:

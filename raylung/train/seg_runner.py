@@ -19,8 +19,8 @@ from raylung.data.pipeline import build_shards, check_sources, select_cases
 from raylung.data.synth import add_synthesis
 from raylung.store.case_store import CaseStore
 from raylung.train.keep_best import kept_best
-from raylung.train.runner import (checkpoint_folder, fit, per_worker, resume_epochs, run_folder,
-                                  start_ray, steps_per_epoch)
+from raylung.train.runner import (check_accumulation, checkpoint_folder, fit, per_worker,
+                                  resume_epochs, run_folder, start_ray, steps_per_epoch)
 from raylung.train.seg_loop import train_seg_worker
 
 BEST_METRIC = "val_dice"
@@ -30,6 +30,9 @@ def fit_seg(config: Config, callbacks: Sequence[UserCallback] = (),
             progress: bool = True) -> ray.train.Result:
     """Train the segmenter; returns Ray Train's result (its checkpoints hold ``segmenter.pt``);
     ``progress`` prints rank 0's line at every report on this console."""
+    check_accumulation(config, {"seg.steps": config.seg.steps,
+                                "the steps of an epoch (data.samples_per_epoch / "
+                                "data.batch_size / scaling.num_workers)": steps_per_epoch(config)})
     start_ray(config)
     stream = _stream_config(config)
     epochs, first_step = resume_epochs(config, config.seg.steps)

@@ -99,7 +99,8 @@ def test_rerun_skips_unchanged_and_redoes_changed(small_phantoms, tmp_path):
 
 def test_rerun_trusts_unchanged_sizes_and_times_and_hashes_the_rest(small_phantoms, tmp_path):
     """A file with its old size and time is not read again, even with other bytes (as make and
-    rsync assume); one only touched is hashed and found the same."""
+    rsync assume); one only touched is hashed once, found the same, and trusted from then on
+    by its new time."""
     src = tmp_path / "src"
     shutil.copytree(small_phantoms, src)
     url = str(tmp_path / "store")
@@ -112,6 +113,11 @@ def test_rerun_trusts_unchanged_sizes_and_times_and_hashes_the_rest(small_phanto
     second = ingest(str(src), url, load_config(), progress=False)
     assert second.ok and not second.written
     assert sorted(second.skipped) == sorted(first.written)
+    stat = touched.stat()
+    touched.write_bytes(bytes(stat.st_size))
+    os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    third = ingest(str(src), url, load_config(), progress=False)
+    assert third.ok and sorted(third.skipped) == sorted(first.written)
 
 
 def test_dicom_series_ingests_like_nifti(small_phantoms, tmp_path, dicom_writer):

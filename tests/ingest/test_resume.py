@@ -1,4 +1,5 @@
-"""An ingest killed mid-run leaves only whole cases, and a rerun finishes the rest."""
+"""An ingest killed mid-run leaves only whole cases, and a rerun finishes the rest; a case whose
+worker dies is that case's failure."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from raylung.config import PhantomConfig
@@ -51,3 +54,40 @@ def test_killed_ingest_resumes(tmp_path):
     for case_id in store.case_ids():
         image = store.open_case(case_id)["image"][...]
         assert image.dtype == np.int16 and image.min() >= -1024
+
+
+@pytest.mark.slow
+def test_a_case_whose_worker_dies_is_one_failure_and_the_rest_are_stored(small_phantoms,
+                                                                        tmp_path, ray_cluster):
+    """A task process killed mid-case (as the OOM killer would) is that case's failure line,
+    not a traceback: the other cases, the report, the manifest and the splits are written,
+    and a rerun ingests the lost case."""
+    from raylung.config import load_config
+    from raylung.ingest.run import ingest
+
+    killed: list[int] = []
+    killer = threading.Thread(target=_kill_first_task, args=("ray::_ingest_case", killed))
+    killer.start()
+    url = str(tmp_path / "store")
+    first = ingest(str(small_phantoms), url, load_config(None, ["ray.max_parallel_cases=1"]),
+                   progress=False)
+    killer.join()
+    assert killed
+    (failure,) = first.failures
+    assert failure.reason.startswith("its worker died: ") and "\n" not in failure.reason
+    assert len(first.written) == 3
+    assert (tmp_path / "store" / "manifest.parquet").exists()
+    assert pd.read_csv(tmp_path / "store" / "ingest_report.csv")["case"].tolist() == [failure.case]
+    rerun = ingest(str(small_phantoms), url, load_config(), progress=False)
+    assert rerun.ok and rerun.written == [failure.case]
+
+
+def _kill_first_task(title: str, killed: list[int], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not killed and time.monotonic() < deadline:
+        pids = subprocess.run(["pgrep", "-f", f"^{title}"], capture_output=True,
+                              encoding="utf-8").stdout.split()
+        if pids:
+            os.kill(int(pids[0]), signal.SIGKILL)
+            killed.append(int(pids[0]))
+        time.sleep(0.01)

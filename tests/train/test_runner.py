@@ -9,6 +9,7 @@ from ray.data.context import DataContext
 from raylung.config import ConfigError, load_config
 from raylung.data.pipeline import build_dataset
 from raylung.train.runner import check_gan_crops, data_config, fit_gan, gan_shards
+from raylung.train.seg_runner import fit_seg
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
@@ -47,3 +48,18 @@ def test_crops_too_small_for_the_discriminator_fail_before_the_run(crop, layers,
                        rf"gan.disc_layers={layers}: .* at least {smallest} per axis$"):
         fit_gan(config)
     check_gan_crops(load_config(None, [*crop, f"gan.disc_layers={layers - 1}"]))
+
+
+@pytest.mark.parametrize(("fit", "overrides", "named"), [
+    ("gan", ["gan.steps=100", "gan.checkpoint_every=50"], "gan.steps=100"),
+    ("gan", ["gan.steps=120", "gan.checkpoint_every=40"], "gan.checkpoint_every=40"),
+    ("seg", ["seg.steps=120", "seg.decay_start=60", "data.samples_per_epoch=40",
+             "data.batch_size=4"], "the steps of an epoch"),
+    ("seg", ["seg.steps=100", "seg.decay_start=50"], "seg.steps=100")])
+def test_checkpoints_inside_an_optimiser_step_fail_before_the_run(fit, overrides, named):
+    """With 3 micro-batches per optimiser step a checkpoint after 100 (or 40, or an epoch of
+    10) would save a step half-accumulated, and the resumed run would differ."""
+    config = load_config(None, [*overrides, "deepspeed.grad_accum=3", "data.store=/nowhere"])
+    with pytest.raises(ConfigError, match=rf"^{named}.* must be a multiple of "
+                                          r"deepspeed.grad_accum=3: a checkpoint there"):
+        (fit_gan if fit == "gan" else fit_seg)(config)

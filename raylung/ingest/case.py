@@ -20,8 +20,8 @@ import SimpleITK as sitk
 from raylung.config import IngestConfig
 from raylung.errors import InputError
 from raylung.ingest.sources import CaseSource
-from raylung.io.geometry import canonical_grid, overlap_fraction, resample_to
-from raylung.io.read import read_mask, read_volume
+from raylung.io.geometry import canonical_grid, resample_to
+from raylung.io.read import read_mask_on, read_volume
 from raylung.preprocess.thorax_crop import (NoBoneError, body_mask, bounding_box,
                                             estimated_lung_box, thorax_box)
 from raylung.seeds import text_seed
@@ -44,12 +44,12 @@ def prepare_case(source: CaseSource, cfg: IngestConfig) -> PreparedCase:
     grid = canonical_grid(image, cfg.spacing_mm)
     arrays = {"image": canonical_hu(image, grid, cfg.hu_window)}
     if source.lung:
-        arrays["lung"] = _mask_array(source.lung, image, grid, cfg.lung_labels)
+        arrays["lung"] = sitk.GetArrayFromImage(read_mask_on(source.lung, grid, cfg.lung_labels))
         if not arrays["lung"].any():
             raise InputError(source.lung, "lung mask is empty for a labelled case")
         arrays["lung_centres"] = lung_centres(arrays["lung"], source.case_id)
     if source.lesion:
-        arrays["lesion"] = _mask_array(source.lesion, image, grid, [])
+        arrays["lesion"] = sitk.GetArrayFromImage(read_mask_on(source.lesion, grid))
     if source.twin:
         arrays["twin"] = _twin_array(source.twin, image, grid, cfg.hu_window)
     body = body_mask(arrays["image"], cfg.body_hu)
@@ -118,18 +118,6 @@ def canonical_hu(image: sitk.Image, grid: sitk.Image, window: tuple[int, int]) -
     resampled = resample_to(sitk.Cast(image, sitk.sitkFloat32), grid, label=False, fill=window[0])
     values = sitk.GetArrayFromImage(resampled)
     return np.clip(np.rint(values), *window).astype(np.int16)
-
-
-def _mask_array(path: str, image: sitk.Image, grid: sitk.Image, labels: list[int]) -> np.ndarray:
-    mask = read_mask(path)
-    if overlap_fraction(image, mask) == 0:
-        raise InputError(path, "mask does not overlap its image in physical space "
-                               "(different origin/spacing/direction)")
-    values = sitk.GetArrayViewFromImage(mask)
-    binary = np.isin(values, labels) if labels else values != 0
-    binary_image = sitk.GetImageFromArray(binary.astype(np.uint8))
-    binary_image.CopyInformation(mask)
-    return sitk.GetArrayFromImage(resample_to(binary_image, grid, label=True, fill=0))
 
 
 def _twin_array(path: str, image: sitk.Image, grid: sitk.Image,

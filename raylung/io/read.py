@@ -12,6 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from raylung.errors import InputError
+from raylung.io.geometry import overlap_fraction, resample_to
 from raylung.io.nifti import check_nifti, is_nifti
 
 # ITK prints warnings (e.g. for odd DICOM tags) straight to stderr; raylung reports its own.
@@ -49,6 +50,21 @@ def read_mask(path: str | Path) -> sitk.Image:
             raise InputError(path, "mask is not an integer label map (found fractional values, "
                                    "e.g. probabilities: threshold it first)")
     return sitk.Cast(mask, sitk.sitkInt32)
+
+
+def read_mask_on(path: str | Path, grid: sitk.Image, labels: list[int] | None = None) -> sitk.Image:
+    """The mask at ``path`` as 0/1 uint8 on ``grid`` (nearest neighbour): its voxels of
+    ``labels``, or every nonzero one. How ingest stores a mask, and how a scan is scored
+    against its source mask wherever that lies on another grid."""
+    mask = read_mask(path)
+    if overlap_fraction(grid, mask) == 0:
+        raise InputError(path, "mask does not overlap its image in physical space "
+                               "(different origin/spacing/direction)")
+    values = sitk.GetArrayViewFromImage(mask)
+    binary = sitk.GetImageFromArray((np.isin(values, labels) if labels else values != 0)
+                                    .astype(np.uint8))
+    binary.CopyInformation(mask)
+    return resample_to(binary, grid, label=True, fill=0)
 
 
 def image_name(path: str | Path) -> str | None:

@@ -3,7 +3,8 @@
 Every labelled test case's source scan goes through the batch path of ``raylung segment`` and
 its mask is scored against the source lung mask (and lesion mask) by ``raylung evaluate``'s
 code. Validation and Tune never see these cases; the report is made at the end of train-seg:
-``test/masks/``, ``test/per_case.csv``, ``test/summary.csv``, ``test/report.png``.
+``test/masks/``, ``test/references/`` (the source masks on each scan's grid, as ingest reads
+them), ``test/per_case.csv``, ``test/summary.csv``, ``test/report.png``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import fsspec
 import pandas as pd
@@ -19,7 +21,8 @@ import pandas as pd
 from raylung.config import Config
 from raylung.data.pipeline import check_sources, select_cases
 from raylung.evaluate.folders import evaluate_cases
-from raylung.io.write import write_bytes
+from raylung.io.read import read_mask_on, read_volume
+from raylung.io.write import write_bytes, write_image
 from raylung.segment.batch import Options, segment_batch
 from raylung.segment.inputs import Job
 from raylung.store.case_store import CaseStore
@@ -33,6 +36,19 @@ def report_test_split(config: Config, model: str, out: str, progress: bool = Tru
     uploaded."""
     with _local(model, out, config.storage.storage_options) as (local_model, local_out):
         return _report(config, local_model, local_out, progress, domain)
+
+
+def _references(row: Any, out: Path, labels: list[int]) -> tuple[Path, Path | None]:
+    """A case's lung (and lesion) mask as ingest reads it, on its scan's own grid, written to
+    ``out/references/`` (``<case>.nii.gz``, ``<case>_lesion.nii.gz``): what its mask is scored
+    against, wherever the source masks lie on another grid or hold other labels."""
+    image = read_volume(row.source_image)
+    lung = write_image(read_mask_on(row.source_lung, image, labels),
+                       out / "references" / f"{row.case_id}.nii.gz")
+    if not isinstance(row.source_lesion, str):
+        return lung, None
+    return lung, write_image(read_mask_on(row.source_lesion, image),
+                             out / "references" / f"{row.case_id}_lesion.nii.gz")
 
 
 @contextmanager
@@ -73,9 +89,8 @@ def _report(config: Config, model: Path, out: Path, progress: bool,
                       actor_gpus=scaling.gpus_per_worker if scaling.use_gpu else 0.0)
     failed = {job.name for job, _ in segment_batch(jobs, str(model), options, progress)}
     rows = cases[~cases["case_id"].isin(failed)]
-    pairs = [(row.case_id, Path(out / "masks" / f"{row.case_id}.nii.gz"), Path(row.source_lung),
-              Path(row.source_lesion) if isinstance(row.source_lesion, str) else None)
-             for row in rows.itertuples()]
+    pairs = [(row.case_id, out / "masks" / f"{row.case_id}.nii.gz",
+              *_references(row, out, config.ingest.lung_labels)) for row in rows.itertuples()]
     per_case, _ = evaluate_cases(pairs, out, rim_mm=config.seg.rim_mm,
                                  images=dict(zip(rows["case_id"], map(Path, rows["source_image"]))),
                                  progress=progress)

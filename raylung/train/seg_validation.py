@@ -3,8 +3,9 @@
 At each checkpoint rank 0 segments the source scan of up to ``seg.val_cases`` pathological val
 cases with the current weights, by the code of ``raylung segment`` (the training
 preprocessing, every slice or a sliding window, back onto the scan's grid, post-processing), and
-scores the masks with ``raylung evaluate``'s code against the source lung masks. The scans are
-read and prepared once per run; the test split is never touched here.
+scores the masks with ``raylung evaluate``'s code against the source lung masks (as ingest
+reads them, on the scan's grid). The scans are read and prepared once per run; the test split
+is never touched here.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from raylung.config import Config
 from raylung.data.pipeline import select_cases
 from raylung.evaluate.scores import score_case
-from raylung.io.read import read_mask, read_volume
+from raylung.io.read import read_mask_on, read_volume
 from raylung.plots import save_segmentation_grid
 from raylung.preprocess.normalise import normalise_hu
 from raylung.segment.scan import Scan, predict_lung, prepare_scan
@@ -41,7 +42,8 @@ class ScanValidator:
     def _load(self, row: Any) -> tuple[Scan, np.ndarray, int, np.ndarray]:
         """(scan, reference lung, its middle slice, that slice of the normalised image)."""
         image = read_volume(row.source_image)
-        lung = sitk.GetArrayFromImage(read_mask(row.source_lung)) != 0
+        lung = sitk.GetArrayFromImage(read_mask_on(row.source_lung, image,
+                                                   self.config.ingest.lung_labels)) != 0
         middle = int(np.flatnonzero(lung.any(axis=(1, 2))).mean())
         picture = normalise_hu(sitk.GetArrayViewFromImage(image)[middle], self.config.data.hu_norm)
         return prepare_scan(image, self.config, row.source_image), lung, middle, picture

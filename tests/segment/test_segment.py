@@ -139,6 +139,37 @@ def test_the_test_report_of_a_run_folder_on_object_storage(trained_seg, segmente
     assert fs.exists(f"{url}/test/report.png") and fs.exists(f"{url}/test/summary.csv")
 
 
+def test_the_test_report_scores_source_masks_as_ingest_reads_them(trained_seg, segmenter_file,
+                                                                  small_phantoms, tmp_path):
+    """A case whose lung mask lies on another grid (reoriented to RAS) with its lung as label
+    7 beside a label 9 that is no lung (``ingest.lung_labels=[7]``): ingest takes it, and the
+    report scores the case as it scores the plain mask (it once failed on the grid)."""
+    from raylung.ingest.run import ingest
+
+    local = pd.read_csv(trained_seg[0] / "test" / "per_case.csv")
+    cases = pd.read_csv(small_phantoms / "cases.csv").set_index("case_id")
+    case = next(c for c in local["case"] if cases.loc[c, "domain"] == "pathological")
+    row = cases.loc[case]
+    lung = sitk.ReadImage(str(small_phantoms / row.lung))
+    image = sitk.GetArrayFromImage(sitk.ReadImage(str(small_phantoms / row.image)))
+    labels = np.where(sitk.GetArrayFromImage(lung) > 0, 7, np.where(image > 300, 9, 0))
+    relabelled = sitk.GetImageFromArray(labels.astype(np.uint8))
+    relabelled.CopyInformation(lung)
+    sitk.WriteImage(sitk.DICOMOrient(relabelled, "RAS"), str(tmp_path / "lung.nii.gz"))
+    pd.DataFrame([{"case_id": case, "image": str(small_phantoms / row.image), "domain": row.domain,
+                   "lung": str(tmp_path / "lung.nii.gz"),
+                   "lesion": str(small_phantoms / row.lesion)}]).to_csv(
+        tmp_path / "cases.csv", index=False)
+    config = load_config(None, [f"data.store={tmp_path / 'store'}", "ingest.lung_labels=[7]",
+                                "data.split_fractions=[0,0,1]"])
+    assert ingest(str(tmp_path / "cases.csv"), config.data.store, config, progress=False).ok
+    report = report_test_split(config, str(segmenter_file), str(tmp_path / "test"),
+                               progress=False)
+    columns = ["case", "label", "dice", "rim_dice", "hd95_mm", "lesion_inclusion"]
+    pd.testing.assert_frame_equal(report[columns],
+                                  local.loc[local["case"] == case, columns].reset_index(drop=True))
+
+
 def test_real_ct_mask_lands_on_its_grid(segmenter_file, real_ct, tmp_path):
     scan = real_ct / "example_ct_sm.nii.gz"   # direction diag(-1, -1, 1), 3 mm voxels
     assert main(["segment", str(scan), "--model", str(segmenter_file), "--out",

@@ -5,7 +5,6 @@ a bf16 engine (as on GPU) beside its fp32 average."""
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
@@ -15,6 +14,7 @@ from raylung.cli import main
 from raylung.config import load_config
 from raylung.losses.segmentation import supervised_loss
 from raylung.networks import build_segmenter
+from raylung.runtime import free_port
 from raylung.train.cyclegan import Discriminators, GanBatch, Generators, generator_step, loss_weights
 from raylung.train.deepspeed_config import deepspeed_config
 from raylung.train.ema import ema_model
@@ -25,11 +25,8 @@ from raylung.train.seg_loop import _step
 @pytest.fixture(scope="module")
 def process_group():
     """A one-process gloo group, as a Ray Train worker of a 1-worker run has."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
-           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     init_distributed(load_config())

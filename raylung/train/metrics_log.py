@@ -71,6 +71,7 @@ class TensorBoardLogger(UserCallback):
         self.folder = folder
         self.storage_options = storage_options or {}
         self._local = ""
+        self._scratch: tempfile.TemporaryDirectory | None = None
         self._events: EventsWriter | None = None
 
     def after_report(self, run_context: Any, metrics: list[dict[str, Any]],
@@ -89,8 +90,11 @@ class TensorBoardLogger(UserCallback):
     def _open(self, step: int) -> EventsWriter:
         """A new event file that starts with a session start at ``step``: TensorBoard then drops
         what an interrupted earlier attempt logged at ``step`` and later (a resume)."""
-        remote = "://" in self.folder
-        self._local = tempfile.mkdtemp(prefix="raylung-tb-") if remote else self.folder
+        if "://" in self.folder:  # written here, uploaded at every report, removed with self
+            self._scratch = tempfile.TemporaryDirectory(prefix="raylung-tb-")
+            self._local = self._scratch.name
+        else:
+            self._local = self.folder
         Path(self._local).mkdir(parents=True, exist_ok=True)
         # The name holds whole seconds only: a nanosecond suffix keeps a rerun within the same
         # second from overwriting this file and sorts it after it, as TensorBoard reads them.

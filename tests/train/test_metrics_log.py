@@ -3,8 +3,10 @@ run's TensorBoard scalars are checked in test_train_gan.py)."""
 
 from __future__ import annotations
 
+import gc
 import re
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -27,9 +29,16 @@ def test_resumed_run_replaces_what_the_interrupted_one_logged_after_its_checkpoi
     assert read_scalars(tmp_path) == {"loss": [(1, 1.0), (2, 20.0), (3, 30.0)]}
 
 
-def test_events_reach_a_storage_url(tmp_path, read_scalars):
+def test_events_reach_a_storage_url_and_leave_no_local_copy(tmp_path, read_scalars):
+    """Written locally and uploaded at every report; the local copy goes with the logger."""
     url = f"memory://runs-{uuid.uuid4().hex}/tb"
-    TensorBoardLogger(url).after_report(None, [{"step": 5, "loss": 0.25}], None)
+    before = set(Path(tempfile.gettempdir()).glob("raylung-tb-*"))
+    logger = TensorBoardLogger(url)
+    logger.after_report(None, [{"step": 5, "loss": 0.25}], None)
+    assert len(set(Path(tempfile.gettempdir()).glob("raylung-tb-*")) - before) == 1
+    del logger
+    gc.collect()
+    assert set(Path(tempfile.gettempdir()).glob("raylung-tb-*")) == before
     fs, root = fsspec.core.url_to_fs(url)
     for path in fs.ls(root, detail=False):
         fs.get_file(path, str(tmp_path / Path(path).name))

@@ -159,19 +159,26 @@ def _start_ray(config: Config) -> None:
 
 
 def _check_resources(config: Config, objective: Objective) -> None:
-    """A trial that can never be placed would wait forever; refuse it up front. A trial
-    scored downstream also runs the U-Net stage's GAN actors beside its workers."""
-    scaling, seg, have = config.scaling, config.seg, ray.cluster_resources()
-    actors = scaling.num_workers * seg.synth_actors if objective.stage == "seg" else 0
-    need = {"CPU": config.tune.driver_cpus + scaling.num_workers * scaling.cpus_per_worker
-            + actors * seg.synth_cpus,
-            "GPU": (scaling.num_workers * scaling.gpus_per_worker if scaling.use_gpu else 0)
-            + actors * seg.synth_gpus}
-    for kind, amount in need.items():
-        if amount > have.get(kind, 0):
-            raise ConfigError(f"scaling: a trial needs {amount:g} {kind}s (driver + workers"
-                              f"{' + GAN actors' if actors else ''}) but the cluster has "
-                              f"{have.get(kind, 0):g}")
+    """A trial that can never be placed would wait forever; refuse it up front. Its peak is
+    its GAN run (driver, workers, both domains' crop readers) or, scored downstream, the U-Net
+    run after it (driver, workers, their crop readers and GAN actors)."""
+    scaling, data, seg = config.scaling, config.data, config.seg
+    readers = data.read_concurrency * data.reader_cpus  # per stream of a worker
+    gpus = scaling.gpus_per_worker if scaling.use_gpu else 0.0
+    runs = {"GAN run": (scaling.cpus_per_worker + 2 * readers, gpus)}
+    if objective.stage == "seg":
+        runs["U-Net run"] = (scaling.cpus_per_worker + (1 + seg.pseudo_label) * readers
+                             + seg.synth_actors * seg.synth_cpus,
+                             gpus + seg.synth_actors * seg.synth_gpus)
+    have = ray.cluster_resources()
+    for run, (cpus, gpus) in runs.items():
+        for kind, amount in (("CPU", config.tune.driver_cpus + scaling.num_workers * cpus),
+                             ("GPU", scaling.num_workers * gpus)):
+            if amount > have.get(kind, 0):
+                raise ConfigError(
+                    f"scaling: a trial's {run} needs {amount:g} {kind}s (driver, workers, crop "
+                    f"readers{' and GAN actors' if run == 'U-Net run' else ''}) but the cluster "
+                    f"has {have.get(kind, 0):g}")
 
 
 def _start_folder(sweep: Sweep) -> None:

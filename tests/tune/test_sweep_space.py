@@ -131,21 +131,27 @@ def test_shipped_spaces_validate(name):
     assert sweep.config.run.name == name
 
 
+SMALL_READERS = ["data.read_concurrency=1", "data.reader_cpus=0.1"]
+
+
 @pytest.mark.parametrize("scaling, problem", [
-    (["scaling.use_gpu=true", "scaling.gpus_per_worker=0.5"], "needs 0.5 GPUs"),
-    (["scaling.num_workers=4"], "needs 4.5 CPUs"),
-    (["tune.objective=downstream", "seg.synth_cpus=0.5", "seg.synth_gpus=0.25"],
-     r"needs 0.25 GPUs \(driver \+ workers \+ GAN actors"),
-    (["tune.objective=downstream", "seg.synth_actors=2"], "needs 3.5 CPUs")])
+    (["scaling.use_gpu=true", "scaling.gpus_per_worker=0.5"], "GAN run needs 0.5 GPUs"),
+    (["scaling.num_workers=4"], "GAN run needs 5.3 CPUs"),
+    (["tune.objective=downstream", "seg.synth_cpus=0.3", "seg.synth_gpus=0.25"],
+     r"U-Net run needs 0.25 GPUs \(driver, workers, crop readers and GAN actors\)"),
+    (["tune.objective=downstream", "seg.synth_actors=2"], "U-Net run needs 3.6 CPUs"),
+    (["data.read_concurrency=2", "data.reader_cpus=1"], "GAN run needs 5.5 CPUs")])
 def test_a_trial_the_cluster_cannot_place_is_refused(ray_cluster, scaling, problem):
-    """The test cluster has 2 CPUs and no GPU; the driver's own 0.5 CPU counts too, and a
-    downstream trial's GAN actors (1 CPU each by default) beside its one worker."""
-    config = load_config(None, ["tune.driver_cpus=0.5", *scaling])
-    with pytest.raises(ConfigError, match=problem):
+    """The test cluster has 2 CPUs and no GPU; the driver's own 0.5 CPU counts too, each
+    worker's crop readers (two streams in a GAN run, 0.1 CPU each here), and a downstream
+    trial's GAN actors (1 CPU each by default) beside its one worker."""
+    config = load_config(None, ["tune.driver_cpus=0.5", *SMALL_READERS, *scaling])
+    with pytest.raises(ConfigError, match=rf"^scaling: a trial's {problem}"):
         _check_resources(config, objective_of(config.tune))
 
 
 def test_a_trial_that_fits_the_cluster_is_placed(ray_cluster):
     config = load_config(None, ["tune.driver_cpus=0.5", "scaling.cpus_per_worker=1",
-                                "tune.objective=downstream", "seg.synth_cpus=0.5"])
+                                "tune.objective=downstream", "seg.synth_cpus=0.3",
+                                *SMALL_READERS])
     _check_resources(config, objective_of(config.tune))

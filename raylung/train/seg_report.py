@@ -3,8 +3,10 @@
 Every labelled test case's source scan goes through the batch path of ``raylung segment`` and
 its mask is scored against the source lung mask (and lesion mask) by ``raylung evaluate``'s
 code. Validation and Tune never see these cases; the report is made at the end of train-seg:
-``test/masks/``, ``test/references/`` (the source masks on each scan's grid, as ingest reads
-them), ``test/per_case.csv``, ``test/summary.csv``, ``test/report.png``.
+``test/masks/``, ``test/references/`` and ``test/lesions/`` (the source masks on each scan's
+grid, as ingest reads them), ``test/per_case.csv``, ``test/summary.csv``, ``test/report.png``:
+``raylung evaluate --pred test/masks --ref test/references --lesions test/lesions`` scores
+them again.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def report_test_split(config: Config, model: str, out: str, progress: bool = Tru
 
 def _references(row: Any, out: Path, labels: list[int]) -> tuple[Path, Path | None]:
     """A case's lung (and lesion) mask as ingest reads it, on its scan's own grid, written to
-    ``out/references/`` (``<case>.nii.gz``, ``<case>_lesion.nii.gz``): what its mask is scored
+    ``out/references/`` (and ``out/lesions/``) as ``<case>.nii.gz``: what its mask is scored
     against, wherever the source masks lie on another grid or hold other labels."""
     image = read_volume(row.source_image)
     lung = write_image(read_mask_on(row.source_lung, image, labels),
@@ -48,7 +50,7 @@ def _references(row: Any, out: Path, labels: list[int]) -> tuple[Path, Path | No
     if not isinstance(row.source_lesion, str):
         return lung, None
     return lung, write_image(read_mask_on(row.source_lesion, image),
-                             out / "references" / f"{row.case_id}_lesion.nii.gz")
+                             out / "lesions" / f"{row.case_id}.nii.gz")
 
 
 @contextmanager

@@ -168,6 +168,11 @@ def test_the_test_report_scores_source_masks_as_ingest_reads_them(trained_seg, s
     columns = ["case", "label", "dice", "rim_dice", "hd95_mm", "lesion_inclusion"]
     pd.testing.assert_frame_equal(report[columns],
                                   local.loc[local["case"] == case, columns].reset_index(drop=True))
+    test = tmp_path / "test"  # what it scored against is kept: evaluate gives the same scores
+    assert main(["evaluate", "--pred", str(test / "masks"), "--ref", str(test / "references"),
+                 "--lesions", str(test / "lesions"), "--out", str(tmp_path / "again")]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "again" / "per_case.csv")[columns],
+                                  report[columns])
 
 
 def test_real_ct_mask_lands_on_its_grid(segmenter_file, real_ct, tmp_path):

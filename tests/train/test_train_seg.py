@@ -85,10 +85,12 @@ def test_exported_segmenter_reloads_and_predicts_identically(tmp_path):
 
 @pytest.fixture(scope="module")
 def twelve_steps(seg_config_in, generator_file, tmp_path_factory):
-    """The overrides of a 12-step run with the GAN stage, and its uninterrupted result:
-    the reference of the fault tests below."""
+    """The overrides of a 12-step run with the GAN stage, 2 micro-batches per optimiser step
+    (so the resume below crosses accumulated steps), and its uninterrupted result: the
+    reference of the fault tests below."""
     overrides = ("seg.steps=12", "seg.decay_start=6", "seg.log_every=4", "scaling.num_workers=1",
-                 "seg.val_cases=0", f"seg.generator={generator_file}", "seg.p_synth=0.5")
+                 "seg.val_cases=0", f"seg.generator={generator_file}", "seg.p_synth=0.5",
+                 "deepspeed.grad_accum=2")
     straight = fit_seg(seg_config_in(tmp_path_factory.mktemp("straight"), "straight", *overrides))
     return overrides, straight
 

@@ -35,13 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``raylung`` console script; returns the exit status."""
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
-    if "overrides" not in args and extra:  # a job that reads no config
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if "overrides" in args:
         args.overrides = [*args.overrides, *extra]
         bad = [item for item in args.overrides if "=" not in item or item.startswith("-")]
         if bad:
             parser.error(f"unrecognized arguments: {' '.join(bad)} (overrides are key=value)")
+    elif extra:  # a job that reads no config
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.run(args)
     except (ConfigError, InputError, StoreError, ValueError) as err:

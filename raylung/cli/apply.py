@@ -72,8 +72,8 @@ def _options(args: argparse.Namespace, **extra) -> Options:
     from raylung.models.placement import check_device
     from raylung.segment.batch import Options
 
-    return Options(check_device(args.device), args.batch_size, actors=args.actors, actor_cpus=args.actor_cpus,
-                   actor_gpus=args.actor_gpus, **extra)
+    return Options(check_device(args.device), args.batch_size, actors=args.actors,
+                   actor_cpus=args.actor_cpus, actor_gpus=args.actor_gpus, **extra)
 
 
 def add_segment(sub: argparse._SubParsersAction) -> None:

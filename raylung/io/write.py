@@ -29,7 +29,8 @@ def write_image(image: sitk.Image, path: str | Path, compress: bool = True) -> P
         return write_atomic(path, lambda tmp: sitk.WriteImage(image, str(tmp),
                                                               useCompression=compress))
     except RuntimeError as err:
-        raise InputError(path, f"cannot write ({str(err).strip().splitlines()[-1][:160]})") from None
+        problem = str(err).strip().splitlines()[-1][:160]
+        raise InputError(path, f"cannot write ({problem})") from None
 
 
 def write_bytes(url: str, data: bytes, storage_options: dict | None = None) -> None:

@@ -94,7 +94,8 @@ def _row(result: Result, sweep: Sweep, objective: Objective) -> dict[str, Any]:
             "step": metrics.get("step"), "validations": metrics.get("training_iteration"),
             **{k: v for k, v in metrics.items() if k.startswith("val_")},
             "time_s": metrics.get("time_total_s"), "baseline": params == base_values(sweep),
-            "error": None if result.error is None else last_line(result.error), "checkpoint": metrics.get("checkpoint_path")}
+            "error": None if result.error is None else last_line(result.error),
+            "checkpoint": metrics.get("checkpoint_path")}
 
 
 def _status(result: Result, sweep: Sweep, objective: Objective, params: dict[str, Any]) -> str:

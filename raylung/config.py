@@ -62,7 +62,8 @@ class IngestConfig(_Section):
     # (x, y, z) in mm as SimpleITK orders it; null keeps each case's own spacing.
     # 1x1x2 mm keeps a 350 mm thorax near 350 px in-plane and halves slice count of thin-slice CT.
     spacing_mm: tuple[float, float, float] | None = (1.0, 1.0, 2.0)
-    # Stored HU are clipped to this window (int16 holds it; below -1024 is only reconstruction noise).
+    # Stored HU are clipped to this window (int16 holds it; below -1024 is only reconstruction
+    # noise).
     hu_window: tuple[int, int] = (-1024, 3071)
     # Labels of a multi-label mask that make the lung; empty means every non-zero label.
     lung_labels: list[int] = Field(default_factory=list)
@@ -104,7 +105,8 @@ class IngestConfig(_Section):
 
     @model_validator(mode="after")
     def _shards(self) -> IngestConfig:
-        if self.shards is not None and any(h < 1 or h % c for h, c in zip(self.shards, self.chunks)):
+        if self.shards is not None and any(h < 1 or h % c
+                                           for h, c in zip(self.shards, self.chunks)):
             raise ValueError(f"shards {list(self.shards)} must be positive multiples of chunks "
                              f"{list(self.chunks)}")
         return self
@@ -138,7 +140,8 @@ class DataConfig(_Section):
     store: PathOrUrl | None = Field(None, description="store path or URL the trainers read")
     mode: Literal["slice2d", "patch3d"] = "slice2d"
     slice_size: tuple[int, int] = (256, 256)
-    context_slices: int = Field(0, ge=0, le=8, description="neighbours each side as channels (2.5-D)")
+    context_slices: int = Field(0, ge=0, le=8,
+                                description="neighbours each side as channels (2.5-D)")
     patch_size: tuple[int, int, int] = (64, 64, 64)
     lung_centre_fraction: float = Field(0.67, ge=0.0, le=1.0,
                                         description="patch centres drawn on the lung, rest random")

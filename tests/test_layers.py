@@ -1,6 +1,7 @@
 """Imports run one way, bottom to top: I/O and math (which know no config), then the config,
-the data plane, Ray Train and Tune, and the CLI on top. A module may import its own part and any part of a lower layer, never a
-higher one; the networks and losses import no Ray at all (they run anywhere torch does)."""
+the data plane, Ray Train and Tune, and the CLI on top. A module may import its own part and
+any part of a lower layer, never a higher one; the networks and losses import no Ray at all
+(they run anywhere torch does)."""
 
 from __future__ import annotations
 

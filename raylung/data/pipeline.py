@@ -187,7 +187,8 @@ def _stream_key(split: str, domain: str | None, labelled_only: bool) -> str:
 
 def _store(cfg: Config) -> CaseStore:
     if not cfg.data.store:
-        raise ValueError("data.store is not set: give the store path, e.g. data.store=demo_out/store")
+        raise ValueError("data.store is not set: give the store path, "
+                         "e.g. data.store=demo_out/store")
     return CaseStore(cfg.data.store, cfg.storage.storage_options)
 
 

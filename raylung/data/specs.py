@@ -67,7 +67,8 @@ def _patch_position(row, centres: np.ndarray | None, cfg: DataConfig,
         centre = [rng.integers(int(getattr(row, f"{prefix}_{axis}0")),
                                int(getattr(row, f"{prefix}_{axis}1"))) for axis in "zyx"]
     shape = (row.shape_z, row.shape_y, row.shape_x)
-    start = [_clamp_start(int(c) - p // 2, p, int(n)) for c, p, n in zip(centre, cfg.patch_size, shape)]
+    start = [_clamp_start(int(c) - p // 2, p, int(n))
+             for c, p, n in zip(centre, cfg.patch_size, shape)]
     return {"z": start[0], "y": start[1], "x": start[2], "lung_centred": bool(on_lung)}
 
 

@@ -49,7 +49,8 @@ class Failure:
     reason: str
 
 
-def read_sources(src: str | Path, domain: str | None = None) -> tuple[list[CaseSource], list[Failure]]:
+def read_sources(src: str | Path,
+                 domain: str | None = None) -> tuple[list[CaseSource], list[Failure]]:
     """Every case in ``src``, its files as absolute paths (the store records them, and the
     segmenter's validation reads them from workers in other folders); rows that cannot be
     ingested come back as failures."""
@@ -66,7 +67,8 @@ def read_sources(src: str | Path, domain: str | None = None) -> tuple[list[CaseS
 
 def _read_table(path: Path) -> list[dict]:
     try:
-        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str, keep_default_na=False)
+        table = (pd.read_parquet(path) if path.suffix == ".parquet"
+                 else pd.read_csv(path, dtype=str, keep_default_na=False))
     except Exception as err:  # pandas raises many types for a malformed table
         raise InputError(path, f"unreadable cases table ({err})") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]

@@ -12,7 +12,8 @@ posterior, x patient right -> left (LPS, SimpleITK's identity direction).
     >>> thorax.tissue.shape == geometry.scan.shape
     True
 
-``make_case`` (case.py) adds pathology (pathology.py) and scanner noise on top; it is the public entry.
+``make_case`` (case.py) adds pathology (pathology.py) and scanner noise on top; it is the public
+entry.
 """
 
 from __future__ import annotations

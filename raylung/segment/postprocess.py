@@ -61,7 +61,8 @@ def _physical_x(points: tuple[np.ndarray, ...], grid: Grid) -> np.ndarray:
     return grid.origin[0] + step[0] * i + step[1] * j + step[2] * k
 
 
-def _write(shape: tuple[int, ...], points: tuple[np.ndarray, ...], values: np.ndarray) -> np.ndarray:
+def _write(shape: tuple[int, ...], points: tuple[np.ndarray, ...],
+           values: np.ndarray) -> np.ndarray:
     out = np.zeros(shape, np.uint8)
     out[points] = values
     return out

@@ -52,7 +52,8 @@ class CaseStore:
         try:
             return zarr.open_group(self.url, mode=mode, **self._zarr_kw())
         except (FileNotFoundError, zarr.errors.GroupNotFoundError):
-            raise StoreError(f"{self.url}: no raylung store here (run `raylung ingest` first)") from None
+            raise StoreError(f"{self.url}: no raylung store here "
+                             "(run `raylung ingest` first)") from None
 
     def create(self) -> None:
         """Create the root and ``cases`` groups once, before parallel writers start."""
@@ -81,7 +82,8 @@ class CaseStore:
     def open_case(self, case_id: str) -> zarr.Group:
         """The group of a committed case; raises StoreError for a missing or partial case."""
         if self.committed(case_id) is None:
-            raise StoreError(f"{self._case_url(case_id)}: case {case_id!r} is missing or incomplete")
+            raise StoreError(f"{self._case_url(case_id)}: case {case_id!r} is missing or "
+                             "incomplete")
         return self.group("r")[f"{CASES}/{case_id}"]
 
     def write_case(

@@ -63,8 +63,9 @@ def loss_weights(config: Config) -> dict[str, float]:
             "surround": gan.lambda_surround, "div": gan.lambda_diversity}
 
 
-def generator_step(gens: Any, discs: Any, batch: GanBatch,
-                   weights: dict[str, float]) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
+def generator_step(
+        gens: Any, discs: Any, batch: GanBatch, weights: dict[str, float],
+) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
     """One optimiser step of G and F; returns the loss terms and the (detached) fakes."""
     _set_trainable(discs.module, False)
     g, f = gens.module.g, gens.module.f

@@ -15,7 +15,8 @@ from raylung.config import load_config
 from raylung.losses.segmentation import supervised_loss
 from raylung.networks import build_segmenter
 from raylung.runtime import free_port
-from raylung.train.cyclegan import Discriminators, GanBatch, Generators, generator_step, loss_weights
+from raylung.train.cyclegan import (Discriminators, GanBatch, Generators, generator_step,
+                                    loss_weights)
 from raylung.train.deepspeed_config import deepspeed_config
 from raylung.train.ema import ema_model
 from raylung.train.engine import build_engine, init_distributed

@@ -1,5 +1,5 @@
 """The method's claim on phantoms, end to end: G draws disease, the surround term keeps the
-wall, and a U-Net trained with G's images keeps the diseased rim (METHOD.md).
+wall, and a U-Net trained with G's images keeps the diseased rim (README, "Tests and benchmarks").
 
     .venv/bin/python benchmarks/claim.py              # the whole claim, ~45 min on 2 CPU cores
     .venv/bin/python benchmarks/claim.py --quick      # every arm and seed, short runs, ~15 min

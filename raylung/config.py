@@ -183,7 +183,8 @@ class DataConfig(_Section):
 
 
 class GanConfig(_Section):
-    """The shape-aware CycleGAN (METHOD.md section 1): networks, loss weights, schedule."""
+    """The shape-aware CycleGAN (README, "The shape-aware CycleGAN"): networks, loss weights,
+    schedule."""
 
     width: int = Field(32, ge=1, description="generator base channels")
     n_blocks: int = Field(6, ge=1, description="generator residual blocks")
@@ -228,7 +229,8 @@ class GanConfig(_Section):
 
 
 class SegConfig(_Section):
-    """The U-Net segmenter and its on-the-fly GAN augmentation (METHOD.md, downstream)."""
+    """The U-Net segmenter and its on-the-fly GAN augmentation (README, "Segmentation with GAN
+    augmentation")."""
 
     channels: tuple[int, ...] = Field((16, 32, 64, 128), description="U-Net features per level")
     strides: tuple[int, ...] = Field((2, 2, 2), description="one per level transition")

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Create ./.venv and install raylung with its test tools from the pinned lock files, resolving
 # nothing (refresh them with `bash scripts/lock.sh`); a rerun on an existing .venv takes seconds.
-# torch comes first (DeepSpeed's build imports it) as the CPU build torch==2.13.0 by default;
-# for CUDA:  TORCH_SPEC="torch==2.13.0" TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 bash scripts/setup.sh
+# torch comes first (DeepSpeed's build imports it): torch==2.13.0 from pip's configured index
+# (the CPU build where pip is set up for it, as in CI); for CUDA:  TORCH_SPEC="torch==2.13.0" TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 bash scripts/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-python3}"

@@ -1,4 +1,4 @@
-"""The ``raylung`` command. Same command and config on a laptop, in a sweep, under ray job submit.
+"""The raylung command: one command and config on a laptop, in a sweep, under ray job submit.
 
     raylung phantom data/ --cases 8                 # synthetic thorax CT (the built-in data)
     raylung ingest data/ --store store/             # CT files -> zarr store (Ray tasks)

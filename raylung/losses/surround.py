@@ -1,7 +1,7 @@
 """The surrounding L1 loss: the translation must leave the band around the lung untouched.
 
 Keeping chest wall, ribs and mediastinum fixed keeps the lung's outline, so the healthy scan's
-lung mask stays valid for the synthetic diseased image (METHOD.md section 1).
+lung mask stays valid for the synthetic diseased image (README, "The shape-aware CycleGAN").
 """
 
 from __future__ import annotations

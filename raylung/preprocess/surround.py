@@ -1,4 +1,5 @@
-"""The lung's surrounding: the band outside the lung used by the surrounding-L1 loss (METHOD.md).
+"""The lung's surrounding: the band outside the lung used by the surrounding-L1 loss (README,
+"The shape-aware CycleGAN").
 
 The band is every voxel outside the lung within ``width_mm`` of it, measured with a Euclidean
 distance transform in millimetres, so it means the same at any (anisotropic) spacing.

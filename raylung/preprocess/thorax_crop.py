@@ -1,4 +1,4 @@
-"""The thorax crop box: the box spanned by ribs and vertebrae (METHOD.md, pre-processing).
+"""The thorax crop box: the box spanned by ribs and vertebrae (README, "Ingest in detail").
 
 Cropping every case to this box removes field-of-view and zoom differences between scans, which
 a GAN would otherwise learn as the difference between the healthy and pathological domains.

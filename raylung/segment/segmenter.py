@@ -1,6 +1,6 @@
 """The Python API of ``raylung segment``: a trained ``segmenter.pt`` applied to SimpleITK images.
 
-    seg = Segmenter("runs/demo_seg/checkpoint_000002/segmenter.pt")
+    seg = Segmenter("demo_out/runs/demo_seg/best/checkpoint_.../segmenter.pt")  # as printed
     result = seg(sitk.ReadImage("scan.nii.gz"))       # no Ray needed, e.g. in a notebook
     sitk.WriteImage(result.mask, "lung.nii.gz")        # on the scan's exact grid, 1 = lung
 

@@ -1,4 +1,5 @@
-"""The shape-aware CycleGAN: its two networks pairs and one training step (METHOD.md section 1).
+"""The shape-aware CycleGAN: its two pairs of networks and one training step (README, "The
+shape-aware CycleGAN").
 
 G (healthy -> pathological) and F (pathological -> healthy) form one DeepSpeed engine, D_P and
 D_H the other. The discriminators are frozen during the generator step: with ZeRO-2 an unfrozen

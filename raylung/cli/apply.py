@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from raylung.cli.jobs import add_job, job_config, one_line_warnings
 
 if TYPE_CHECKING:
+    from raylung.config import Config
     from raylung.segment.batch import Options
 
 
@@ -46,34 +47,38 @@ def _number(cast: type, low: float):
     return parse
 
 
-def _apply_to_scans(args: argparse.Namespace, one, batch) -> int:
-    """One scan in this process (``one(job)``), a batch as one Ray Data job
-    (``batch(jobs)`` returns the failures); prints the closing line, returns the status."""
+def _apply_to_scans(args: argparse.Namespace, one, batch, **extra) -> int:
+    """One scan in this process (``one(job, options=...)``), a batch as one Ray Data job
+    (``batch(jobs, options=...)`` returns the failures); ``extra`` adds to the options. Prints
+    the closing line, returns the status."""
     from raylung.runtime import connect
     from raylung.segment.inputs import plan_jobs
 
-    config = job_config(args)  # read by a batch only, but a typo fails either way
+    config = job_config(args)  # a batch's cluster, a model URL's storage options
+    options = _options(args, config, **extra)
     jobs, is_batch = plan_jobs(args.input, args.out)
     start = time.perf_counter()
     if not is_batch:
-        one(jobs[0])
+        one(jobs[0], options=options)
         print(f"{args.command}: {jobs[0].image} -> {jobs[0].output} "
               f"({time.perf_counter() - start:.1f} s)")
         return 0
     connect(config.ray)
-    failures = batch(jobs)
+    failures = batch(jobs, options=options)
     print(f"{args.command}: {len(jobs) - len(failures)} of {len(jobs)} scans -> {args.out} "
           f"({time.perf_counter() - start:.0f} s)")
     return 1 if failures else 0
 
 
-def _options(args: argparse.Namespace, **extra) -> Options:
-    """How the scans' model runs: device, batch, and its actors in a batch job."""
+def _options(args: argparse.Namespace, config: Config, **extra) -> Options:
+    """How the scans' model runs: device, batch, its actors in a batch job, and the storage
+    options of a model given as a URL (``storage.storage_options``)."""
     from raylung.models.placement import check_device
     from raylung.segment.batch import Options
 
     return Options(check_device(args.device), args.batch_size, actors=args.actors,
-                   actor_cpus=args.actor_cpus, actor_gpus=args.actor_gpus, **extra)
+                   actor_cpus=args.actor_cpus, actor_gpus=args.actor_gpus,
+                   storage_options=config.storage.storage_options, **extra)
 
 
 def add_segment(sub: argparse._SubParsersAction) -> None:
@@ -91,10 +96,10 @@ def add_segment(sub: argparse._SubParsersAction) -> None:
 def _run_segment(args: argparse.Namespace) -> int:
     from raylung.segment.batch import segment_batch, segment_one
 
-    options = _options(args, postprocess=not args.no_postprocess, sides=args.sides,
-                       probabilities=args.probabilities)
-    return _apply_to_scans(args, partial(segment_one, model=args.model, options=options),
-                           partial(segment_batch, model=args.model, options=options))
+    return _apply_to_scans(args, partial(segment_one, model=args.model),
+                           partial(segment_batch, model=args.model),
+                           postprocess=not args.no_postprocess, sides=args.sides,
+                           probabilities=args.probabilities)
 
 
 def add_synth(sub: argparse._SubParsersAction) -> None:
@@ -109,11 +114,8 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
 def _run_synth(args: argparse.Namespace) -> int:
     from raylung.synth.batch import synth_batch, synth_one
 
-    options = _options(args)
-    return _apply_to_scans(args, partial(synth_one, model=args.model, options=options,
-                                         seed=args.seed),
-                           partial(synth_batch, model=args.model, options=options,
-                                   seed=args.seed))
+    return _apply_to_scans(args, partial(synth_one, model=args.model, seed=args.seed),
+                           partial(synth_batch, model=args.model, seed=args.seed))
 
 
 def add_evaluate(sub: argparse._SubParsersAction) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 
@@ -46,11 +46,12 @@ class Options:
     actors: int = 1
     actor_cpus: float = 1.0
     actor_gpus: float = 0.0
+    storage_options: dict[str, Any] = field(default_factory=dict)  # a model given as a URL
 
 
 def segment_one(job: Job, model: str, options: Options) -> None:
     """Segment one scan in this process (no Ray)."""
-    segmenter = Segmenter(model, options.device, options.batch_size)
+    segmenter = Segmenter(model, options.device, options.batch_size, options.storage_options)
     scan = segmenter.prepare(read_volume(job.image, largest_series=True), job.image)
     _write(job, finish(segmenter.predict(scan), scan, options.postprocess, options.sides),
            options)
@@ -59,7 +60,8 @@ def segment_one(job: Job, model: str, options: Options) -> None:
 def segment_batch(jobs: list[Job], model: str, options: Options,
                   progress: bool = True) -> list[tuple[Job, str]]:
     """Segment every job in a Ray Data job; returns the (job, problem) of each failed scan."""
-    config = Segmenter(model).config  # readers prepare scans with the model's own settings
+    # readers prepare scans with the model's own settings
+    config = Segmenter(model, storage_options=options.storage_options).config
     return run_batch("segment", jobs, config, (_segmenter, model, options),
                      partial(_write_segmentation, options=options), options, progress)
 
@@ -123,7 +125,7 @@ class _Model:
 
 def _segmenter(model: str, options: Options) -> Callable[[dict[str, Any]], Any]:
     """The lung probability of a row's scan, from a segmenter loaded once."""
-    segmenter = Segmenter(model, options.device, options.batch_size)
+    segmenter = Segmenter(model, options.device, options.batch_size, options.storage_options)
     return lambda row: segmenter.predict(row["scan"])
 
 

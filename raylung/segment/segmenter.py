@@ -33,8 +33,9 @@ class Segmentation:
 class Segmenter:
     """A trained segmenter with the preprocessing of its own training config."""
 
-    def __init__(self, model: str | Path, device: str = "cpu", batch_size: int = 8) -> None:
-        segmenter, self.config = load_segmenter(model)
+    def __init__(self, model: str | Path, device: str = "cpu", batch_size: int = 8,
+                 storage_options: dict | None = None) -> None:
+        segmenter, self.config = load_segmenter(model, storage_options)
         self.model = to_device(segmenter, device)
         self.batch_size = batch_size
 

@@ -22,7 +22,7 @@ def synth_one(job: Job, model: str, options: Options,
               seed: int) -> tuple[sitk.Image, sitk.Image]:
     """Draw G's disease into one scan in this process (no Ray); the scan and what was
     written."""
-    synthesise = Synthesiser(model, options.device, options.batch_size)
+    synthesise = Synthesiser(model, options.device, options.batch_size, options.storage_options)
     image = read_volume(job.image, largest_series=True)
     diseased = synthesise(image, scan_seed(seed, job.name), job.image)
     write_image(diseased, job.output)
@@ -33,14 +33,15 @@ def synth_batch(jobs: list[Job], model: str, options: Options, seed: int,
                 progress: bool = True) -> list[tuple[Job, str]]:
     """Draw G's disease into every job's scan in a Ray Data job; returns the (job, problem)
     of each failed scan."""
-    config = Synthesiser(model).config  # readers prepare scans with G's own settings
+    # readers prepare scans with G's own settings
+    config = Synthesiser(model, storage_options=options.storage_options).config
     return run_batch("synth", jobs, config, (_changer, model, options, seed), _write_synthetic,
                      options, progress)
 
 
 def _changer(model: str, options: Options, seed: int) -> Callable[[dict[str, Any]], Any]:
     """G's change of a row's scan (canonical grid, HU), from a G loaded once."""
-    synthesise = Synthesiser(model, options.device, options.batch_size)
+    synthesise = Synthesiser(model, options.device, options.batch_size, options.storage_options)
     return lambda row: synthesise.change(row["scan"], scan_seed(seed, row["name"]), row["image"])
 
 

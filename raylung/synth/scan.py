@@ -38,8 +38,9 @@ HU_MIN, HU_MAX = -32768, 32767  # the written scan is int16, as CT is stored
 class Synthesiser:
     """A trained G (``generator_h2p.pt``) with the preprocessing of its own training config."""
 
-    def __init__(self, model: str | Path, device: str = "cpu", batch_size: int = 8) -> None:
-        generator, self.config = load_generator(model)
+    def __init__(self, model: str | Path, device: str = "cpu", batch_size: int = 8,
+                 storage_options: dict | None = None) -> None:
+        generator, self.config = load_generator(model, storage_options)
         self.model = to_device(generator, device)
         self.batch_size = batch_size
 

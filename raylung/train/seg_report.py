@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import pandas as pd
 
 from raylung.config import Config
@@ -34,10 +33,10 @@ def report_test_split(config: Config, model: str, out: str, progress: bool = Tru
                       domain: str | None = None) -> pd.DataFrame | None:
     """Segment and score every labelled test case (of ``domain`` only, if given); the per-case
     table with each case's domain, None when the store has no such case. ``model`` and
-    ``out`` may be URLs (a run folder on object storage): the work is done locally, then
-    uploaded."""
-    with _local(model, out, config.storage.storage_options) as (local_model, local_out):
-        return _report(config, local_model, local_out, progress, domain)
+    ``out`` may be URLs (a run folder on object storage): the model is read from there, and
+    the report is made locally, then uploaded."""
+    with _local(out, config.storage.storage_options) as local_out:
+        return _report(config, model, local_out, progress, domain)
 
 
 def _references(row: Any, out: Path, labels: list[int]) -> tuple[Path, Path | None]:
@@ -54,25 +53,19 @@ def _references(row: Any, out: Path, labels: list[int]) -> tuple[Path, Path | No
 
 
 @contextmanager
-def _local(model: str, out: str, options: dict) -> Iterator[tuple[Path, Path]]:
-    """Local stand-ins for a model URL (downloaded) and an output URL (uploaded file by
-    file when the report is done); local paths are used as they are."""
+def _local(out: str, options: dict) -> Iterator[Path]:
+    """A local stand-in for an output URL, uploaded file by file when the report is done; a
+    local path is used as it is."""
     with tempfile.TemporaryDirectory(prefix="raylung-test-report-") as tmp:
-        local_model, local_out = Path(model), Path(out)
-        if "://" in model:
-            local_model = Path(tmp, "segmenter.pt")
-            fs, path = fsspec.core.url_to_fs(model, **options)
-            fs.get_file(path, str(local_model))
-        if "://" in out:
-            local_out = Path(tmp, "test")
-        yield local_model, local_out
+        local_out = Path(tmp, "test") if "://" in out else Path(out)
+        yield local_out
         if "://" in out:
             for file in sorted(p for p in local_out.rglob("*") if p.is_file()):
                 write_bytes(f"{out}/{file.relative_to(local_out).as_posix()}", file.read_bytes(),
                             options)
 
 
-def _report(config: Config, model: Path, out: Path, progress: bool,
+def _report(config: Config, model: str, out: Path, progress: bool,
             domain: str | None) -> pd.DataFrame | None:
     """The report of ``report_test_split`` with a local model and output folder."""
     store = CaseStore(config.data.store, config.storage.storage_options)
@@ -88,8 +81,9 @@ def _report(config: Config, model: Path, out: Path, progress: bool,
     scaling = config.scaling
     options = Options(device="cuda" if scaling.use_gpu else "cpu",
                       actor_cpus=scaling.cpus_per_worker,
-                      actor_gpus=scaling.gpus_per_worker if scaling.use_gpu else 0.0)
-    failed = {job.name for job, _ in segment_batch(jobs, str(model), options, progress)}
+                      actor_gpus=scaling.gpus_per_worker if scaling.use_gpu else 0.0,
+                      storage_options=config.storage.storage_options)
+    failed = {job.name for job, _ in segment_batch(jobs, model, options, progress)}
     rows = cases[~cases["case_id"].isin(failed)]
     pairs = [(row.case_id, out / "masks" / f"{row.case_id}.nii.gz",
               *_references(row, out, config.ingest.lung_labels)) for row in rows.itertuples()]

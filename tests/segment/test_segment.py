@@ -3,6 +3,7 @@ Python API, and the test report that train-seg writes."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import fsspec
@@ -173,6 +174,23 @@ def test_the_test_report_scores_source_masks_as_ingest_reads_them(trained_seg, s
                  "--lesions", str(test / "lesions"), "--out", str(tmp_path / "again")]) == 0
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "again" / "per_case.csv")[columns],
                                   report[columns])
+
+
+def test_a_model_url_is_read_with_the_storage_options(segmenter_file, small_phantoms, s3_options,
+                                                     tmp_path):
+    """``--model s3://...`` with ``storage.storage_options`` (the local S3 server's endpoint
+    and keys): the same mask as the local file gives."""
+    fsspec.filesystem("s3", **s3_options).put_file(str(segmenter_file),
+                                                   "raylung-test/models/segmenter.pt")
+    scan = next(small_phantoms.glob("*/image.nii.gz"))
+    assert main(["segment", str(scan), "--model", str(segmenter_file),
+                 "--out", str(tmp_path / "local.nii.gz")]) == 0
+    assert main(["segment", str(scan), "--model", "s3://raylung-test/models/segmenter.pt",
+                 "--out", str(tmp_path / "remote.nii.gz"),
+                 f"storage.storage_options={json.dumps(s3_options)}"]) == 0
+    local, remote = (sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"{name}.nii.gz")))
+                     for name in ("local", "remote"))
+    assert np.array_equal(local, remote) and local.any()
 
 
 def test_real_ct_mask_lands_on_its_grid(segmenter_file, real_ct, tmp_path):

@@ -22,7 +22,7 @@ import pandas as pd
 from raylung.config import Config
 from raylung.data.pipeline import check_sources, select_cases
 from raylung.evaluate.folders import evaluate_cases
-from raylung.io.read import read_mask_on, read_volume
+from raylung.io.read import read_mask, read_mask_on
 from raylung.io.write import write_bytes, write_image
 from raylung.segment.batch import Options, segment_batch
 from raylung.segment.inputs import Job
@@ -42,13 +42,14 @@ def report_test_split(config: Config, model: str, out: str, progress: bool = Tru
 def _references(row: Any, out: Path, labels: list[int]) -> tuple[Path, Path | None]:
     """A case's lung (and lesion) mask as ingest reads it, on its scan's own grid, written to
     ``out/references/`` (and ``out/lesions/``) as ``<case>.nii.gz``: what its mask is scored
-    against, wherever the source masks lie on another grid or hold other labels."""
-    image = read_volume(row.source_image)
-    lung = write_image(read_mask_on(row.source_lung, image, labels),
+    against, wherever the source masks lie on another grid or hold other labels. The grid is
+    that of the case's predicted mask in ``out/masks/``, so the scan is not read again."""
+    grid = read_mask(out / "masks" / f"{row.case_id}.nii.gz")
+    lung = write_image(read_mask_on(row.source_lung, grid, labels),
                        out / "references" / f"{row.case_id}.nii.gz")
     if not isinstance(row.source_lesion, str):
         return lung, None
-    return lung, write_image(read_mask_on(row.source_lesion, image),
+    return lung, write_image(read_mask_on(row.source_lesion, grid),
                              out / "lesions" / f"{row.case_id}.nii.gz")
 
 

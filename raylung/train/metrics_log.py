@@ -7,6 +7,10 @@ raylung trainer logs the same way and the workers carry no logging code::
     <run.storage_path>/<run.name>/tensorboard/events.out.tfevents.*     tensorboard --logdir
     <run.storage_path>/<run.name>/metrics.csv                           always: one row a report
     logging.mlflow_tracking_uri=http://HOST:5000                        one MLflow run per run.name
+
+The files reach their storage at every checkpoint and at most every ``SYNC_EVERY_S`` between
+(see ``Sync``): rewriting them whole at every report would cost time and upload bytes
+quadratic in the length of a run.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import tempfile
 import time
 from collections.abc import Sequence
@@ -36,6 +41,7 @@ from raylung.secrets import redacted
 RUN_TAG = "raylung.run_folder"
 RUN_KEY_TAG = "raylung.run_key"  # the folder's sha256: found by a filter whatever its quotes
 METRICS_TABLE = "metrics.csv"
+SYNC_EVERY_S = 30.0
 
 
 def logging_callbacks(config: Config, run_folder: str) -> list[UserCallback]:
@@ -60,37 +66,69 @@ def rank_zero_scalars(metrics: list[dict[str, Any]]) -> tuple[int, dict[str, flo
     return int(row["step"]), scalars
 
 
+class Sync:
+    """When a logger writes its whole file out: at a report with a checkpoint (what a resume
+    starts from; rows after it are replaced anyway), after a failure, and otherwise once
+    ``every_s`` seconds have passed since the last write."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self._last = -math.inf
+
+    def due(self, checkpoint: Checkpoint | None) -> bool:
+        """Whether this report's write is due; if so the clock restarts."""
+        now = time.monotonic()
+        if checkpoint is None and now - self._last < self.every_s:
+            return False
+        self._last = now
+        return True
+
+
 class TensorBoardLogger(UserCallback):
     """Writes rank 0's scalars as TensorBoard events into ``folder`` (a path or fsspec URL,
     reached with ``storage_options``).
 
-    Writes are synchronous (unlike ``SummaryWriter``'s background thread), so the file is
-    complete, and uploaded for a URL, by the time a report returns."""
+    Events are appended to a local file at every report (unlike ``SummaryWriter``'s
+    background thread, synchronously); for a URL that file is uploaded when ``Sync`` says so.
+    A step at or before the last one logged (a resume, or Ray Train restarting the workers
+    from a checkpoint) starts a new file, so TensorBoard drops what was logged after it."""
 
-    def __init__(self, folder: str, storage_options: dict[str, Any] | None = None) -> None:
+    def __init__(self, folder: str, storage_options: dict[str, Any] | None = None,
+                 sync_every_s: float = SYNC_EVERY_S) -> None:
         self.folder = folder
         self.storage_options = storage_options or {}
+        self._sync = Sync(sync_every_s)
         self._local = ""
         self._scratch: tempfile.TemporaryDirectory | None = None
         self._events: EventsWriter | None = None
+        self._file = Path()
+        self._step = -1
 
     def after_report(self, run_context: Any, metrics: list[dict[str, Any]],
                      checkpoint: Checkpoint | None) -> None:
         """One event per scalar at rank 0's step."""
         step, scalars = rank_zero_scalars(metrics)
-        if self._events is None:
-            self._events = self._open(step)
+        if self._events is None or step <= self._step:
+            self._open(step)
+        self._step = step
         now = time.time()
         for key, value in scalars.items():
             self._events.write_event(Event(wall_time=now, step=step, summary=scalar(key, value)))
         self._events.flush()
-        if "://" in self.folder:
+        if self._sync.due(checkpoint):
             self._upload()
 
-    def _open(self, step: int) -> EventsWriter:
+    def after_exception(self, run_context: Any, worker_exceptions: dict[int, Exception]) -> None:
+        """What a failed run logged reaches its storage."""
+        self._upload()
+
+    def _open(self, step: int) -> None:
         """A new event file that starts with a session start at ``step``: TensorBoard then drops
-        what an interrupted earlier attempt logged at ``step`` and later (a resume)."""
-        if "://" in self.folder:  # written here, uploaded at every report, removed with self
+        what an interrupted earlier attempt logged at ``step`` and later."""
+        if self._events is not None:
+            self._upload()  # the file is finished: its last version goes up once
+            self._events.close()
+        elif "://" in self.folder:  # written here, uploaded when due, removed with self
             self._scratch = tempfile.TemporaryDirectory(prefix="raylung-tb-")
             self._local = self._scratch.name
         else:
@@ -98,33 +136,50 @@ class TensorBoardLogger(UserCallback):
         Path(self._local).mkdir(parents=True, exist_ok=True)
         # The name holds whole seconds only: a nanosecond suffix keeps a rerun within the same
         # second from overwriting this file and sorts it after it, as TensorBoard reads them.
-        events = EventsWriter(f"{self._local}/events", f".{time.time_ns():020d}")
-        events.write_event(Event(wall_time=time.time(), step=step,
-                                 session_log=SessionLog(status=SessionLog.START)))
-        return events
+        suffix = f".{time.time_ns():020d}"
+        self._events = EventsWriter(f"{self._local}/events", suffix)
+        self._file = next(Path(self._local).glob(f"events.out.tfevents.*{suffix}"))
+        self._events.write_event(Event(wall_time=time.time(), step=step,
+                                       session_log=SessionLog(status=SessionLog.START)))
 
     def _upload(self) -> None:
+        """The open event file to the URL (a local folder has it already)."""
+        if "://" not in self.folder or self._events is None:
+            return
         fs, root = fsspec.core.url_to_fs(self.folder, **self.storage_options)
-        for path in Path(self._local).iterdir():
-            fs.put_file(str(path), f"{root}/{path.name}")
+        fs.put_file(str(self._file), f"{root}/{self._file.name}")
 
 
 class MetricsTable(UserCallback):
-    """Rank 0's scalars as a CSV table (``step`` first), rewritten whole at every report; a
-    resumed run replaces the rows its killed attempt logged at or after its first step."""
+    """Rank 0's scalars as a CSV table (``step`` first), written whole when ``Sync`` says so.
+    A step at or before the last row's (a resume, or Ray Train restarting the workers from a
+    checkpoint) replaces the rows logged at or after it."""
 
-    def __init__(self, path: str, storage_options: dict[str, Any] | None = None) -> None:
+    def __init__(self, path: str, storage_options: dict[str, Any] | None = None,
+                 sync_every_s: float = SYNC_EVERY_S) -> None:
         self.path = path
         self.storage_options = storage_options or {}
+        self._sync = Sync(sync_every_s)
         self._rows: list[dict[str, float]] | None = None
 
     def after_report(self, run_context: Any, metrics: list[dict[str, Any]],
                      checkpoint: Checkpoint | None) -> None:
+        """One row at rank 0's step."""
         step, scalars = rank_zero_scalars(metrics)
         if self._rows is None:
-            rows = read_metrics_table(self.path, self.storage_options).to_dict("records")
-            self._rows = [r for r in rows if r["step"] < step]
+            self._rows = read_metrics_table(self.path, self.storage_options).to_dict("records")
+        while self._rows and self._rows[-1]["step"] >= step:
+            self._rows.pop()
         self._rows.append({"step": step, **scalars})
+        if self._sync.due(checkpoint):
+            self._write()
+
+    def after_exception(self, run_context: Any, worker_exceptions: dict[int, Exception]) -> None:
+        """What a failed run logged reaches its storage."""
+        if self._rows is not None:
+            self._write()
+
+    def _write(self) -> None:
         write_bytes(self.path, pd.DataFrame(self._rows).to_csv(index=False).encode(),
                     self.storage_options)
 

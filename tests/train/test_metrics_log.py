@@ -20,6 +20,9 @@ from raylung.train.metrics_log import (RUN_TAG, MetricsTable, MLflowLogger, Tens
 from raylung.train.runner import run_config
 
 
+CHECKPOINT = object()  # what a report with a checkpoint hands the loggers (not None)
+
+
 def test_resumed_run_replaces_what_the_interrupted_one_logged_after_its_checkpoint(
         tmp_path, read_scalars):
     for steps, scale in (([1, 2, 3], 1.0), ([2, 3], 10.0)):  # killed at 3, resumed from 1
@@ -29,20 +32,48 @@ def test_resumed_run_replaces_what_the_interrupted_one_logged_after_its_checkpoi
     assert read_scalars(tmp_path) == {"loss": [(1, 1.0), (2, 20.0), (3, 30.0)]}
 
 
-def test_events_reach_a_storage_url_and_leave_no_local_copy(tmp_path, read_scalars):
-    """Written locally and uploaded at every report; the local copy goes with the logger."""
+def test_restarted_workers_replace_what_they_logged_after_the_checkpoint(tmp_path, read_scalars):
+    """Ray Train restarts the worker group in the same controller, so the same loggers see
+    the steps after the checkpoint again."""
+    logger = TensorBoardLogger(str(tmp_path))
+    table = MetricsTable(str(tmp_path / "metrics.csv"))
+    for step, scale, checkpoint in ((1, 1.0, None), (2, 1.0, CHECKPOINT), (3, 1.0, None),
+                                    (3, 10.0, None), (4, 10.0, CHECKPOINT)):
+        for callback in (logger, table):
+            callback.after_report(None, [{"step": step, "loss": scale * step}], checkpoint)
+    assert read_scalars(tmp_path) == {"loss": [(1, 1.0), (2, 2.0), (3, 30.0), (4, 40.0)]}
+    assert read_metrics_table(str(tmp_path / "metrics.csv"))["loss"].tolist() == [1, 2, 30, 40]
+
+
+def test_events_reach_a_storage_url_when_due_and_leave_no_local_copy(tmp_path, read_scalars):
+    """Written locally; uploaded at the first report, at checkpoints, after a failure and
+    when a restart closes the file, but not at every report: that would upload bytes
+    quadratic in the run's length. The local copy goes with the logger."""
     url = f"memory://runs-{uuid.uuid4().hex}/tb"
+    fs, root = fsspec.core.url_to_fs(url)
+
+    def uploaded() -> dict[str, list[tuple[int, float]]]:
+        folder = Path(tempfile.mkdtemp(dir=tmp_path))
+        for path in fs.ls(root, detail=False):
+            fs.get_file(path, str(folder / Path(path).name))
+        return read_scalars(folder)
+
     before = set(Path(tempfile.gettempdir()).glob("raylung-tb-*"))
-    logger = TensorBoardLogger(url)
-    logger.after_report(None, [{"step": 5, "loss": 0.25}], None)
+    logger = TensorBoardLogger(url, sync_every_s=3600)
+    assert len(set(Path(tempfile.gettempdir()).glob("raylung-tb-*")) - before) == 0
+    reports = [(5, None), (10, None), (15, CHECKPOINT), (20, None), (25, None)]
+    for step, checkpoint in reports:
+        logger.after_report(None, [{"step": step, "loss": step / 4}], checkpoint)
+    assert uploaded() == {"loss": [(5, 1.25), (10, 2.5), (15, 3.75)]}
+    logger.after_report(None, [{"step": 20, "loss": 2.0}], None)  # restarted from step 15
+    assert uploaded() == {"loss": [(5, 1.25), (10, 2.5), (15, 3.75), (20, 5.0), (25, 6.25)]}
+    logger.after_exception(None, {0: RuntimeError("worker died")})
+    assert uploaded() == {"loss": [(5, 1.25), (10, 2.5), (15, 3.75), (20, 2.0)]}
+    assert len(fs.ls(root)) == 2
     assert len(set(Path(tempfile.gettempdir()).glob("raylung-tb-*")) - before) == 1
     del logger
     gc.collect()
     assert set(Path(tempfile.gettempdir()).glob("raylung-tb-*")) == before
-    fs, root = fsspec.core.url_to_fs(url)
-    for path in fs.ls(root, detail=False):
-        fs.get_file(path, str(tmp_path / Path(path).name))
-    assert read_scalars(tmp_path) == {"loss": [(5, 0.25)]}
 
 
 def test_loggers_come_before_the_callers_callbacks(tmp_path):
@@ -57,15 +88,33 @@ def test_loggers_come_before_the_callers_callbacks(tmp_path):
 def test_metrics_table_keeps_one_row_per_step_across_a_resume(tmp_path):
     path = str(tmp_path / "run" / "metrics.csv")
     first = MetricsTable(path)
-    for step in (1, 2, 3):
-        first.after_report(None, [{"step": step, "loss": 1.0 / step, "tag": "x"}], None)
+    for step, checkpoint in ((1, None), (2, CHECKPOINT), (3, None)):
+        first.after_report(None, [{"step": step, "loss": 1.0 / step, "tag": "x"}], checkpoint)
     resumed = MetricsTable(path)  # a rerun after a kill, resuming from the step-2 checkpoint
-    resumed.after_report(None, [{"step": 3, "loss": 0.25, "val_dice": 0.5}], None)
+    resumed.after_report(None, [{"step": 3, "loss": 0.25, "val_dice": 0.5}], CHECKPOINT)
     table = read_metrics_table(path)
     assert table["step"].tolist() == [1, 2, 3]
     assert table["loss"].tolist() == [1.0, 0.5, 0.25]
     assert table["val_dice"].isna().tolist() == [True, True, False]
     assert "tag" not in table  # only numbers
+
+
+def test_metrics_table_is_written_at_checkpoints_failures_and_when_time_is_up(tmp_path):
+    """Not at every report: rewriting the whole table each time costs time quadratic in the
+    run's length. What a resume starts from (a checkpoint) is always written."""
+    path = str(tmp_path / "metrics.csv")
+    table = MetricsTable(path, sync_every_s=3600)
+    for step, checkpoint in ((1, None), (2, None), (3, CHECKPOINT), (4, None)):
+        table.after_report(None, [{"step": step, "loss": 1.0}], checkpoint)
+        if step == 2:
+            assert read_metrics_table(path)["step"].tolist() == [1]
+    assert read_metrics_table(path)["step"].tolist() == [1, 2, 3]
+    table.after_exception(None, {1: RuntimeError("worker died")})
+    assert read_metrics_table(path)["step"].tolist() == [1, 2, 3, 4]
+    often = MetricsTable(str(tmp_path / "often.csv"), sync_every_s=0)
+    for step in (1, 2):
+        often.after_report(None, [{"step": step, "loss": 1.0}], None)
+    assert read_metrics_table(str(tmp_path / "often.csv"))["step"].tolist() == [1, 2]
 
 
 @pytest.mark.parametrize("folder", ["/runs/raylung", """/runs/o'brien's "best" run"""])

@@ -96,6 +96,12 @@ def load_segmenter(path: str | Path,
     return segmenter.eval(), config
 
 
+def export_config(path: str | Path, kind: str, storage_options: dict | None = None) -> Config:
+    """The config saved in an export of ``kind`` (``generator_h2p`` or ``segmenter``), without
+    building its network: what a driver needs to prepare scans for it."""
+    return _load(path, kind, storage_options)[1]
+
+
 def _load(path: str | Path, kind: str,
           storage_options: dict | None) -> tuple[dict[str, Any], Config]:
     """The weights and config of an export of ``kind``; one clear line if it is not one."""

@@ -8,8 +8,8 @@ import torch
 
 from raylung.config import load_config
 from raylung.io.write import write_bytes
-from raylung.networks import (build_generator, build_segmenter, export_generator, load_generator,
-                              network_shape)
+from raylung.networks import (build_generator, build_segmenter, export_config, export_generator,
+                              load_generator, network_shape)
 from raylung.train.cyclegan import Discriminators
 
 
@@ -23,6 +23,10 @@ def test_export_round_trip(tmp_path):
         assert torch.equal(generator(x), reloaded(x))
     assert saved == config
     assert [p.name for p in tmp_path.iterdir()] == ["g.pt"]  # no temporary file left
+    assert export_config(path, "generator_h2p") == config  # what a batch job's driver reads
+    with pytest.raises(ValueError, match=r"g.pt: not a raylung segmenter export \(found "
+                                         r"generator_h2p\)$"):
+        export_config(path, "segmenter")
 
 
 @pytest.mark.parametrize("mode", ["slice2d", "patch3d"])

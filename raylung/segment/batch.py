@@ -22,6 +22,7 @@ from raylung.config import Config
 from raylung.errors import InputError
 from raylung.io.read import read_volume
 from raylung.io.write import write_image
+from raylung.networks import export_config
 from raylung.segment.inputs import Job
 from raylung.segment.scan import prepare_scan
 from raylung.segment.segmenter import Segmenter, finish
@@ -61,7 +62,7 @@ def segment_batch(jobs: list[Job], model: str, options: Options,
                   progress: bool = True) -> list[tuple[Job, str]]:
     """Segment every job in a Ray Data job; returns the (job, problem) of each failed scan."""
     # readers prepare scans with the model's own settings
-    config = Segmenter(model, storage_options=options.storage_options).config
+    config = export_config(model, "segmenter", options.storage_options)
     return run_batch("segment", jobs, config, (_segmenter, model, options),
                      partial(_write_segmentation, options=options), options, progress)
 

@@ -13,6 +13,7 @@ import SimpleITK as sitk
 
 from raylung.io.read import read_volume
 from raylung.io.write import write_image
+from raylung.networks import export_config
 from raylung.segment.batch import Options, run_batch
 from raylung.segment.inputs import Job
 from raylung.synth.scan import Synthesiser, add_change, scan_seed
@@ -34,7 +35,7 @@ def synth_batch(jobs: list[Job], model: str, options: Options, seed: int,
     """Draw G's disease into every job's scan in a Ray Data job; returns the (job, problem)
     of each failed scan."""
     # readers prepare scans with G's own settings
-    config = Synthesiser(model, storage_options=options.storage_options).config
+    config = export_config(model, "generator_h2p", options.storage_options)
     return run_batch("synth", jobs, config, (_changer, model, options, seed), _write_synthetic,
                      options, progress)
 

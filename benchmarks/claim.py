@@ -1,5 +1,6 @@
 """The method's claim on phantoms, end to end: G draws disease, the surround term keeps the
-wall, and a U-Net trained with G's images keeps the diseased rim (README, "Tests and benchmarks").
+wall, and a U-Net trained with G's images keeps the diseased rim (README, "Tests and benchmarks";
+benchmarks/MEASUREMENTS.md).
 
     .venv/bin/python benchmarks/claim.py              # the whole claim, ~45 min on 2 CPU cores
     .venv/bin/python benchmarks/claim.py --quick      # every arm and seed, short runs, ~15 min
@@ -61,7 +62,8 @@ from raylung.train.seg_runner import best_checkpoint, fit_seg
 RESULTS = Path(__file__).parent / "results" / "claim"
 # cases, GAN steps, U-Net steps, slice side; the GAN settings are the README's CPU scale.
 SCALES = {"full": (48, 1500, 1200, 64), "quick": (16, 400, 60, 64), "gpu": (48, 6000, 2000, 256)}
-# G reads a noise field and is paid to vary its lesions with it (README, the CycleGAN).
+# G reads a noise field and is paid to vary its lesions with it (MEASUREMENTS.md, "Varied
+# lesions").
 NOISE = ["gan.noise_channels=1", "gan.lambda_diversity=0.3"]
 GAN_ARMS = {"surround 0": ["gan.lambda_surround=0", *NOISE], "default": NOISE}
 # val slices of each domain that every late checkpoint's G is scored on

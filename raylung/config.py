@@ -189,7 +189,7 @@ class GanConfig(_Section):
     width: int = Field(32, ge=1, description="generator base channels")
     n_blocks: int = Field(6, ge=1, description="generator residual blocks")
     # G(x) = clamp(x + change, -1, 1), starting at the identity: it draws the disease and leaves
-    # the rest as it was, where a plain G blurs the whole slice (README, the claim's GAN arms).
+    # the rest as it was, where a plain G blurs the whole slice (benchmarks/MEASUREMENTS.md).
     residual: bool = Field(True, description="G(x) = x + change (false: the plain ResNet G)")
     noise_channels: int = Field(0, ge=0, description="random smooth fields G reads beside the "
                                 "image, so it can draw other disease into the same scan")
@@ -198,7 +198,7 @@ class GanConfig(_Section):
     lambda_adv: float = Field(1.0, ge=0.0)
     lambda_cyc: float = Field(10.0, ge=0.0, description="Zhu et al. 2017")
     lambda_id: float = Field(5.0, ge=0.0, description="0.5 x lambda_cyc, Zhu et al. 2017")
-    # A little above the cycle term's: the smallest weight of a screen (README, the CycleGAN)
+    # A little above the cycle term's: the smallest weight of a screen (benchmarks/MEASUREMENTS.md)
     # whose G kept the band's change at half or less of a G without it in every seed.
     lambda_surround: float = Field(12.0, ge=0.0)
     # Mode seeking (Mao et al. 2019): needs noise channels; else G tends to ignore its noise.

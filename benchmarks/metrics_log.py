@@ -1,6 +1,7 @@
 """What the run loggers cost a long run on object storage: writing ``metrics.csv`` and
-uploading the TensorBoard file at every report, against raylung's default (at checkpoints,
-after a failure, and at most every ``SYNC_EVERY_S`` s between).
+uploading the whole TensorBoard file at every report, against raylung's default (at
+checkpoints, after a failure, and at most every ``SYNC_EVERY_S`` s between; a new event file
+every ``EVENT_FILE_BYTES``).
 
     .venv/bin/python benchmarks/metrics_log.py            # ~3.5 min on 2 CPUs
     .venv/bin/python benchmarks/metrics_log.py --reports 1000 2000
@@ -8,7 +9,7 @@ after a failure, and at most every ``SYNC_EVERY_S`` s between).
 Each row feeds the two loggers of one run (``MetricsTable``, ``TensorBoardLogger``) the
 reports of a GAN run (20 scalars each, a checkpoint every ``--checkpoint-every`` reports),
 as fast as they take them, into an in-memory fsspec store that stands for S3: wall time in
-the loggers, writes and bytes written. Writing at every report (``sync_every_s=0``, what
+the loggers, writes and bytes written. Writing at every report into one event file (what
 raylung did before) costs time and bytes quadratic in the number of reports. Reports come
 faster here than in a run, so the default writes only at checkpoints; in a run add one write
 per ``SYNC_EVERY_S`` s. Prints a table and writes benchmarks/results/metrics_log.csv.
@@ -17,6 +18,7 @@ per ``SYNC_EVERY_S`` s. Prints a table and writes benchmarks/results/metrics_log
 from __future__ import annotations
 
 import argparse
+import math
 import time
 import uuid
 from pathlib import Path
@@ -26,7 +28,8 @@ import fsspec
 import pandas as pd
 from ray.train import UserCallback
 
-from raylung.train.metrics_log import SYNC_EVERY_S, MetricsTable, TensorBoardLogger
+from raylung.train.metrics_log import (EVENT_FILE_BYTES, SYNC_EVERY_S, MetricsTable,
+                                      TensorBoardLogger)
 
 RESULTS = Path(__file__).parent / "results"
 SCALARS = [f"loss_{i}" for i in range(16)] + ["lr", "steps_per_s", "data_wait_fraction",
@@ -38,9 +41,10 @@ def main() -> None:
     parser.add_argument("--reports", type=int, nargs="+", default=[1000, 2000, 4000])
     parser.add_argument("--checkpoint-every", type=int, default=50)
     args = parser.parse_args()
-    rows = [_run(reports, args.checkpoint_every, every_s, name)
+    rows = [_run(reports, args.checkpoint_every, every_s, file_bytes, name)
             for reports in args.reports
-            for name, every_s in (("every report", 0.0), ("default", SYNC_EVERY_S))]
+            for name, every_s, file_bytes in (("every report", 0.0, math.inf),
+                                              ("default", SYNC_EVERY_S, EVENT_FILE_BYTES))]
     table = pd.DataFrame(rows)
     baseline = table[table["writes at"] == "every report"].set_index("reports")["logger_s"]
     table["time ratio"] = (table["logger_s"] / table["reports"].map(baseline)).round(3)
@@ -50,13 +54,15 @@ def main() -> None:
           f"to an in-memory store\n{table.to_string(index=False)}")
 
 
-def _run(reports: int, checkpoint_every: int, every_s: float, name: str) -> dict[str, Any]:
+def _run(reports: int, checkpoint_every: int, every_s: float, file_bytes: float,
+         name: str) -> dict[str, Any]:
     """One run's reports through both loggers: their wall time, and the writes and bytes that
     reached the store (a write shows as a file in the store that changed size)."""
     root = f"memory://metrics-log-{uuid.uuid4().hex}"
     fs, _ = fsspec.core.url_to_fs(root)
     loggers: list[UserCallback] = [MetricsTable(f"{root}/metrics.csv", sync_every_s=every_s),
-                                   TensorBoardLogger(f"{root}/tensorboard", sync_every_s=every_s)]
+                                   TensorBoardLogger(f"{root}/tensorboard", sync_every_s=every_s,
+                                                     file_bytes=file_bytes)]
     sizes: dict[str, int] = {}
     writes, written, seconds = 0, 0, 0.0
     for report in range(1, reports + 1):

@@ -42,6 +42,7 @@ RUN_TAG = "raylung.run_folder"
 RUN_KEY_TAG = "raylung.run_key"  # the folder's sha256: found by a filter whatever its quotes
 METRICS_TABLE = "metrics.csv"
 SYNC_EVERY_S = 30.0
+EVENT_FILE_BYTES = 2**20  # a TensorBoard file this large is closed and a new one begun
 
 
 def logging_callbacks(config: Config, run_folder: str) -> list[UserCallback]:
@@ -91,13 +92,16 @@ class TensorBoardLogger(UserCallback):
     Events are appended to a local file at every report (unlike ``SummaryWriter``'s
     background thread, synchronously); for a URL that file is uploaded when ``Sync`` says so.
     A step at or before the last one logged (a resume, or Ray Train restarting the workers
-    from a checkpoint) starts a new file, so TensorBoard drops what was logged after it."""
+    from a checkpoint) starts a new file, so TensorBoard drops what was logged after it; so
+    does a file of ``file_bytes``, so an upload never carries the whole history."""
 
     def __init__(self, folder: str, storage_options: dict[str, Any] | None = None,
-                 sync_every_s: float = SYNC_EVERY_S) -> None:
+                 sync_every_s: float = SYNC_EVERY_S,
+                 file_bytes: float = EVENT_FILE_BYTES) -> None:
         self.folder = folder
         self.storage_options = storage_options or {}
         self._sync = Sync(sync_every_s)
+        self._file_bytes = file_bytes
         self._local = ""
         self._scratch: tempfile.TemporaryDirectory | None = None
         self._events: EventsWriter | None = None
@@ -108,7 +112,8 @@ class TensorBoardLogger(UserCallback):
                      checkpoint: Checkpoint | None) -> None:
         """One event per scalar at rank 0's step."""
         step, scalars = rank_zero_scalars(metrics)
-        if self._events is None or step <= self._step:
+        if (self._events is None or step <= self._step
+                or self._file.stat().st_size >= self._file_bytes):
             self._open(step)
         self._step = step
         now = time.time()

@@ -76,6 +76,20 @@ def test_events_reach_a_storage_url_when_due_and_leave_no_local_copy(tmp_path, r
     assert set(Path(tempfile.gettempdir()).glob("raylung-tb-*")) == before
 
 
+def test_a_large_event_file_is_closed_and_a_new_one_begun(tmp_path, read_scalars):
+    """On object storage an upload then carries one file's worth, not the run's history."""
+    url = f"memory://runs-{uuid.uuid4().hex}/tb"
+    logger = TensorBoardLogger(url, sync_every_s=3600, file_bytes=400)
+    for step in range(1, 31):
+        logger.after_report(None, [{"step": step, "loss": step / 4}], CHECKPOINT)
+    fs, root = fsspec.core.url_to_fs(url)
+    files = fs.ls(root, detail=False)
+    assert len(files) > 3 and max(fs.size(f) for f in files) < 800
+    for path in files:
+        fs.get_file(path, str(tmp_path / Path(path).name))
+    assert read_scalars(tmp_path) == {"loss": [(step, step / 4) for step in range(1, 31)]}
+
+
 def test_loggers_come_before_the_callers_callbacks(tmp_path):
     caller = UserCallback()
     config = load_config(None, [f"run.storage_path={tmp_path}"])

@@ -28,13 +28,14 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-def _absolute(value: str) -> str:
+def absolute(value: str) -> str:
+    """A local path made absolute (``~`` expanded); a URL as it is."""
     return value if "://" in value else str(Path(value).expanduser().resolve())
 
 
 # A local path (`~` expanded) is made absolute against the current folder when the config is
 # loaded, a URL kept as it is: Ray Train's workers and Tune's trials run in folders of their own.
-PathOrUrl = Annotated[str, AfterValidator(_absolute)]
+PathOrUrl = Annotated[str, AfterValidator(absolute)]
 
 
 class PhantomConfig(_Section):
@@ -173,6 +174,13 @@ class DataConfig(_Section):
     twin_p: float = Field(0.0, ge=0.0, le=1.0, description="share of labelled healthy samples "
                           "read from their case's diseased twin, with its lung mask")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+    @field_validator("hu_norm")
+    @classmethod
+    def _norm(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not v[0] < v[1]:
+            raise ValueError("hu_norm must be [low, high] with low < high")
+        return v
 
     @field_validator("split_fractions")
     @classmethod

@@ -45,6 +45,7 @@ def test_saved_config_reloads_identically(tmp_path):
 @pytest.mark.parametrize("override, message", [
     ("ingest.spacin_mm=[1,1,1]", "ingest.spacin_mm: Extra inputs are not permitted"),
     ("ingest.hu_window=[100,-100]", "hu_window must be [low, high]"),
+    ("data.hu_norm=[0,0]", "hu_norm must be [low, high] with low < high"),
     ("phantom.cases=0", "phantom.cases: Input should be greater than or equal to 1"),
     ("ingest.lung_labels=[0]", "lung_labels must be positive"),
     ("ingest.shards=[64,100,128]", "shards [64, 100, 128] must be positive multiples of chunks"),

@@ -167,7 +167,8 @@ def _sampling_grid(params: AugmentParams, shape: tuple[int, ...]) -> torch.Tenso
 
 def _grid_sample(array: np.ndarray, grid: torch.Tensor, mode: str, padding: str) -> np.ndarray:
     """Resample a (C, *spatial) array on ``grid``; returns float32 (C, *spatial)."""
-    batch = torch.from_numpy(np.ascontiguousarray(array))[None].float()
+    # a copy: the input may be flipped (negative strides) or read-only (zarr's, Ray's)
+    batch = torch.from_numpy(np.array(array, dtype=np.float32))[None]
     out = F.grid_sample(batch, grid, mode=mode, padding_mode=padding, align_corners=False)
     return out[0].numpy()
 

@@ -85,6 +85,9 @@ def select_cases(store: CaseStore, cfg: DataConfig, split: str, domain: str | No
                  labelled_only: bool) -> pd.DataFrame:
     """The manifest rows a stream draws from; a clear error when none are left."""
     manifest = read_manifest(store)
+    if manifest.empty:
+        raise ValueError(f"{cfg.store}: the store holds no cases (did every case fail at ingest? "
+                         "see its ingest_report.csv)")
     cases = cases_of(store, manifest, split, cfg)
     if domain is not None:
         cases = cases[cases["domain"] == domain]

@@ -79,6 +79,12 @@ def read_split_file(path: str | Path, manifest: pd.DataFrame) -> pd.Series:
         raise InputError(path, f"unreadable split file ({err})") from None
     if not {"case_id", "split"} <= set(table.columns):
         raise InputError(path, "split file needs the columns case_id,split")
+    blank = table.index[table[["case_id", "split"]].isna().any(axis=1)]
+    if len(blank):
+        raise InputError(path, f"line {blank[0] + 2} has no case_id or no split")
+    twice = table["case_id"][table["case_id"].duplicated()]
+    if len(twice):
+        raise InputError(path, f"case {twice.iloc[0]!r} is listed more than once")
     bad = sorted(set(table["split"]) - set(SPLITS))
     if bad:
         raise InputError(path, f"unknown split name(s) {bad} (expected {', '.join(SPLITS)})")

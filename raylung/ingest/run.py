@@ -17,7 +17,7 @@ import pandas as pd
 import ray
 from tqdm import tqdm
 
-from raylung.config import Config, IngestConfig, dump_config
+from raylung.config import Config, IngestConfig, absolute, dump_config
 from raylung.data.splits import store_splits
 from raylung.errors import InputError, last_line
 from raylung.ingest.case import prepare_case, source_hash, source_stat
@@ -45,7 +45,8 @@ class IngestResult:
 def ingest(src: str, store_url: str, config: Config, progress: bool = True) -> IngestResult:
     """Ingest every case of ``src`` into the store at ``store_url``."""
     sources, failures = read_sources(src, config.ingest.domain)
-    store = CaseStore(store_url, config.storage.storage_options)
+    # the tasks run in folders of their own (on a cluster, the raylet's)
+    store = CaseStore(absolute(store_url), config.storage.storage_options)
     store.create()
     store.write_bytes("raylung_config.yaml", dump_config(config).encode())
     result = IngestResult(failures=list(failures))
@@ -103,9 +104,12 @@ def _print_failure(failure: Failure) -> None:
 
 @ray.remote(num_cpus=1, max_retries=0)
 def _ingest_case(source: CaseSource, url: str, options: dict, cfg: IngestConfig) -> dict[str, Any]:
-    """Ingest one case; every problem comes back as a failure outcome, never as an exception."""
+    """Ingest one case; every problem comes back as a failure outcome, never as an exception.
+    A case whose sources changed and now fail leaves the store: training on its earlier
+    version would contradict the report."""
     store = CaseStore(url, options)
     outcome = {"case": source.case_id, "file": source.image, "reason": ""}
+    committed: dict[str, Any] = {}
     try:
         committed = store.committed(source.case_id) or {}
         stat = source_stat(source, cfg)
@@ -120,8 +124,13 @@ def _ingest_case(source: CaseSource, url: str, options: dict, cfg: IngestConfig)
                          {"source_hash": digest, "source_stat": stat}, cfg.chunks,
                          cfg.compression_level, cfg.shards)
     except InputError as err:
-        return {**outcome, "status": "failed", "file": err.path, "reason": err.problem}
+        outcome = {**outcome, "status": "failed", "file": err.path, "reason": err.problem}
     except Exception as err:  # one bad case must not stop the others; report it in one line
         reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-        return {**outcome, "status": "failed", "reason": reason}
-    return {**outcome, "status": "written"}
+        outcome = {**outcome, "status": "failed", "reason": reason}
+    else:
+        return {**outcome, "status": "written"}
+    if committed:
+        store.remove_case(source.case_id)
+        outcome["reason"] += " (its earlier version was removed from the store)"
+    return outcome

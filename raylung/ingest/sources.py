@@ -75,6 +75,8 @@ def _read_table(path: Path) -> list[dict]:
     if missing:
         raise InputError(path, f"cases table lacks column(s) {', '.join(missing)}")
     rows = table.to_dict("records")
+    if not rows:
+        raise InputError(path, "cases table has no rows")
     for row in rows:
         for column in ("image", "lung", "lesion", "twin"):
             row[column] = _resolve(path.parent, row.get(column))
@@ -86,7 +88,9 @@ def _scan_folder(folder: Path, domain: str | None) -> list[dict]:
         raise InputError(folder, "folder has no cases.csv: set ingest.domain=healthy|pathological "
                                  "for its cases, or give a cases table")
     rows = []
-    for case_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+    # hidden folders (.git) and a zarr store kept inside the folder are no cases
+    for case_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                           and not (p / "zarr.json").exists()):
         rows.append({
             "case_id": case_dir.name,
             "image": _find(case_dir, "image") or str(case_dir / "image"),

@@ -30,13 +30,13 @@ class _Layout:
 
 
 def is_nifti(path: Path) -> bool:
-    """True for ``.nii`` and ``.nii.gz`` file names."""
-    return path.name.endswith((".nii", ".nii.gz"))
+    """True for ``.nii`` and ``.nii.gz`` file names, in any case."""
+    return path.name.lower().endswith((".nii", ".nii.gz"))
 
 
 def check_nifti(path: Path) -> None:
     """Raise InputError for a truncated or corrupt file, or for NaN/inf voxels."""
-    opener = gzip.open if path.name.endswith(".gz") else open
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rb") as handle:
             head = handle.read(540)

@@ -12,7 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from raylung.errors import InputError
-from raylung.io.geometry import overlap_fraction, resample_to
+from raylung.io.geometry import overlap_fraction, resample_to, share_inside
 from raylung.io.nifti import check_nifti, is_nifti
 
 # ITK prints warnings (e.g. for odd DICOM tags) straight to stderr; raylung reports its own.
@@ -20,6 +20,10 @@ sitk.ProcessObject_SetGlobalWarningDisplay(False)
 
 # File names SimpleITK reads as images, ".nii.gz" first so it wins over ".gz"-less ".nii".
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm")
+# The least share of a mask's labelled voxels that must lie inside its image's grid.
+MASK_INSIDE = 0.95
+# MetaImage/NRRD headers that name a second file holding the voxels.
+DETACHED_SUFFIXES = (".mhd", ".nhdr")
 
 _SCALAR_TYPES = {
     sitk.sitkInt8, sitk.sitkUInt8, sitk.sitkInt16, sitk.sitkUInt16, sitk.sitkInt32,
@@ -64,6 +68,10 @@ def read_mask_on(path: str | Path, grid: sitk.Image, labels: list[int] | None = 
     binary = sitk.GetImageFromArray((np.isin(values, labels) if labels else values != 0)
                                     .astype(np.uint8))
     binary.CopyInformation(mask)
+    inside = share_inside(binary, grid)
+    if inside is not None and inside < MASK_INSIDE:
+        raise InputError(path, f"only {inside:.0%} of the mask's labelled voxels lie inside its "
+                               "image: its origin, spacing or direction do not match the image's")
     return resample_to(binary, grid, label=True, fill=0)
 
 
@@ -85,12 +93,18 @@ def image_suffix(name: str) -> str:
 def _read_file(path: Path) -> sitk.Image:
     if path.stat().st_size == 0:
         raise InputError(path, "file is empty (0 bytes)")
+    if path.name.lower().endswith((".hdr", ".img")):
+        raise InputError(path, "Analyze or NIfTI pairs (.hdr/.img) are not read: convert the "
+                               "pair to one .nii.gz")
     if is_nifti(path):
         check_nifti(path)
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as err:
-        raise InputError(path, f"unreadable image ({_itk_reason(err)})") from None
+        reason = _itk_reason(err)
+        if "No such file" in reason and not path.name.lower().endswith(DETACHED_SUFFIXES):
+            reason = "truncated or corrupt file"  # a stale errno: the file itself is here
+        raise InputError(path, f"unreadable image ({reason})") from None
 
 
 def dicom_series(folder: str | Path) -> list[list[str]]:
@@ -112,9 +126,28 @@ def _read_series(folder: Path, largest: bool) -> sitk.Image:
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     try:
-        return reader.Execute()
+        image = reader.Execute()
     except RuntimeError as err:
         raise InputError(folder, f"unreadable DICOM series ({_itk_reason(err)})") from None
+    if image.HasMetaDataKey("ITK_non_uniform_sampling_deviation"):
+        _check_slice_gaps(folder, files, image)
+    return image
+
+
+def _check_slice_gaps(folder: Path, files: list[str], image: sitk.Image) -> None:
+    """Refuse a series whose slices are not evenly spaced (ITK only warns and spreads them
+    evenly, shifting every slice after a missing one); gaps within 10 % pass."""
+    normal = np.asarray(image.GetDirection()).reshape(3, 3)[:, 2]
+    reader = sitk.ImageFileReader()
+    positions = []
+    for file in files:
+        reader.SetFileName(file)
+        reader.ReadImageInformation()
+        positions.append(float(normal @ np.asarray(reader.GetOrigin())))
+    gaps = np.diff(np.sort(positions))
+    if np.abs(gaps - gaps.mean()).max() > 0.1 * gaps.mean():
+        raise InputError(folder, f"slices are unevenly spaced ({gaps.min():.2f} to "
+                                 f"{gaps.max():.2f} mm apart): a missing or duplicate slice?")
 
 
 def _check_volume(path: Path, image: sitk.Image) -> None:

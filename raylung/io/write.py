@@ -13,16 +13,13 @@ import SimpleITK as sitk
 from fsspec.implementations.local import LocalFileSystem
 
 from raylung.errors import InputError
-
-# MetaImage/NRRD headers with a separate data file name that file inside, so renaming the
-# header alone would break them.
-SINGLE_FILE_ONLY = (".mhd", ".nhdr")
+from raylung.io.read import DETACHED_SUFFIXES
 
 
 def write_image(image: sitk.Image, path: str | Path, compress: bool = True) -> Path:
     """Write ``image`` to ``path`` atomically (format from the suffix, as SimpleITK chooses)."""
     path = Path(path)
-    if path.name.endswith(SINGLE_FILE_ONLY):
+    if path.name.lower().endswith(DETACHED_SUFFIXES):  # renaming the header would break it
         raise InputError(path, f"write a single-file format ({path.suffix} keeps its data in a "
                                "second file): use .nii.gz, .mha or .nrrd")
     try:

@@ -15,6 +15,8 @@ from ray.train.torch import TorchTrainer
 
 from raylung.config import load_config
 from raylung.data.pipeline import build_dataset, build_shards
+from raylung.store.case_store import CaseStore
+from raylung.store.manifest import write_manifest
 from raylung.train.runner import data_config, per_worker
 from raylung.train.streams import shard_batches
 
@@ -65,6 +67,16 @@ def test_domain_and_labelled_filters(phantom_store):
     assert set(sick["domain"]) == {"pathological"}
     with pytest.raises(ValueError, match="no .*cases in split 'val'"):
         build_dataset(_config(phantom_store, "data.split_fractions=[1,0,0]"), "val", [0])
+
+
+def test_a_store_without_cases_is_one_line(tmp_path):
+    """Every case failed at ingest: the manifest has no rows (and no columns)."""
+    store = CaseStore(str(tmp_path / "store"))
+    store.create()
+    write_manifest(store)
+    with pytest.raises(ValueError, match=r"store: the store holds no cases \(did every case fail "
+                                         r"at ingest\? see its ingest_report.csv\)$"):
+        build_dataset(_config(store), "train", [0])
 
 
 @pytest.mark.slow

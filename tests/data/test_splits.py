@@ -73,6 +73,12 @@ def test_user_split_file(tmp_path):
     path.write_text("case_id,split\nh0,test\n")
     with pytest.raises(InputError, match="2 case.s. of the store have no split, e.g. 'h1'"):
         store_splits(CaseStore(tmp_path / "store"), manifest, DataConfig(splits_file=str(path)))
+    path.write_text("case_id,split\nh0,test\nh1,train\np0,val\nh0,train\n")
+    with pytest.raises(InputError, match="split.csv: case 'h0' is listed more than once$"):
+        store_splits(CaseStore(tmp_path / "store"), manifest, DataConfig(splits_file=str(path)))
+    path.write_text("case_id,split\nh0,test\nh1,\np0,dev\n")
+    with pytest.raises(InputError, match="split.csv: line 3 has no case_id or no split$"):
+        store_splits(CaseStore(tmp_path / "store"), manifest, DataConfig(splits_file=str(path)))
 
 
 def test_unknown_split(tmp_path):

@@ -10,6 +10,7 @@ import pytest
 
 from raylung.cli import main
 from raylung.config import load_config
+from raylung.errors import InputError
 from raylung.ingest.run import ingest
 from raylung.store.case_store import CaseStore
 from raylung.store.manifest import read_manifest
@@ -114,3 +115,30 @@ def test_multi_label_mask_becomes_the_lung_through_lung_labels(multi_label_case,
     expected = np.isin(labels, lung_labels) if lung_labels else labels != 0
     assert lung.dtype == np.uint8
     np.testing.assert_array_equal(lung, expected.astype(np.uint8))
+
+
+def test_a_case_whose_changed_source_fails_leaves_the_store(case_folders, tmp_path):
+    """Its earlier version would go on training while the report says it failed."""
+    src, (healthy, sick) = case_folders
+    url = str(tmp_path / "store")
+    config = load_config(None, ["ingest.domain=healthy"])
+    assert ingest(str(src), url, config, progress=False).ok
+    image = src / healthy / "image.nii.gz"
+    image.write_bytes(image.read_bytes()[:-2000])
+    (failure,) = ingest(str(src), url, config, progress=False).failures
+    assert failure.case == healthy
+    assert failure.reason.endswith("(its earlier version was removed from the store)")
+    assert read_manifest(CaseStore(url))["case_id"].tolist() == [sick]
+
+
+def test_a_folder_scan_skips_hidden_folders_and_a_store_inside_it(case_folders, tmp_path):
+    from raylung.ingest.sources import read_sources
+
+    src, picked = case_folders
+    (src / ".git").mkdir()
+    CaseStore(str(src / "store")).create()
+    sources, failures = read_sources(src, "healthy")
+    assert sorted(s.case_id for s in sources) == sorted(picked) and not failures
+    (tmp_path / "cases.csv").write_text("case_id,image,domain\n")
+    with pytest.raises(InputError, match=r"cases.csv: cases table has no rows$"):
+        read_sources(tmp_path / "cases.csv")

@@ -9,7 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from raylung.errors import InputError
-from raylung.io.read import read_mask, read_volume
+from raylung.io.read import read_mask, read_mask_on, read_volume
 
 
 def test_formats_read_the_same_voxels(tmp_path, image_writer):
@@ -47,10 +47,44 @@ def test_truncated_nifti(tmp_path, image_writer, name, words):
 
 
 def test_truncated_metaimage(tmp_path, image_writer):
+    """ITK's reason is a stale "No such file or directory"; the file is there."""
     path = image_writer(tmp_path / "ct.mha", np.ones((8, 8, 16), np.int16))
     path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(InputError, match=r"ct.mha: unreadable image"):
+    with pytest.raises(InputError, match=r"ct.mha: unreadable image \(truncated or corrupt "
+                                         r"file\)$"):
         read_volume(path)
+
+
+@pytest.mark.parametrize("name", ["CT.NII.GZ", "ct.Nii"])
+def test_upper_case_nifti_names_get_the_nifti_checks(tmp_path, image_writer, name):
+    """SimpleITK zero-fills a truncated NIfTI whatever its name's case."""
+    path = image_writer(tmp_path / "ct.nii.gz" if name.endswith("GZ") else tmp_path / "ct.nii",
+                        np.ones((8, 8, 16), np.int16))
+    data = path.read_bytes()
+    path.unlink()
+    (tmp_path / name).write_bytes(data[:-10] if name.endswith("GZ") else data[:1352])
+    with pytest.raises(InputError, match=rf"{name}: truncated"):
+        read_volume(tmp_path / name)
+
+
+def test_analyze_pairs_are_refused(tmp_path, image_writer):
+    """A .hdr/.img pair escapes the NIfTI checks; one line says to convert it."""
+    sitk.WriteImage(sitk.GetImageFromArray(np.ones((4, 5, 6), np.int16)), str(tmp_path / "a.hdr"))
+    with pytest.raises(InputError, match=r"a.hdr: Analyze or NIfTI pairs \(.hdr/.img\) are not "
+                                         r"read"):
+        read_volume(tmp_path / "a.hdr")
+
+
+def test_a_dicom_series_with_a_missing_slice_is_refused(tmp_path, dicom_writer):
+    """ITK only warns and spreads the slices evenly, shifting every one after the gap."""
+    image = sitk.GetImageFromArray(np.zeros((10, 16, 16), np.int16))
+    image.SetSpacing((0.7, 0.7, 2.5))
+    folder = dicom_writer(image, tmp_path / "series")
+    assert read_volume(folder).GetSize() == (16, 16, 10)
+    (folder / "slice_0004.dcm").unlink()
+    with pytest.raises(InputError, match=r"series: slices are unevenly spaced \(2.50 to 5.00 mm "
+                                         r"apart\): a missing or duplicate slice\?$"):
+        read_volume(folder)
 
 
 def test_zero_byte_file(tmp_path):
@@ -112,3 +146,26 @@ def test_nan_and_inf_voxels_rejected(tmp_path, image_writer, name):
 def test_float64_nifti_without_nan_reads(tmp_path, image_writer):
     path = image_writer(tmp_path / "ct.nii.gz", np.full((6, 7, 8), -500.0))
     assert read_volume(path).GetSize() == (8, 7, 6)
+
+
+def test_a_mask_whose_header_was_lost_is_refused_however_its_box_overlaps(tmp_path):
+    """A label map saved from numpy (origin 0, spacing 1) still touches the scan's box, so
+    the overlap check alone resampled it into the wrong place; the same mask reoriented (to
+    RAS, other origin and direction, same voxels in space) is fine."""
+    image = sitk.GetImageFromArray(np.zeros((40, 64, 64), np.int16))
+    image.SetSpacing((0.7, 0.7, 2.5))
+    image.SetOrigin((-22.0, -22.0, 10.0))
+    lung = np.zeros((40, 64, 64), np.uint8)
+    lung[5:35, 10:54, 8:30] = 1
+    mask = sitk.GetImageFromArray(lung)
+    mask.CopyInformation(image)
+    reoriented = sitk.DICOMOrient(mask, "RAS")
+    assert reoriented.GetDirection() != mask.GetDirection()
+    sitk.WriteImage(reoriented, str(tmp_path / "ras.nii.gz"))
+    assert np.array_equal(sitk.GetArrayFromImage(read_mask_on(tmp_path / "ras.nii.gz", image)),
+                          lung)
+    sitk.WriteImage(sitk.GetImageFromArray(lung), str(tmp_path / "lost.nii.gz"))
+    with pytest.raises(InputError, match=r"lost.nii.gz: only \d+% of the mask's labelled voxels "
+                                         r"lie inside its image: its origin, spacing or "
+                                         r"direction do not match the image's$"):
+        read_mask_on(tmp_path / "lost.nii.gz", image)

@@ -24,8 +24,10 @@ def deepspeed_config(config: Config, lr: float, betas: tuple[float, float]) -> d
         "gradient_clipping": ds.grad_clip,
         "zero_optimization": {"stage": ds.zero_stage},
         "bf16": {"enabled": bool(config.scaling.use_gpu and ds.bf16)},
+        # adam_w_mode: DeepSpeed's "Adam" is AdamW with decay 0.01 unless told otherwise
         "optimizer": {"type": "Adam",
-                      "params": {"lr": lr, "betas": list(betas), "torch_adam": True}},
+                      "params": {"lr": lr, "betas": list(betas), "torch_adam": True,
+                                 "adam_w_mode": False, "weight_decay": 0.0}},
         "steps_per_print": 10**9,  # raylung reports its own metrics
         "wall_clock_breakdown": False,
     }

@@ -55,6 +55,17 @@ def test_derived_config_follows_raylung_config():
     assert on_gpu["bf16"] == {"enabled": True}
 
 
+@pytest.mark.parametrize("stage", [0, 1, 2])
+def test_the_optimiser_is_adam_without_weight_decay(process_group, stage):
+    """As CycleGAN prescribes; DeepSpeed's "Adam" alone is AdamW with weight decay 0.01."""
+    config = _config(f"deepspeed.zero_stage={stage}")
+    engine = build_engine(Discriminators(config), config, 2e-4, (0.5, 0.999), 10, 5)
+    optimiser = engine.basic_optimizer
+    assert type(optimiser) is torch.optim.Adam
+    assert {g["weight_decay"] for g in optimiser.param_groups} == {0.0}
+    assert {g["betas"] for g in optimiser.param_groups} == {(0.5, 0.999)}
+
+
 def test_a_generator_with_noise_is_pushed_to_vary_with_it(process_group):
     config = _config("gan.noise_channels=1", "gan.lambda_diversity=1")
     torch.manual_seed(0)

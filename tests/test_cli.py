@@ -51,7 +51,11 @@ def test_bad_override_is_one_line(tmp_path, capsys):
                           "cuda or cuda:N)"),
     (["--batch-size", "0"], ": error: argument --batch-size: 0: must be at least 1"),
     (["--actors", "-2"], ": error: argument --actors: -2: must be at least 1"),
-    (["bogus.key=1"], "segment: error: invalid config: bogus: Extra inputs are not permitted")])
+    (["ray.bogus=1"], "segment: error: invalid config: ray.bogus: Extra inputs are not "
+                      "permitted"),
+    (["ingest.spacing_mm=[4,4,4]"], "segment: error: ingest.spacing_mm=[4,4,4]: segment takes "
+                                    "the model's settings from the model file; only ray.* and "
+                                    "storage.* overrides apply")])
 def test_bad_flags_of_a_scan_job_are_one_line_before_it_reads_anything(flags, line, tmp_path,
                                                                        capsys):
     """A one-scan job reads no config, but a typo in it still fails (a batch would use it);
@@ -67,6 +71,14 @@ def test_evaluate_takes_no_config(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "--pred", "p", "--ref", "r", "--out", "o", "seg.steps=3"])
     assert capsys.readouterr().err.strip().endswith("error: unrecognized arguments: seg.steps=3")
+
+
+@pytest.mark.parametrize("flag", ["--rim-mm", "--tolerance-mm"])
+def test_evaluate_refuses_bands_of_no_width(flag, capsys):
+    """A rim band of 0 mm is empty, and Dice of two empty sets scored it 1."""
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--pred", "p", "--ref", "r", "--out", "o", flag, "0"])
+    assert capsys.readouterr().err.strip().endswith(f"error: argument {flag}: 0: must be above 0")
 
 
 def test_what_the_file_system_refuses_is_one_line(tmp_path, capsys):

@@ -28,6 +28,7 @@ from raylung.cli.jobs import RAY_LOGS
 from raylung.cli.train import add_train_gan, add_train_seg, add_tune
 from raylung.config import ConfigError
 from raylung.errors import InputError, last_line
+from raylung.secrets import redacted
 from raylung.store.case_store import StoreError
 
 
@@ -45,11 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except (ConfigError, InputError, StoreError, ValueError) as err:
-        print(f"raylung {args.command}: error: {err}", file=sys.stderr)
+        print(redacted(f"raylung {args.command}: error: {err}"), file=sys.stderr)
         return 2
     except OSError as err:  # what the file system refuses: a folder given as a file, no permission
         where = f"{err.filename}: " if err.filename else ""
-        print(f"raylung {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
+        print(redacted(f"raylung {args.command}: error: {where}{err.strerror or err}"),
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"raylung {args.command}: interrupted; rerun the same command to resume",

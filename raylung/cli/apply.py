@@ -8,11 +8,14 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from raylung.cli.jobs import add_job, job_config, one_line_warnings
+from raylung.cli.jobs import add_job, job_config, number, one_line_warnings
 
 if TYPE_CHECKING:
     from raylung.config import Config
     from raylung.segment.batch import Options
+
+
+SCAN_JOB_SECTIONS = ("ray.", "storage.")  # what segment and synth read of the config
 
 
 def _scans_job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
@@ -20,31 +23,21 @@ def _scans_job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
     """A job that applies a model to scans: INPUT, ``--model``, ``--out``, device and batch."""
     job = add_job(sub, name, run, help_text,
                   ("input", {"help": "image file, DICOM file or series folder, a folder of "
-                                     "scans, or a CSV/parquet table with an 'image' column"}))
+                                     "scans, or a CSV/parquet table with an 'image' column"}),
+                  example="ray.address=auto (only ray.* and storage.* apply)")
     job.add_argument("--model", required=True, help=model)
     job.add_argument("--out", required=True, type=Path,
                      help=f"{out} file for one scan, else a folder (one <name>.nii.gz per scan)")
     job.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    job.add_argument("--batch-size", type=_number(int, 1), default=8,
+    job.add_argument("--batch-size", type=number(int, 1), default=8,
                      help="slices (2-D) or patches (3-D) per forward pass")
-    job.add_argument("--actors", type=_number(int, 1), default=1,
+    job.add_argument("--actors", type=number(int, 1), default=1,
                      help="model replicas of a batch job")
-    job.add_argument("--actor-cpus", type=_number(float, 0.01), default=1.0,
+    job.add_argument("--actor-cpus", type=number(float, 0.01), default=1.0,
                      help="CPUs per model replica")
-    job.add_argument("--actor-gpus", type=_number(float, 0.0), default=0.0,
+    job.add_argument("--actor-gpus", type=number(float, 0.0), default=0.0,
                      help="GPU fraction per model replica (clusters)")
     return job
-
-
-def _number(cast: type, low: float):
-    """An argparse type: a ``cast`` number of at least ``low``."""
-    def parse(text: str):
-        value = cast(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{text}: must be at least {low}")
-        return value
-    parse.__name__ = cast.__name__  # argparse's "invalid int value: 'x'"
-    return parse
 
 
 def _apply_to_scans(args: argparse.Namespace, one, batch, **extra) -> int:
@@ -54,6 +47,12 @@ def _apply_to_scans(args: argparse.Namespace, one, batch, **extra) -> int:
     from raylung.runtime import connect
     from raylung.segment.inputs import plan_jobs
 
+    ignored = [item for item in args.overrides
+               if not item.split("=")[0].startswith(SCAN_JOB_SECTIONS)]
+    if ignored:
+        raise ValueError(f"{ignored[0]}: {args.command} takes the model's settings from the model "
+                         f"file; only {' and '.join(s + '*' for s in SCAN_JOB_SECTIONS)} "
+                         "overrides apply")
     config = job_config(args)  # a batch's cluster, a model URL's storage options
     options = _options(args, config, **extra)
     jobs, is_batch = plan_jobs(args.input, args.out)
@@ -133,22 +132,39 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     job.add_argument("--images", type=Path,
                      help="the CT scans (file or folder, matched by name): drawn under the "
                           "worst cases' contours in report.png")
-    job.add_argument("--rim-mm", type=float, default=3.0,
+    job.add_argument("--rim-mm", type=number(float, 0, strict=True), default=3.0,
                      help="half-width of the band around the reference border (rim Dice)")
-    job.add_argument("--tolerance-mm", type=float, default=2.0,
+    job.add_argument("--tolerance-mm", type=number(float, 0, strict=True), default=2.0,
                      help="tolerance of the normalised surface Dice")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from raylung.evaluate.folders import evaluate_cases, files_by_case, match_cases
+    from raylung.evaluate.folders import evaluate_cases, match_cases
     from raylung.evaluate.report import format_summary
 
     with one_line_warnings("evaluate"):
         cases = match_cases(args.pred, args.ref, args.lesions)
-        images = (None if args.images is None else {cases[0][0]: args.images}
-                  if args.images.is_file() else files_by_case(args.images))
+        images = _report_images(args.images, cases)
         _, summary = evaluate_cases(cases, args.out, args.rim_mm, args.tolerance_mm, images)
     print(format_summary(summary))
     print(f"evaluate: {len(cases)} cases -> {args.out / 'per_case.csv'}, "
           f"{args.out / 'summary.csv'}, {args.out / 'report.png'}")
     return 0
+
+
+def _report_images(images: Path | None, cases: list) -> dict[str, Path] | None:
+    """The CT of each case for report.png, from ``--images``: one file for one case, or a
+    folder matched by name (names that match no case are warned about)."""
+    from raylung.errors import InputError
+    from raylung.evaluate.folders import files_by_case, warn_unmatched
+
+    if images is None:
+        return None
+    if images.is_file():
+        if len(cases) > 1:
+            raise InputError(images, f"--images is one file but there are {len(cases)} cases: "
+                                     "give a folder of scans named as the masks")
+        return {cases[0][0]: images}
+    found = files_by_case(images)
+    warn_unmatched("scan(s)", images, found, {case[0]: case[2] for case in cases})
+    return found

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from raylung.cli.jobs import add_job, job_config
+from raylung.cli.jobs import add_job, job_config, number
 from raylung.config import Config, save_config
 from raylung.store.case_store import CaseStore
 
@@ -89,7 +89,8 @@ def add_stream(sub: argparse._SubParsersAction) -> None:
     job = add_job(sub, "stream", _run_stream, "run the Ray Data pipeline alone: throughput and "
                   "a PNG grid of samples", ("store", {"help": "store path or fsspec URL"}))
     job.add_argument("--mode", choices=["slice2d", "patch3d"], help="data.mode")
-    job.add_argument("--batches", type=int, default=20, help="batches to pull (default 20)")
+    job.add_argument("--batches", type=number(int, 1), default=20,
+                     help="batches to pull (default 20)")
     job.add_argument("--split", default="train", choices=["train", "val", "test"])
     job.add_argument("--out", type=Path, default=Path("stream_out"),
                      help="folder for the sample grid and the resolved config")

@@ -10,15 +10,30 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from tqdm import tqdm
+
 from raylung.config import Config, load_config
 
 RAY_LOGS = "/tmp/ray/session_latest/logs"  # Ray's own log files of the newest local session
 
 
+def number(cast: type, low: float, strict: bool = False):
+    """An argparse type: a ``cast`` number of at least ``low`` (above it when ``strict``)."""
+    def parse(text: str):
+        value = cast(text)
+        if value < low or strict and value == low:
+            raise argparse.ArgumentTypeError(f"{text}: must be {'above' if strict else 'at least'}"
+                                             f" {low}")
+        return value
+    parse.__name__ = cast.__name__  # argparse's "invalid int value: 'x'"
+    return parse
+
+
 def add_job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
-            *positionals: tuple[str, dict], config: bool = True) -> argparse.ArgumentParser:
+            *positionals: tuple[str, dict], config: bool = True,
+            example: str = "ingest.spacing_mm=[1,1,2]") -> argparse.ArgumentParser:
     """A subcommand: its positionals, then (unless it reads no config) ``--config`` and
-    ``key=value`` overrides."""
+    ``key=value`` overrides (``example`` in the help)."""
     job = sub.add_parser(name, help=help_text, description=help_text)
     for dest, kwargs in positionals:
         job.add_argument(dest, **kwargs)
@@ -32,7 +47,7 @@ def add_job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
                      help="also show Ray's own INFO lines (ray.verbose=true); they are always "
                           f"in the session logs under {RAY_LOGS}")
     job.add_argument("overrides", nargs="*", metavar="key=value",
-                     help="config overrides with dotted keys, e.g. ingest.spacing_mm=[1,1,2]")
+                     help=f"config overrides with dotted keys, e.g. {example}")
     return job
 
 
@@ -47,6 +62,6 @@ def job_config(args: argparse.Namespace, *extra: str) -> Config:
 def one_line_warnings(command: str) -> Iterator[None]:
     """Python warnings (e.g. an empty mask) as ``raylung COMMAND: warning: ...`` lines."""
     with warnings.catch_warnings():
-        warnings.showwarning = lambda message, *_, **__: print(
+        warnings.showwarning = lambda message, *_, **__: tqdm.write(  # clear of a progress bar
             f"raylung {command}: warning: {message}", file=sys.stderr)
         yield

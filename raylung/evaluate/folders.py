@@ -41,11 +41,22 @@ def match_cases(pred: Path, ref: Path, lesions: Path | None = None) -> list[Case
     if missing:
         more = f" (and {len(missing) - 1} more cases)" if len(missing) > 1 else ""
         raise InputError(refs[missing[0]], f"no prediction for case '{missing[0]}' in {pred}{more}")
-    extra = sorted(set(preds) - set(refs))
-    if extra:
-        warnings.warn(f"{len(extra)} prediction(s) in {pred} have no reference and are ignored: "
-                      f"{', '.join(extra)}", stacklevel=2)
+    warn_unmatched("prediction(s)", pred, preds, refs)
+    if lesions is not None:
+        warn_unmatched("lesion mask(s)", lesions, lesion_masks, refs)
+        unscored = sorted(set(refs) - set(lesion_masks))
+        if unscored:
+            warnings.warn(f"{len(unscored)} of {len(refs)} cases have no lesion mask in {lesions}"
+                          f", so no lesion inclusion: {', '.join(unscored)}", stacklevel=2)
     return [(name, preds[name], refs[name], lesion_masks.get(name)) for name in sorted(refs)]
+
+
+def warn_unmatched(what: str, where: Path, found: dict[str, Path], refs: dict[str, Path]) -> None:
+    """Warn about the files in ``where`` whose name matches no reference case."""
+    extra = sorted(set(found) - set(refs))
+    if extra:
+        warnings.warn(f"{len(extra)} {what} in {where} have no reference and are ignored: "
+                      f"{', '.join(extra)}", stacklevel=3)
 
 
 def _single_case(ref: Path) -> str | None:
@@ -107,11 +118,12 @@ def evaluate_cases(cases: Sequence[Case], out: Path, rim_mm: float = 3.0,
     per_case = pd.DataFrame(rows)
     summary = summarise_scores(per_case)
     out = Path(out)
-    write_atomic(out / "per_case.csv", lambda tmp: per_case.to_csv(tmp, index=False))
-    write_atomic(out / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
     paths = {name: (pred, ref) for name, pred, ref, _ in cases}
+    # the report first: it reads the worst cases' scans, and one that fails leaves no tables
     save_report(per_case, lambda case: _volumes(*paths[case], (images or {}).get(case)),
                 out / "report.png")
+    write_atomic(out / "per_case.csv", lambda tmp: per_case.to_csv(tmp, index=False))
+    write_atomic(out / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
     return per_case, summary
 
 

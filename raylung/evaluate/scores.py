@@ -99,6 +99,9 @@ def _label_scores(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...],
         scores = _overlap_scores(pred, ref, n_pred, n_ref)
         scores.update(_surface_scores(pred, ref, spacing, tolerance_mm))
         rim = rim_band(ref, spacing, rim_mm)
+        if not rim.any():  # dice of two empty sets would score it 1
+            raise ValueError(f"a rim band of {rim_mm:g} mm holds no voxel at spacing "
+                             f"{' x '.join(f'{s:g}' for s in spacing)} mm: widen it")
         scores["rim_dice"] = dice(pred & rim, ref & rim)
     else:
         scores = _empty_scores(n_pred, n_ref, label, diagonal)

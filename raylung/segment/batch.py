@@ -23,6 +23,7 @@ from raylung.errors import InputError
 from raylung.io.read import read_volume
 from raylung.io.write import write_image
 from raylung.networks import export_config
+from raylung.secrets import redacted
 from raylung.segment.inputs import Job
 from raylung.segment.scan import prepare_scan
 from raylung.segment.segmenter import Segmenter, finish
@@ -165,8 +166,8 @@ def _guarded(stage: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, An
 
 
 def _problem(row: dict[str, Any], err: Exception) -> str:
-    """``FILE: problem`` in one line."""
+    """``FILE: problem`` in one line, URL passwords redacted (a model given as a URL)."""
     if isinstance(err, InputError):
-        return str(err)
+        return redacted(str(err))
     lines = str(err).strip().splitlines()
-    return f"{row['image']}: {type(err).__name__}: {lines[0] if lines else ''}"
+    return redacted(f"{row['image']}: {type(err).__name__}: {lines[0] if lines else ''}")

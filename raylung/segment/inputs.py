@@ -48,8 +48,8 @@ def plan_jobs(source: str | Path, out: str | Path) -> tuple[list[Job], bool]:
         return _unless_overwriting(_named(_table(source), out)), True
     if source.is_file() or dicom_series(source):
         is_file = bool(image_suffix(out.name)) and not out.is_dir()
-        output = out if is_file else out / f"{image_name(source)}{OUTPUT_SUFFIX}"
-        return _unless_overwriting([Job(image_name(source), str(source), str(output))]), False
+        output = out if is_file else out / f"{_scan_name(source)}{OUTPUT_SUFFIX}"
+        return _unless_overwriting([Job(_scan_name(source), str(source), str(output))]), False
     scans = sorted(p for p in source.iterdir() if p.is_dir() or _is_image(p))
     if not scans:
         raise InputError(source, "folder holds no DICOM series, image files or scan folders")
@@ -69,7 +69,7 @@ def _unless_overwriting(jobs: list[Job]) -> list[Job]:
 
 def _named(scans: list[Path] | list[tuple[str, Path]], out: Path) -> list[Job]:
     """Jobs writing ``out/<name>.nii.gz``; two scans with one name are an error."""
-    pairs = [s if isinstance(s, tuple) else (image_name(s), s) for s in scans]
+    pairs = [s if isinstance(s, tuple) else (_scan_name(s), s) for s in scans]
     twice = [n for n, k in Counter(n for n, _ in pairs).items() if k > 1]
     if twice:
         raise InputError(pairs[0][1].parent, f"two scans are named {twice[0]!r}: their outputs "
@@ -85,10 +85,18 @@ def _table(path: Path) -> list[tuple[str, Path]]:
         raise InputError(path, f"unreadable table ({type(err).__name__})") from None
     if "image" not in table.columns:
         raise InputError(path, "table needs an 'image' column")
+    if table.empty:
+        raise InputError(path, "table has no rows")
     images = [p if Path(p).is_absolute() else path.parent / p for p in table["image"].astype(str)]
     names = (table["case_id"].astype(str) if "case_id" in table.columns
-             else [image_name(Path(p)) for p in images])
+             else [_scan_name(Path(p)) for p in images])
     return [(name, Path(image)) for name, image in zip(names, images)]
+
+
+def _scan_name(path: Path) -> str:
+    """A scan's name (``image_name``); a DICOM file named without a suffix (``IM0001``) keeps
+    its whole name."""
+    return image_name(path) or path.name
 
 
 def _is_image(path: Path) -> bool:

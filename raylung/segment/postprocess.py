@@ -41,6 +41,8 @@ def label_sides(mask: np.ndarray, grid: Grid) -> np.ndarray:
     their centre (split at the midpoint of the two largest); a single component (lungs that
     touch) is split at its own centre."""
     labels, count = ndimage.label(mask, structure=_FULL)
+    if count == 0:  # a model that found no lung
+        return np.zeros(mask.shape, np.uint8)
     points = np.nonzero(labels)
     x = _physical_x(points, grid)
     ids = labels[points]

@@ -60,7 +60,7 @@ class Synthesiser:
         generator = torch.Generator().manual_seed(seed)
         box = Box(lungs.z0, lungs.z1, scan.box.y0, scan.box.y1, scan.box.x0, scan.box.x1)
         crop = scan.hu[box.slices()]
-        delta = (self._slices(crop, self._cells_z(crop.shape), generator)
+        delta = (self._slices(crop, self._cells_z(crop.shape, scan.canonical.spacing), generator)
                  if self.config.data.mode == "slice2d" else self._volume(crop, generator))
         change = np.zeros(scan.hu.shape, np.float32)
         lo, hi = self.config.data.hu_norm
@@ -82,9 +82,10 @@ class Synthesiser:
             out[zs] = resize_planes(delta, crop.shape[1:], "bilinear")
         return out
 
-    def _cells_z(self, shape: tuple[int, ...]) -> float:
-        """Slices per noise cell: a cell as long in z as it is wide in a resized slice."""
-        spacing_x, spacing_y, spacing_z = self.config.ingest.spacing_mm
+    def _cells_z(self, shape: tuple[int, ...], spacing: tuple[float, ...]) -> float:
+        """Slices per noise cell: a cell as long in z as it is wide in a resized slice
+        (``spacing``: the canonical grid's, x y z)."""
+        spacing_x, spacing_y, spacing_z = spacing
         size = self.config.data.slice_size
         pixel_mm = (shape[1] * spacing_y / size[0] + shape[2] * spacing_x / size[1]) / 2
         return max(pixel_mm * size[0] / noise_grid(tuple(size))[0] / spacing_z, 1.0)

@@ -196,6 +196,13 @@ def test_lesion_inclusion_and_its_pooled_summary():
     assert pooled["mean"] == pytest.approx(16 / 23) and pooled["cases"] == 2
 
 
+def test_a_rim_band_narrower_than_a_voxel_is_an_error_not_a_perfect_score():
+    pred, ref = _lung_pair()
+    with pytest.raises(ValueError, match=r"a rim band of 0.5 mm holds no voxel at spacing "
+                                         r"2.5 x 1.3 x 0.7 mm: widen it$"):
+        score_case(pred, ref, SPACING, rim_mm=0.5)
+
+
 def test_shape_mismatch_is_a_one_line_value_error():
     with pytest.raises(ValueError, match=r"prediction shape \(10, 10, 9\) differs") as err:
         score_case(np.zeros((10, 10, 9)), np.zeros((10, 10, 10)), SPACING)
@@ -226,6 +233,15 @@ def test_evaluate_cases_writes_the_three_files(three_cases):
     assert not pd.read_csv(three_cases / "out" / "summary.csv").isna().any().any()
 
 
+def test_a_report_that_cannot_read_its_scans_leaves_no_tables(three_cases):
+    (three_cases / "images").mkdir()
+    (three_cases / "images" / "case2.nii.gz").write_bytes(b"not an image")  # the worst case
+    with pytest.raises(InputError, match=r"case2.nii.gz: truncated or corrupt"):
+        evaluate_cases(match_cases(three_cases / "pred", three_cases / "ref"), three_cases / "out",
+                       images={"case2": three_cases / "images" / "case2.nii.gz"}, progress=False)
+    assert not (three_cases / "out").exists() or not any((three_cases / "out").iterdir())
+
+
 def test_grid_mismatch_is_a_one_line_input_error(three_cases, image_writer):
     image_writer(three_cases / "pred" / "case1.nii.gz", _box(shape=(12, 16, 16)),
                  spacing=(0.8, 0.8, 2.5))
@@ -248,7 +264,12 @@ def test_missing_prediction_errors_and_extra_one_warns(three_cases, image_writer
 def test_lesion_folder_and_single_files(three_cases, image_writer):
     lesion = _box(shape=(12, 16, 16), lo=(5, 6, 10), hi=(7, 8, 14))    # x 10..13; case1 to x 12
     image_writer(three_cases / "lesions" / "case1.nii.gz", lesion, spacing=(0.8, 0.8, 2.0))
-    cases = match_cases(three_cases / "pred", three_cases / "ref", three_cases / "lesions")
+    image_writer(three_cases / "lesions" / "case_1.nii.gz", lesion, spacing=(0.8, 0.8, 2.0))
+    with pytest.warns(UserWarning) as caught:  # a misnamed lesion mask was once dropped silently
+        cases = match_cases(three_cases / "pred", three_cases / "ref", three_cases / "lesions")
+    assert [str(w.message).split(" in ")[0] for w in caught] == [
+        "1 lesion mask(s)", "2 of 3 cases have no lesion mask"]
+    assert str(caught[0].message).endswith("have no reference and are ignored: case_1")
     assert [case[3] is not None for case in cases] == [False, True, False]
     per_case, summary = evaluate_cases(cases, three_cases / "out", progress=False)
     assert per_case.set_index("case").loc["case1", "lesion_inclusion"] == 0.75

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -53,6 +55,23 @@ def test_table_names_masks_by_case_id_and_resolves_relative_paths(image_writer, 
     pd.DataFrame({"path": ["x"]}).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(InputError, match="bad.csv: table needs an 'image' column"):
         plan_jobs(tmp_path / "bad.csv", tmp_path / "masks")
+    (tmp_path / "empty.csv").write_text("image\n")
+    with pytest.raises(InputError, match="empty.csv: table has no rows$"):
+        plan_jobs(tmp_path / "empty.csv", tmp_path / "masks")
+
+
+def test_a_dicom_file_named_without_a_suffix_keeps_its_name(tmp_path):
+    """``IM0001`` once became ``None.nii.gz``, and two such scans overwrote each other."""
+    import pydicom.data
+
+    for name in ("IM0001", "IM0002"):
+        (tmp_path / name).write_bytes(Path(pydicom.data.get_testdata_file("CT_small.dcm"))
+                                      .read_bytes())
+    jobs, batch = plan_jobs(tmp_path / "IM0001", tmp_path / "masks")
+    assert not batch and jobs[0].output == str(tmp_path / "masks" / "IM0001.nii.gz")
+    pd.DataFrame({"image": ["IM0001", "IM0002"]}).to_csv(tmp_path / "t.csv", index=False)
+    jobs, _ = plan_jobs(tmp_path / "t.csv", tmp_path / "masks")
+    assert [job.name for job in jobs] == ["IM0001", "IM0002"]
 
 
 def test_two_scans_with_one_name_and_empty_folders_are_errors(image_writer, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -123,3 +125,6 @@ def test_sides_follow_the_patient_not_the_array():
     touching[:, 2:8, 8:12] = True     # one component: split at its centre
     split = label_sides(touching, lps)
     assert split[0, 4, 2] == 1 and split[0, 4, 17] == 2 and set(np.unique(split)) == {0, 1, 2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "mean of empty slice" once reached the console
+        assert not label_sides(np.zeros_like(mask), lps).any()

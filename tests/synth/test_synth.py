@@ -25,11 +25,12 @@ MODES = {"slice2d": ["data.slice_size=[32,32]"],
          "patch3d": ["data.mode=patch3d", "data.patch_size=[16,16,16]"]}
 
 
-def _generator(path: Path, mode: str, change: float = 0.0, noise: int = 1) -> Path:
+def _generator(path: Path, mode: str, change: float = 0.0, noise: int = 1,
+               *extra: str) -> Path:
     """An exported residual G whose output is clamp(x + change): its last conv has zero
     weights (as a residual G starts) and a bias of atanh(change), under the tanh head."""
     config = load_config(None, ["gan.width=4", "gan.n_blocks=1", f"gan.noise_channels={noise}",
-                                *MODES[mode]])
+                                *MODES[mode], *extra])
     generator = build_generator(config)
     with torch.no_grad():
         generator.net[-2].bias.fill_(math.atanh(change))
@@ -87,6 +88,16 @@ def test_the_change_lands_in_the_lungs_in_hu(tmp_path, mode, noise):
     lung_slices = np.flatnonzero(lung.any(axis=(1, 2)))
     assert changed_slices.min() >= lung_slices.min() - 2
     assert changed_slices.max() <= lung_slices.max() + 2
+
+
+def test_a_g_trained_at_native_spacing_draws_too(tmp_path):
+    """ingest.spacing_mm=null keeps each scan's own spacing; the noise's z scale takes it
+    from the scan's grid (it once read the config's null)."""
+    image, lung = _oblique_phantom()
+    model = _generator(tmp_path / "g.pt", "slice2d", CHANGE, 1, "ingest.spacing_mm=null")
+    delta = sitk.GetArrayFromImage(Synthesiser(model)(image)).astype(int) \
+        - sitk.GetArrayFromImage(image)
+    assert np.median(delta[lung]) == pytest.approx(CHANGE * 1024, abs=1)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -18,6 +18,8 @@ _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 _NORM = {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
 NOISE_CELLS = 16  # voxels per cell of a noise field: a patch of disease
 
+N_DOWN = 2  # stride-2 downsamplings (and upsamplings) of CycleGAN's ResNet generator
+
 
 def _conv_norm_relu(spatial_dims: int, cin: int, cout: int, kernel: int,
                     stride: int = 1) -> nn.Sequential:
@@ -95,7 +97,7 @@ class ResnetGenerator(nn.Module):
     """
 
     def __init__(self, spatial_dims: int, in_channels: int = 1, out_channels: int = 1,
-                 width: int = 32, n_blocks: int = 6, n_down: int = 2,
+                 width: int = 32, n_blocks: int = 6, n_down: int = N_DOWN,
                  residual: bool = False, noise_channels: int = 0) -> None:
         super().__init__()
         _check_args(spatial_dims, in_channels, out_channels, width, n_blocks, n_down)

@@ -114,8 +114,9 @@ def _loop(config: Config, engines: dict[str, Any], ema: AveragedModel | None,
         # G's noise fields (gan.noise_channels) come from (seed, rank, step): a resumed run
         # draws what the run that never stopped drew
         torch.manual_seed(text_seed(f"{config.gan.seed}/{rank}/{step}"))
+        boundary = gens.is_gradient_accumulation_boundary()  # G's optimiser steps this time
         terms, fake_p, fake_h = generator_step(gens, discs, batch, weights)
-        if ema is not None:
+        if ema is not None and boundary:  # the average follows optimiser steps
             ema.update_parameters(gens.module.g)
         terms.update(discriminator_step(discs, batch, fake_p, fake_h, pools))
         step += 1

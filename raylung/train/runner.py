@@ -16,6 +16,7 @@ from typing import Any
 
 import fsspec
 import pyarrow.fs
+import yaml
 
 import ray.data
 import ray.train
@@ -23,10 +24,11 @@ from ray.train import (CheckpointConfig, DataConfig, FailureConfig, RunConfig, S
                        UserCallback)
 from ray.train.torch import TorchTrainer
 
-from raylung.config import Config, ConfigError
+from raylung.config import Config, ConfigError, flat_items
 from raylung.console import train_logging
 from raylung.data.pipeline import build_shards, select_cases
 from raylung.models.discriminator import min_input_size
+from raylung.models.generator import N_DOWN
 from raylung.runtime import connect, poll_reports_often
 from raylung.store.case_store import CaseStore
 from raylung.train.deepspeed_config import select_accelerator
@@ -47,6 +49,7 @@ def fit_gan(config: Config, callbacks: Sequence[UserCallback] = (),
     check_gan_crops(config)
     check_accumulation(config, {"gan.steps": config.gan.steps,
                                 "gan.checkpoint_every": config.gan.checkpoint_every})
+    check_resume(config, ("gan.steps", "gan.decay_start", "gan.lr"))
     start_ray(config)
     epochs, first_step = resume_epochs(config, config.gan.steps)
     datasets = per_worker(gan_shards(config, epochs, config.scaling.num_workers))
@@ -56,16 +59,31 @@ def fit_gan(config: Config, callbacks: Sequence[UserCallback] = (),
 
 
 def check_gan_crops(config: Config) -> None:
-    """Crops the discriminators can score: ``gan.disc_layers`` halvings must leave a patch map
-    (one line now, not a failure in every worker and restart)."""
-    data = config.data
-    key, size = (("slice_size", data.slice_size) if data.mode == "slice2d"
-                 else ("patch_size", data.patch_size))
+    """Crops the networks take (one line now, not a failure in every worker and restart):
+    ``gan.disc_layers`` halvings must leave the discriminators a patch map, and G's
+    downsamplings must divide them."""
+    key, size = crop_size(config)
     smallest = min_input_size(config.gan.disc_layers)
     if min(size) < smallest:
         raise ConfigError(f"data.{key}={list(size)} is too small for gan.disc_layers="
                           f"{config.gan.disc_layers}: the discriminators need at least "
                           f"{smallest} per axis")
+    check_divisible(key, size, 2**N_DOWN, f"G halves it {N_DOWN} times")
+
+
+def check_divisible(key: str, size: Sequence[int], divisor: int, why: str) -> None:
+    """One line unless every axis of crop ``size`` (``data.<key>``) is a multiple of
+    ``divisor``."""
+    if any(side % divisor for side in size):
+        raise ConfigError(f"data.{key}={list(size)} must be a multiple of {divisor} on every "
+                          f"axis: {why}")
+
+
+def crop_size(config: Config) -> tuple[str, tuple[int, ...]]:
+    """The config key and size of the data mode's crops."""
+    data = config.data
+    return (("slice_size", data.slice_size) if data.mode == "slice2d"
+            else ("patch_size", data.patch_size))
 
 
 def check_accumulation(config: Config, counts: dict[str, int]) -> None:
@@ -77,6 +95,30 @@ def check_accumulation(config: Config, counts: dict[str, int]) -> None:
         if count % accum:
             raise ConfigError(f"{name}={count} must be a multiple of deepspeed.grad_accum="
                               f"{accum}: a checkpoint there would fall inside an optimiser step")
+
+
+# What a resumed run's checkpoint fixes: its data position and shards, its optimiser state.
+RESUME_KEYS = ("data.batch_size", "data.samples_per_epoch", "scaling.num_workers",
+               "deepspeed.grad_accum", "deepspeed.zero_stage")
+
+
+def check_resume(config: Config, schedule: Sequence[str]) -> None:
+    """A rerun of a run name resumes its latest checkpoint, whose learning-rate ``schedule``
+    and ``RESUME_KEYS`` follow the settings it was trained with: one that changes them is
+    refused in one line (the restored schedule would silently win, e.g. lr 0 past the old
+    end)."""
+    checkpoints = _registered_checkpoints(config)
+    if not checkpoints:
+        return
+    checkpoint, _ = max(checkpoints, key=lambda pair: int(pair[1]["step"]))
+    with checkpoint.filesystem.open_input_stream(f"{checkpoint.path}/raylung_config.yaml") as f:
+        trained = dict(flat_items(yaml.safe_load(f.read())))
+    now = dict(flat_items(config.model_dump(mode="json")))
+    for key in (*schedule, *RESUME_KEYS):
+        if trained.get(key) != now[key]:
+            raise ConfigError(f"run.name={config.run.name} resumes a run trained with "
+                              f"{key}={trained.get(key)}, which a resume cannot change to "
+                              f"{now[key]}: keep it, or start a new run.name")
 
 
 def gan_shards(config: Config, epochs: list[int], world: int) -> dict[str, list[ray.data.Dataset]]:

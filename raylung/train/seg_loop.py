@@ -123,8 +123,9 @@ def _step(engine: Any, teacher: AveragedModel | None, pair: Batch, loss_fn: Any,
         loss = loss + config.seg.pseudo_weight * pseudo
         terms.update(loss_pseudo=pseudo.item(), pseudo_confident=share)
     engine.backward(loss)
+    boundary = engine.is_gradient_accumulation_boundary()  # the optimiser steps now
     engine.step()
-    if teacher is not None:
+    if teacher is not None and boundary:  # the average follows optimiser steps
         teacher.update_parameters(engine.module)
     terms["loss"] = loss.item()
     return terms

@@ -8,6 +8,7 @@ resume and logging machinery as ``train-gan`` (raylung/train/runner.py).
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
 
@@ -19,8 +20,9 @@ from raylung.data.pipeline import build_shards, check_sources, select_cases
 from raylung.data.synth import add_synthesis
 from raylung.store.case_store import CaseStore
 from raylung.train.keep_best import kept_best
-from raylung.train.runner import (check_accumulation, checkpoint_folder, fit, per_worker,
-                                  resume_epochs, run_folder, start_ray, steps_per_epoch)
+from raylung.train.runner import (check_accumulation, check_divisible, check_resume,
+                                  checkpoint_folder, crop_size, fit, per_worker, resume_epochs,
+                                  run_folder, start_ray, steps_per_epoch)
 from raylung.train.seg_loop import train_seg_worker
 
 BEST_METRIC = "val_dice"
@@ -33,6 +35,9 @@ def fit_seg(config: Config, callbacks: Sequence[UserCallback] = (),
     check_accumulation(config, {"seg.steps": config.seg.steps,
                                 "the steps of an epoch (data.samples_per_epoch / "
                                 "data.batch_size / scaling.num_workers)": steps_per_epoch(config)})
+    check_resume(config, ("seg.steps", "seg.decay_start", "seg.lr"))
+    check_divisible(*crop_size(config), math.prod(config.seg.strides),
+                    f"the U-Net's strides {list(config.seg.strides)} divide it")
     start_ray(config)
     stream = _stream_config(config)
     epochs, first_step = resume_epochs(config, config.seg.steps)

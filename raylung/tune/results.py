@@ -21,6 +21,7 @@ from raylung.config import Config, save_config
 from raylung.errors import last_line
 from raylung.io.write import write_bytes
 from raylung.plots import save_figure
+from raylung.tune.callback import VALIDATION
 from raylung.tune.objectives import Objective
 from raylung.tune.plots import curves_figure, search_figure
 from raylung.tune.space import Sweep, base_values, trial_config
@@ -91,7 +92,7 @@ def _row(result: Result, sweep: Sweep, objective: Objective) -> dict[str, Any]:
     params = _params(result, sweep)
     return {"trial": _trial(result), "status": _status(result, sweep, objective, params),
             **params, "objective": metrics.get("objective", math.nan),
-            "step": metrics.get("step"), "validations": metrics.get("training_iteration"),
+            "step": metrics.get("step"), "validations": metrics.get(VALIDATION),
             **{k: v for k, v in metrics.items() if k.startswith("val_")},
             "time_s": metrics.get("time_total_s"), "baseline": params == base_values(sweep),
             "error": None if result.error is None else last_line(result.error),

@@ -10,7 +10,6 @@ The sweep folder holds Tune's experiment state, ``sweep.yaml`` (the resolved swe
 
 from __future__ import annotations
 
-import math
 import os
 
 import pandas as pd
@@ -26,7 +25,8 @@ from raylung.io.write import write_atomic
 from raylung.runtime import connect, free_port
 from raylung.store.case_store import CaseStore
 from raylung.train.deepspeed_config import select_accelerator
-from raylung.train.runner import start_ray, steps_per_epoch
+from raylung.train.runner import start_ray
+from raylung.tune.callback import VALIDATION, validation_number
 from raylung.tune.objectives import Objective, objective_of
 from raylung.tune.results import write_outputs
 from raylung.tune.space import SWEEP_FILE, Sweep, base_values, param_space
@@ -80,9 +80,8 @@ def check_sweep(sweep: Sweep) -> Objective:
 
 def max_reports(config: Config, objective: Objective) -> int:
     """Reports a full trial sends Tune: one per checkpoint of the scored stage."""
-    if objective.stage == "seg":
-        return math.ceil(config.seg.steps / steps_per_epoch(config))
-    return math.ceil(config.gan.steps / config.gan.checkpoint_every)
+    steps = config.seg.steps if objective.stage == "seg" else config.gan.steps
+    return validation_number(config, objective.stage, steps)
 
 
 def _tune_config(sweep: Sweep, objective: Objective) -> tune.TuneConfig:
@@ -110,12 +109,12 @@ def _scheduler(sweep: Sweep, objective: Objective) -> TrialScheduler:
     """ASHA or median stopping over validations (Tune's iterations); FIFO for none."""
     cfg = sweep.config.tune
     if cfg.scheduler == "asha":
-        return ASHAScheduler(time_attr="training_iteration",
+        return ASHAScheduler(time_attr=VALIDATION,
                              max_t=max_reports(sweep.config, objective),
                              grace_period=cfg.grace_period, reduction_factor=cfg.reduction_factor,
                              stop_last_trials=False)  # a trial at max_t ends by itself, cleanly
     if cfg.scheduler == "median":
-        return MedianStoppingRule(time_attr="training_iteration", grace_period=cfg.grace_period)
+        return MedianStoppingRule(time_attr=VALIDATION, grace_period=cfg.grace_period)
     return FIFOScheduler()
 
 

@@ -125,6 +125,22 @@ def test_a_bf16_student_steps_with_its_fp32_teacher(process_group):
     assert terms["pseudo_confident"] > 0 and torch.isfinite(torch.tensor(terms["loss"]))
 
 
+def test_the_teacher_averages_optimiser_steps_not_micro_batches(process_group):
+    """With 2 micro-batches per step the same weights were averaged twice."""
+    config = _config("deepspeed.grad_accum=2", "seg.channels=[4,8]", "seg.strides=[2]",
+                     "seg.num_res_units=1", "seg.pseudo_label=true")
+    engine = build_engine(build_segmenter(config), config, 1e-3, (0.9, 0.999), 10, 5)
+    teacher = ema_model(engine.module, config.seg.ema_decay)
+    image = torch.rand(2, 1, 16, 16)
+    pair = ({"image": image, "lung": (image[:, 0] > 0.5).long()},
+            {"image": torch.rand(2, 1, 16, 16)})
+    counts = []
+    for _ in range(4):
+        _step(engine, teacher, pair, supervised_loss(), torch.float32, config)
+        counts.append(int(teacher.n_averaged))
+    assert counts == [0, 1, 1, 2]
+
+
 def test_zero3_is_refused_in_one_line(capsys):
     assert main(["train-gan", "deepspeed.zero_stage=3"]) == 2
     err = capsys.readouterr().err.strip()

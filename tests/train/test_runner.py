@@ -50,6 +50,19 @@ def test_crops_too_small_for_the_discriminator_fail_before_the_run(crop, layers,
     check_gan_crops(load_config(None, [*crop, f"gan.disc_layers={layers - 1}"]))
 
 
+@pytest.mark.parametrize(("fit", "overrides", "message"), [
+    ("gan", ["data.slice_size=[30,30]"], r"data.slice_size=\[30, 30\] must be a multiple of 4 "
+                                         r"on every axis: G halves it 2 times$"),
+    ("seg", ["data.slice_size=[36,36]", "seg.strides=[2,2,2]"],
+     r"data.slice_size=\[36, 36\] must be a multiple of 8 on every axis: the U-Net's strides "
+     r"\[2, 2, 2\] divide it$")])
+def test_crops_the_networks_cannot_take_fail_before_the_run(fit, overrides, message):
+    """They failed inside every worker, after every restart."""
+    config = load_config(None, [*overrides, "seg.channels=[4,8,16,32]", "data.store=/nowhere"])
+    with pytest.raises(ConfigError, match=message):
+        (fit_gan if fit == "gan" else fit_seg)(config)
+
+
 @pytest.mark.parametrize(("fit", "overrides", "named"), [
     ("gan", ["gan.steps=100", "gan.checkpoint_every=50"], "gan.steps=100"),
     ("gan", ["gan.steps=120", "gan.checkpoint_every=40"], "gan.checkpoint_every=40"),

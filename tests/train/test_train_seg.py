@@ -15,7 +15,7 @@ import pytest
 import torch
 from ray.util.state import list_actors
 
-from raylung.config import load_config
+from raylung.config import ConfigError, load_config
 from raylung.networks import build_segmenter, export_model, load_generator, load_segmenter
 from raylung.train.seg_runner import best_checkpoint, fit_seg
 
@@ -105,6 +105,18 @@ def test_killed_run_resumes_with_identical_weights(seg_config, twelve_steps, kil
     resumed = Path(re.search(r"-> segmenter (\S+)", stdout)[1]).parents[1]
     steps = pd.read_csv(resumed / "metrics.csv")["step"].tolist()
     assert steps == [2, 4, 6, 8, 10, 12], "one row per reported step, the kill's replaced"
+
+
+def test_a_rerun_that_would_change_the_schedule_is_one_line(seg_config_in, twelve_steps):
+    """The checkpoint's learning-rate schedule would win: 12 more steps at lr 0."""
+    overrides, straight = twelve_steps
+    runs = Path(straight.path).parent
+    with pytest.raises(ConfigError, match=r"^run.name=straight resumes a run trained with "
+                                          r"seg.steps=12, which a resume cannot change to 24: "
+                                          r"keep it, or start a new run.name$"):
+        fit_seg(seg_config_in(runs, "straight", *overrides, "seg.steps=24"))
+    with pytest.raises(ConfigError, match=r"seg.lr=0.001, .* to 0.002"):
+        fit_seg(seg_config_in(runs, "straight", *overrides, "seg.lr=0.002"))
 
 
 def test_a_killed_worker_of_two_restarts_the_group_from_the_latest_checkpoint(

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from raylung.config import ConfigError, TuneConfig
+from raylung.config import ConfigError, TuneConfig, load_config
+from raylung.tune.callback import validation_number
 from raylung.tune.objectives import OBJECTIVES, objective_of, score
 
 REPORT = {"val_surround_l1_hu": 12.0, "val_realism_hu": 100.0, "val_shape_dice": 0.9,
@@ -44,3 +45,12 @@ def test_the_default_is_translation_and_maximised():
 def test_a_mode_against_the_objective_is_refused():
     with pytest.raises(ConfigError, match="tune.mode: translation is best at its maximum"):
         objective_of(TuneConfig(mode="min"))
+
+
+def test_validations_are_numbered_from_the_runs_start():
+    """What ASHA counts: a trial Tune restarts resumes mid-run, at its checkpoint's number."""
+    config = load_config(None, ["gan.steps=250", "gan.decay_start=200", "gan.checkpoint_every=100",
+                                "seg.steps=24", "seg.decay_start=12", "data.samples_per_epoch=16",
+                                "data.batch_size=4"])
+    assert [validation_number(config, "gan", s) for s in (100, 200, 250)] == [1, 2, 3]
+    assert [validation_number(config, "seg", s) for s in (4, 20, 24)] == [1, 5, 6]

@@ -117,6 +117,8 @@ def test_a_killed_trial_is_restarted_and_resumes_from_its_checkpoint(sweep):
              for c in sorted((sweep.folder / "train" / sweep.killed).glob("checkpoint_*"))
              if c.is_dir()]
     assert steps == list(range(1, int(row["step"]) + 1))
+    # ASHA's rungs count validations from the run's start, not from the trial's restart
+    assert row["validations"] == row["step"]
 
 
 def test_the_best_config_loads_and_is_the_best_finished_trial(sweep):

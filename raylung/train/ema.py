@@ -24,7 +24,9 @@ def warmup_ema(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tens
                                          torch.Tensor]:
     """EMA update with ``min(decay, (1 + n) / (10 + n))`` after n updates: early averages
     follow the weights closely, so a short run's average is not its initial weights. Per
-    tensor, since torch's batched form needs the trained weights in the average's dtype.
+    tensor, since torch's batched form needs the trained weights in the average's dtype; the
+    weight stays a tensor on the average's device (a Python number would wait on the GPU once
+    per tensor and step).
 
     >>> f = warmup_ema(0.99)
     >>> round(f(torch.zeros(1), torch.ones(1, dtype=torch.bfloat16), torch.tensor(0)).item(), 3)
@@ -32,7 +34,7 @@ def warmup_ema(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tens
     """
     def update(averaged: torch.Tensor, current: torch.Tensor,
                n_averaged: torch.Tensor) -> torch.Tensor:
-        n = float(n_averaged)
-        weight = 1.0 - min(decay, (1.0 + n) / (10.0 + n))
-        return torch.lerp(averaged, current.to(averaged.dtype), weight)
+        n = n_averaged.double()
+        weight = 1.0 - ((1.0 + n) / (10.0 + n)).clamp(max=decay)
+        return torch.lerp(averaged, current.to(averaged.dtype), weight.to(averaged.dtype))
     return update

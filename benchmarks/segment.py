@@ -73,7 +73,9 @@ def timed_stages(model: Path, scan: Path, work: Path) -> dict[str, float]:
 def _batch(model: Path, mode: str, scans: list[Path], work: Path, actors: int,
            loop_s: float) -> dict[str, object]:
     connect(load_config(None, ["ray.num_cpus=2"]).ray)
-    jobs, _ = plan_jobs(scans[0].parent, work / f"masks_{mode}_{actors}")
+    table = work / "batch_scans.csv"  # exactly this run's scans: the folder keeps earlier ones
+    pd.DataFrame({"image": [str(s) for s in scans]}).to_csv(table, index=False)
+    jobs, _ = plan_jobs(table, work / f"masks_{mode}_{actors}")
     start = time.perf_counter()
     failures = segment_batch(jobs, str(model), Options(actors=actors), progress=False)
     seconds = time.perf_counter() - start

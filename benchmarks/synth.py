@@ -9,8 +9,8 @@ channel as the claim's G has; 2-D on 256 x 256 slices, 3-D on 64^3 windows) and 
 segmenter of benchmarks/segment.py, both untrained: a forward pass costs the same whatever the
 weights. Stages of synth: read, prepare (canonical grid, thorax box), change (G over the
 lungs' slices or windows), to_native (the change onto the scan's grid, added), write; of
-segment: read, prepare, predict, to_native (with post-processing), write. ``vs_segment`` is
-synth's total over segment's. Writes benchmarks/results/synth.csv.
+segment: read, prepare, predict, to_native (with post-processing), write. The row
+"synth / segment" is synth's total over segment's. Writes benchmarks/results/synth.csv.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from raylung.config import ConfigError, load_config
+from raylung.train.runner import worker_resources
 
 CLUSTER = Path(__file__).resolve().parents[1] / "cluster"
 OVERLAYS = ["laptop.yaml", "gpu.yaml"]
@@ -91,13 +92,10 @@ def test_kuberay_cluster_holds_the_gpu_layout_of_gpu_yaml():
     pod = group["template"]["spec"]["containers"][0]["resources"]
     assert int(group["rayStartParams"]["num-gpus"]) == gpu.scaling.num_workers
     assert pod["limits"]["nvidia.com/gpu"] == group["rayStartParams"]["num-gpus"]
-    needed = gpu.scaling.num_workers * (gpu.scaling.cpus_per_worker
-                                        + gpu.data.read_concurrency * gpu.data.reader_cpus
-                                        + gpu.seg.synth_actors * gpu.seg.synth_cpus)
-    assert needed <= int(group["rayStartParams"]["num-cpus"]) <= int(pod["limits"]["cpu"])
-    gpus = gpu.scaling.num_workers * (gpu.scaling.gpus_per_worker
-                                      + gpu.seg.synth_actors * gpu.seg.synth_gpus)
-    assert gpus <= int(group["rayStartParams"]["num-gpus"])
+    for run, (cpus, gpus) in worker_resources(gpu).items():  # the GAN reads two streams
+        assert gpu.scaling.num_workers * cpus <= int(group["rayStartParams"]["num-cpus"]) \
+            <= int(pod["limits"]["cpu"]), run
+        assert gpu.scaling.num_workers * gpus <= int(group["rayStartParams"]["num-gpus"]), run
 
 
 def test_kuberay_job_runs_train_seg_with_gpu_yaml_on_that_cluster():

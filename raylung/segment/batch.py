@@ -78,15 +78,19 @@ def run_batch(command: str, jobs: list[Job], config: Config, model: tuple[Callab
     dataset = ray.data.from_items([{**asdict(j), "error": ""} for j in jobs],
                                   override_num_blocks=len(jobs))
     dataset.context.enable_progress_bars = False
-    # The pool grows to --actors only while readers and writers still get CPUs: a fixed pool
-    # of 2 one-CPU actors on 2 cores left none to the readers and hung.
+    # Readers and writers run on this node, where the input and output paths are; only the
+    # model actors spread over the cluster. The pool grows to --actors only while readers and
+    # writers still get CPUs: a fixed pool of 2 one-CPU actors on 2 cores left none to the
+    # readers and hung.
+    here = {"ray.io/node-id": ray.get_runtime_context().get_node_id()}
     dataset = (dataset
                .map(_guarded(_read), fn_kwargs={"config": config}, num_cpus=STAGE_CPUS,
-                    memory=STAGE_MEMORY)
+                    memory=STAGE_MEMORY, label_selector=here)
                .map(_Model, fn_constructor_args=model,
                     compute=ray.data.ActorPoolStrategy(min_size=1, max_size=options.actors),
                     num_cpus=options.actor_cpus, num_gpus=options.actor_gpus)
-               .map(_guarded(_finished(finish)), num_cpus=STAGE_CPUS, memory=STAGE_MEMORY))
+               .map(_guarded(_finished(finish)), num_cpus=STAGE_CPUS, memory=STAGE_MEMORY,
+                    label_selector=here))
     failures = []
     with tqdm(total=len(jobs), desc=command, unit="scan", disable=not progress,
               file=sys.stderr) as bar:

@@ -71,6 +71,19 @@ def check_gan_crops(config: Config) -> None:
     check_divisible(key, size, 2**N_DOWN, f"G halves it {N_DOWN} times")
 
 
+def worker_resources(config: Config) -> dict[str, tuple[float, float]]:
+    """The CPUs and GPUs one Ray Train worker holds with its actors, per trainer: a GAN run's
+    worker with both domains' crop readers, a U-Net run's with its crop readers (a second
+    stream with pseudo-labels) and GAN actors."""
+    scaling, data, seg = config.scaling, config.data, config.seg
+    readers = data.read_concurrency * data.reader_cpus  # per stream of a worker
+    gpus = scaling.gpus_per_worker if scaling.use_gpu else 0.0
+    return {"GAN run": (scaling.cpus_per_worker + 2 * readers, gpus),
+            "U-Net run": (scaling.cpus_per_worker + (1 + seg.pseudo_label) * readers
+                          + seg.synth_actors * seg.synth_cpus,
+                          gpus + seg.synth_actors * seg.synth_gpus)}
+
+
 def check_divisible(key: str, size: Sequence[int], divisor: int, why: str) -> None:
     """One line unless every axis of crop ``size`` (``data.<key>``) is a multiple of
     ``divisor``."""

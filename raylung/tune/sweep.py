@@ -25,7 +25,7 @@ from raylung.io.write import write_atomic
 from raylung.runtime import connect, free_port
 from raylung.store.case_store import CaseStore
 from raylung.train.deepspeed_config import select_accelerator
-from raylung.train.runner import start_ray
+from raylung.train.runner import start_ray, worker_resources
 from raylung.tune.callback import VALIDATION, validation_number
 from raylung.tune.objectives import Objective, objective_of
 from raylung.tune.results import write_outputs
@@ -161,14 +161,10 @@ def _check_resources(config: Config, objective: Objective) -> None:
     """A trial that can never be placed would wait forever; refuse it up front. Its peak is
     its GAN run (driver, workers, both domains' crop readers) or, scored downstream, the U-Net
     run after it (driver, workers, their crop readers and GAN actors)."""
-    scaling, data, seg = config.scaling, config.data, config.seg
-    readers = data.read_concurrency * data.reader_cpus  # per stream of a worker
-    gpus = scaling.gpus_per_worker if scaling.use_gpu else 0.0
-    runs = {"GAN run": (scaling.cpus_per_worker + 2 * readers, gpus)}
-    if objective.stage == "seg":
-        runs["U-Net run"] = (scaling.cpus_per_worker + (1 + seg.pseudo_label) * readers
-                             + seg.synth_actors * seg.synth_cpus,
-                             gpus + seg.synth_actors * seg.synth_gpus)
+    scaling = config.scaling
+    runs = worker_resources(config)
+    if objective.stage != "seg":
+        del runs["U-Net run"]
     have = ray.cluster_resources()
     for run, (cpus, gpus) in runs.items():
         for kind, amount in (("CPU", config.tune.driver_cpus + scaling.num_workers * cpus),

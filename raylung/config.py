@@ -28,6 +28,22 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+# What may differ between a laptop, a sweep and a cluster (the cluster/ files): scaling and
+# storage, nothing else.
+SITE_KEYS = frozenset({
+    "ray.address", "ray.num_cpus", "scaling.num_workers", "scaling.use_gpu",
+    "scaling.cpus_per_worker", "scaling.gpus_per_worker", "deepspeed.zero_stage",
+    "deepspeed.bf16", "data.read_concurrency", "data.reader_cpus", "seg.synth_actors",
+    "seg.synth_cpus", "seg.synth_gpus", "ingest.chunks", "ingest.shards", "run.storage_path",
+    "run.max_failures", "run.keep_checkpoints", "storage.storage_options"})
+
+
+def is_site_key(key: str) -> bool:
+    """Whether a dotted key (or one inside it, e.g. an option of ``storage_options``) is one
+    of ``SITE_KEYS``."""
+    return any(key == site or key.startswith(f"{site}.") for site in SITE_KEYS)
+
+
 def absolute(value: str) -> str:
     """A local path made absolute (``~`` expanded); a URL as it is."""
     return value if "://" in value else str(Path(value).expanduser().resolve())

@@ -7,18 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from raylung.config import ConfigError, load_config
+from raylung.config import SITE_KEYS, ConfigError, load_config
 from raylung.train.runner import worker_resources
 
 CLUSTER = Path(__file__).resolve().parents[1] / "cluster"
 OVERLAYS = ["laptop.yaml", "gpu.yaml"]
-# What may differ between a laptop, a sweep and a cluster: scaling and storage, nothing else.
-SCALING_AND_STORAGE = {
-    "ray.address", "ray.num_cpus", "scaling.num_workers", "scaling.use_gpu",
-    "scaling.cpus_per_worker", "scaling.gpus_per_worker", "deepspeed.zero_stage",
-    "deepspeed.bf16", "data.read_concurrency", "data.reader_cpus", "seg.synth_actors",
-    "seg.synth_cpus", "seg.synth_gpus", "ingest.chunks", "ingest.shards", "run.storage_path",
-    "run.max_failures", "run.keep_checkpoints", "storage.storage_options"}
 
 
 def _leaves(tree: dict, prefix: str = "") -> set[str]:
@@ -34,7 +27,7 @@ def _leaves(tree: dict, prefix: str = "") -> set[str]:
 @pytest.mark.parametrize("name", OVERLAYS)
 def test_overlays_set_only_scaling_and_storage(name):
     tree = yaml.safe_load((CLUSTER / name).read_text())
-    assert _leaves(tree) <= SCALING_AND_STORAGE, _leaves(tree) - SCALING_AND_STORAGE
+    assert _leaves(tree) <= SITE_KEYS, _leaves(tree) - SITE_KEYS
     load_config(CLUSTER / name)  # and they are valid configs
 
 

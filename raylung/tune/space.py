@@ -23,8 +23,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from ray import tune
 
-from raylung.config import (Config, ConfigError, dump_config, flat_items, load_config,
-                            read_yaml_tree)
+from raylung.config import (Config, ConfigError, dump_config, flat_items, is_site_key,
+                            load_config, read_yaml_tree)
 
 CONTINUOUS = ("loguniform", "uniform")
 DISTRIBUTIONS = (*CONTINUOUS, "choice", "grid")
@@ -53,18 +53,23 @@ class Sweep:
 
 def load_sweep(path: str | Path, base: str | Path | Sequence[str | Path] | None = None,
                overrides: list[str] | tuple[str, ...] = ()) -> Sweep:
-    """Read a sweep file; its sections override the ``base`` config file(s), ``overrides`` win."""
+    """Read a sweep file; its sections override the ``base`` config file(s), ``overrides`` win.
+    Where a base file sets one of ``raylung.config.SITE_KEYS`` (a ``cluster/`` file's scaling
+    and storage), that file wins: the same sweep runs on a laptop and on a cluster."""
     path = Path(path)
     tree = read_yaml_tree(path)
     space = tree.pop("space", None)
     if not isinstance(space, dict) or not space:
         raise ConfigError(f"{path}: space: missing; map config fields to distributions, "
                           "e.g. gan.lambda_adv: {loguniform: [0.1, 10]}")
+    bases = [] if base is None else [base] if isinstance(base, (str, Path)) else list(base)
+    site = [(key, value) for file in bases for key, value in flat_items(read_yaml_tree(file))
+            if is_site_key(key)]
     try:
         config = load_config(base, [*(f"{k}={json.dumps(v)}" for k, v in flat_items(tree)),
-                                     *overrides])
+                                     *(f"{k}={json.dumps(v)}" for k, v in site), *overrides])
     except ConfigError as err:
-        files = " + ".join(map(str, [base] if isinstance(base, (str, Path)) else base or []))
+        files = " + ".join(map(str, bases))
         where = f"{path} over {files}" if files else str(path)
         raise ConfigError(f"{where}: {str(err).removeprefix(f'{files}: ')}") from None
     return Sweep(config, {key: _checked(config, key, spec, path) for key, spec in space.items()})

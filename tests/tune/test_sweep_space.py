@@ -74,6 +74,24 @@ def test_sections_override_the_base_file_and_key_values_override_both(tmp_path):
     assert Path(sweep.config.data.store).is_absolute()  # trials run in other folders
 
 
+def test_a_cluster_files_scaling_and_storage_win_over_the_sweep_files(tmp_path):
+    """The shipped sweeps set a CPU scaling and a local folder; cluster/gpu.yaml must still
+    put the trials on GPUs and their runs on S3 (other sections: the sweep file wins)."""
+    gpu = load_config(Path(__file__).parents[2] / "cluster" / "gpu.yaml")
+    sweep = load_sweep(Path(__file__).parents[2] / "tune_spaces" / "shape_aware.yaml",
+                       Path(__file__).parents[2] / "cluster" / "gpu.yaml", ["scaling.num_workers=2"])
+    assert sweep.config.scaling.use_gpu and sweep.config.scaling.num_workers == 2
+    assert sweep.config.scaling.gpus_per_worker == gpu.scaling.gpus_per_worker
+    assert sweep.config.run.storage_path == gpu.run.storage_path
+    assert sweep.config.run.name == "shape_aware" and sweep.config.tune.num_samples == 32
+    laptop = load_sweep(Path(__file__).parents[2] / "tune_spaces" / "shape_aware.yaml")
+    assert not laptop.config.scaling.use_gpu and laptop.config.run.storage_path.endswith("sweeps")
+    demo = load_sweep(Path(__file__).parents[2] / "tune_spaces" / "demo.yaml",
+                      Path(__file__).parents[2] / "cluster" / "gpu.yaml")
+    assert demo.config.data.reader_cpus == gpu.data.reader_cpus  # the demo sweep sets 0.1
+    assert demo.config.data.slice_size == (64, 64)               # not a site key: the sweep's
+
+
 def test_param_space_maps_each_distribution(tmp_path):
     sweep = load_sweep(_write(tmp_path, {
         "gan.lambda_surround": {"loguniform": [1, 100]}, "gan.lambda_adv": {"uniform": [0, 2]},

@@ -38,10 +38,19 @@ def rim_band(lung: np.ndarray, spacing: Sequence[float], width_mm: float) -> np.
             | surround_band(1 - lung, spacing, width_mm).astype(bool))
 
 
+def rim_dice(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float],
+             rim_mm: float) -> float:
+    """Dice inside the band of ``rim_mm`` around the true border; a band that holds no voxel
+    is an error (Dice of two empty sets would score it 1)."""
+    rim = rim_band(truth, spacing, rim_mm)
+    if not rim.any():
+        raise ValueError(f"a rim band of {rim_mm:g} mm holds no voxel at spacing "
+                         f"{' x '.join(f'{s:g}' for s in spacing)} mm: widen it")
+    return dice(pred.astype(bool) & rim, truth.astype(bool) & rim)
+
+
 def segmentation_scores(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float],
                         rim_mm: float) -> dict[str, float]:
     """Dice, IoU and rim Dice (Dice inside the band of ``rim_mm`` around the true border)."""
-    rim = rim_band(truth, spacing, rim_mm)
-    pred, truth = pred.astype(bool), truth.astype(bool)
     return {"dice": dice(pred, truth), "iou": iou(pred, truth),
-            "rim_dice": dice(pred & rim, truth & rim)}
+            "rim_dice": rim_dice(pred, truth, spacing, rim_mm)}

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from monai.metrics.utils import get_edge_surface_distance
 
-from raylung.evaluate.overlap import dice, iou, rim_band
+from raylung.evaluate.overlap import dice, iou, rim_dice
 from raylung.preprocess.thorax_crop import box_slices
 
 Row = dict[str, float | str]
@@ -98,11 +98,7 @@ def _label_scores(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...],
     if n_pred and n_ref:
         scores = _overlap_scores(pred, ref, n_pred, n_ref)
         scores.update(_surface_scores(pred, ref, spacing, tolerance_mm))
-        rim = rim_band(ref, spacing, rim_mm)
-        if not rim.any():  # dice of two empty sets would score it 1
-            raise ValueError(f"a rim band of {rim_mm:g} mm holds no voxel at spacing "
-                             f"{' x '.join(f'{s:g}' for s in spacing)} mm: widen it")
-        scores["rim_dice"] = dice(pred & rim, ref & rim)
+        scores["rim_dice"] = rim_dice(pred, ref, spacing, rim_mm)
     else:
         scores = _empty_scores(n_pred, n_ref, label, diagonal)
     return {**scores, **_volume_scores(n_pred, n_ref, spacing)}

@@ -58,9 +58,23 @@ def test_cluster_launcher_config_passes_rays_schema():
     config = prepare_config(yaml.safe_load((CLUSTER / "aws.yaml").read_text()))
     validate_config(config)
     assert config["available_node_types"][config["head_node_type"]]["resources"] == {"CPU": 0}
-    # gpu.yaml keeps the store and runs on S3, and the shipped searches use Optuna: the nodes
-    # need those extras (the lock installs them only through the test extra)
-    assert any("pip install" in step and "[s3,tune]" in step for step in config["setup_commands"])
+
+
+def test_cluster_launcher_nodes_run_the_locked_ray_and_install_from_the_checkout():
+    """Ray's image of the locked Ray and Python; setup.sh --node from the mounted checkout
+    (CUDA torch first, then raylung held to the lock); the head's boto3 held to the lock."""
+    import ray
+
+    config = yaml.safe_load((CLUSTER / "aws.yaml").read_text())
+    lock = (CLUSTER.parent / "requirements.lock").read_text()
+    python = lock.split("# python: ")[1].split()[0].replace(".", "")
+    assert config["docker"]["image"] == f"rayproject/ray:{ray.__version__}-py{python}-gpu"
+    (checkout,) = [path for path, source in config["file_mounts"].items() if source == "."]
+    assert config["setup_commands"] == [f"bash {checkout}/scripts/setup.sh --node"]
+    assert f"-c {checkout}/requirements.lock boto3" in " ".join(config["head_setup_commands"])
+    assert "boto3==" in lock
+    for node in config["available_node_types"].values():
+        assert node["node_config"]["ImageId"].startswith("resolve:ssm:/aws/service/deeplearning/")
 
 
 def test_cluster_launcher_keeps_the_dashboard_and_job_api_on_the_head():
@@ -89,6 +103,37 @@ def test_kuberay_cluster_holds_the_gpu_layout_of_gpu_yaml():
         assert gpu.scaling.num_workers * cpus <= int(group["rayStartParams"]["num-cpus"]) \
             <= int(pod["limits"]["cpu"]), run
         assert gpu.scaling.num_workers * gpus <= int(group["rayStartParams"]["num-gpus"]), run
+
+
+def test_kuberay_pods_read_the_scans_at_one_path():
+    """ingest records each scan's path, and train-seg's driver (on the head) and workers read
+    the scans there: every pod mounts the same claim at the same path."""
+    spec = yaml.safe_load((CLUSTER / "kuberay" / "raycluster.yaml").read_text())["spec"]
+    pods = [spec["headGroupSpec"]["template"]["spec"]]
+    pods += [group["template"]["spec"] for group in spec["workerGroupSpecs"]]
+    mounts = []
+    for pod in pods:
+        claims = {volume["name"]: volume["persistentVolumeClaim"]["claimName"]
+                  for volume in pod.get("volumes", []) if "persistentVolumeClaim" in volume}
+        (container,) = pod["containers"]
+        mounts += [(claims[mount["name"]], mount["mountPath"])
+                   for mount in container.get("volumeMounts", []) if mount["name"] in claims]
+    assert len(mounts) == len(pods) and len(set(mounts)) == 1, mounts
+
+
+def test_one_node_image_for_the_launcher_and_kuberay():
+    """cluster/Dockerfile (KubeRay's IMAGE) starts from aws.yaml's image, installs as its
+    nodes do, and puts the checkout where the RayJob reads its configs."""
+    steps = (CLUSTER / "Dockerfile").read_text().splitlines()
+    aws = yaml.safe_load((CLUSTER / "aws.yaml").read_text())
+    job = yaml.safe_load((CLUSTER / "kuberay" / "rayjob.yaml").read_text())
+    checkout = next(line.split()[-1] for line in steps if line.startswith("COPY"))
+    assert f"FROM {aws['docker']['image']}" in steps
+    assert any(line.startswith("RUN") and f"{checkout}/scripts/setup.sh --node" in line
+               for line in steps)
+    command = job["spec"]["entrypoint"].split()
+    assert all(command[i + 1].startswith(f"{checkout}/")
+               for i, word in enumerate(command) if word == "--config")
 
 
 def test_kuberay_job_runs_train_seg_with_gpu_yaml_on_that_cluster():

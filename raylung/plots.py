@@ -103,9 +103,12 @@ def save_figure(fig: plt.Figure, path: str | Path) -> Path:
 
 
 def _png(fig: plt.Figure) -> bytes:
+    """The figure as PNG bytes; the figure is closed even when drawing fails."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
+    try:
+        fig.savefig(buffer, format="png", dpi=90)
+    finally:
+        plt.close(fig)
     return buffer.getvalue()
 
 

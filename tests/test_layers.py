@@ -15,7 +15,8 @@ LAYERS = [  # bottom first
     {"secrets", "seeds", "console"},
     {"errors"},  # an error's last line is redacted
     {"io", "preprocess", "losses", "models"},  # no config: they take their own numbers
-    {"store", "plots", "evaluate", "config"},
+    {"plots"},
+    {"store", "evaluate", "config"},
     {"phantom", "networks", "runtime"},
     {"data"},
     {"ingest"},

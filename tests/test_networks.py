@@ -16,11 +16,15 @@ from raylung.train.cyclegan import Discriminators
 def test_export_round_trip(tmp_path):
     config = load_config(None, ["gan.width=4", "gan.n_blocks=1", "data.context_slices=1"])
     generator = build_generator(config).eval()
+    with torch.no_grad():  # weights unlike a new G's (an untrained residual G is the identity)
+        for parameter in generator.parameters():
+            parameter.normal_(0.0, 0.1)
     path = export_generator(generator, config, tmp_path / "g.pt")
     reloaded, saved = load_generator(path)
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     with torch.no_grad():
         assert torch.equal(generator(x), reloaded(x))
+        assert not torch.allclose(build_generator(config).eval()(x), reloaded(x))
     assert saved == config
     assert [p.name for p in tmp_path.iterdir()] == ["g.pt"]  # no temporary file left
     assert export_config(path, "generator_h2p") == config  # what a batch job's driver reads

@@ -5,15 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from raylung.io.write import write_atomic  # noqa: E402
-from raylung.preprocess.thorax_crop import box_slices  # noqa: E402
+from raylung.plots import plt, save_figure
+from raylung.preprocess.thorax_crop import box_slices
 
 _HIGHER_IS_BETTER = ("dice", "iou", "sensitivity", "precision", "nsd", "rim_dice",
                      "lesion_inclusion")
@@ -138,12 +134,3 @@ def _draw_slice(ax: plt.Axes, image: np.ndarray | None, ref: np.ndarray, pred: n
         if 0 < inside.sum() < inside.size:
             ax.contour(inside, levels=[0.5], colors=colour, linewidths=0.8)
     ax.axis("off")
-
-
-def save_figure(fig: plt.Figure, path: str | Path) -> Path:
-    """Lay out, write atomically as PNG and close ``fig``."""
-    fig.tight_layout()
-    try:
-        return write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
-    finally:
-        plt.close(fig)

@@ -5,8 +5,8 @@ its mask is scored against the source lung mask (and lesion mask) by ``raylung e
 code. Validation and Tune never see these cases; the report is made at the end of train-seg:
 ``test/masks/``, ``test/references/`` and ``test/lesions/`` (the source masks on each scan's
 grid, as ingest reads them), ``test/per_case.csv``, ``test/summary.csv``, ``test/report.png``:
-``raylung evaluate --pred test/masks --ref test/references --lesions test/lesions`` scores
-them again.
+``raylung evaluate --pred test/masks --ref test/references --lesions test/lesions --out
+test/rescored`` scores them again.
 """
 
 from __future__ import annotations

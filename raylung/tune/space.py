@@ -54,8 +54,9 @@ class Sweep:
 def load_sweep(path: str | Path, base: str | Path | Sequence[str | Path] | None = None,
                overrides: list[str] | tuple[str, ...] = ()) -> Sweep:
     """Read a sweep file; its sections override the ``base`` config file(s), ``overrides`` win.
-    Where a base file sets one of ``raylung.config.SITE_KEYS`` (a ``cluster/`` file's scaling
-    and storage), that file wins: the same sweep runs on a laptop and on a cluster."""
+    A base file that sets nothing but ``raylung.config.SITE_KEYS`` (a ``cluster/`` file's
+    scaling and storage) wins over the sweep file, so the same sweep runs on a laptop and on a
+    cluster; an experiment file, or a run's resolved config, is a base like any other."""
     path = Path(path)
     tree = read_yaml_tree(path)
     space = tree.pop("space", None)
@@ -63,8 +64,11 @@ def load_sweep(path: str | Path, base: str | Path | Sequence[str | Path] | None 
         raise ConfigError(f"{path}: space: missing; map config fields to distributions, "
                           "e.g. gan.lambda_adv: {loguniform: [0.1, 10]}")
     bases = [] if base is None else [base] if isinstance(base, (str, Path)) else list(base)
-    site = [(key, value) for file in bases for key, value in flat_items(read_yaml_tree(file))
-            if is_site_key(key)]
+    site = []
+    for file in bases:
+        items = list(flat_items(read_yaml_tree(file)))
+        if items and all(is_site_key(key) for key, _ in items):
+            site += items
     try:
         config = load_config(base, [*(f"{k}={json.dumps(v)}" for k, v in flat_items(tree)),
                                      *(f"{k}={json.dumps(v)}" for k, v in site), *overrides])

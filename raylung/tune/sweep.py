@@ -64,7 +64,8 @@ def check_sweep(sweep: Sweep) -> Objective:
     config = sweep.config
     objective = objective_of(config.tune)
     if "://" in config.run.storage_path:
-        raise ConfigError("run.storage_path: a sweep folder must be a local or shared path")
+        raise ConfigError("run.storage_path: a sweep folder must be a path, not a URL; on a "
+                          "cluster, one every node mounts (e.g. run.storage_path=/shared/sweeps)")
     if config.tune.search == "optuna":
         _check_optuna(sweep)
     _check_validation(config, objective)

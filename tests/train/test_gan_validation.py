@@ -1,7 +1,7 @@
 """G's validation on held-out healthy samples, with networks of the dtypes a GPU run has."""
 
-import math
 
+import matplotlib.image
 import torch
 
 from raylung.train.cyclegan import Generators
@@ -9,12 +9,18 @@ from raylung.train.gan_validation import GanValidator
 
 
 def test_validates_the_fp32_average_g_beside_a_bf16_f(gan_config, tmp_path):
-    config = gan_config("dtypes", "data.split_fractions=[0.5,0.5,0]", "gan.val_samples=2")
+    """F only adds its column F(G(h)) to the grid, in its own dtype; G's scores are G's."""
+    config = gan_config("dtypes", "data.split_fractions=[0.5,0.5,0]", "gan.val_samples=2",
+                        "gan.residual=false")  # an untrained residual G changes nothing
     torch.manual_seed(0)
     gens = Generators(config)
-    metrics = GanValidator(config)(gens.g, gens.f.to(torch.bfloat16), tmp_path)
-    assert math.isfinite(metrics["val_surround_l1_hu"]) and 0 <= metrics["val_wall_dice"] <= 1
-    assert (tmp_path / "validation.png").stat().st_size > 1000
+    validator = GanValidator(config)
+    metrics = validator(gens.g, gens.f.to(torch.bfloat16), tmp_path / "with_f")
+    assert metrics == validator(gens.g, None, tmp_path / "without_f")
+    assert metrics["val_surround_l1_hu"] > 0 and 0 <= metrics["val_wall_dice"] < 1
+    widths = [matplotlib.image.imread(tmp_path / run / "validation.png").shape[1]
+              for run in ("with_f", "without_f")]
+    assert widths[0] > widths[1]  # one more column
 
 
 def test_a_generator_with_noise_is_validated_on_the_same_fields_each_time(gan_config):

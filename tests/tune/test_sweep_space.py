@@ -9,10 +9,10 @@ import yaml
 from ray.tune.search.sample import Categorical, Float, LogUniform
 
 from raylung.cli import main
-from raylung.config import ConfigError, load_config
+from raylung.config import ConfigError, dump_config, load_config
 from raylung.tune.space import base_values, load_sweep, param_space, read_sweep, trial_config
 from raylung.tune.objectives import objective_of
-from raylung.tune.sweep import _check_resources
+from raylung.tune.sweep import _check_resources, check_sweep
 
 SPACES = Path(__file__).parents[2] / "tune_spaces"
 
@@ -90,6 +90,20 @@ def test_a_cluster_files_scaling_and_storage_win_over_the_sweep_files(tmp_path):
                       Path(__file__).parents[2] / "cluster" / "gpu.yaml")
     assert demo.config.data.reader_cpus == gpu.data.reader_cpus  # the demo sweep sets 0.1
     assert demo.config.data.slice_size == (64, 64)               # not a site key: the sweep's
+    with pytest.raises(ConfigError, match=r"^run.storage_path: a sweep folder must be a path, "
+                                          r"not a URL; on a cluster, one every node mounts"):
+        check_sweep(sweep)  # README: --config cluster/gpu.yaml run.storage_path=/shared/sweeps
+
+
+def test_a_runs_resolved_config_is_a_base_the_sweep_file_overrides(tmp_path):
+    """raylung_config.yaml sets every key, scaling and storage too: it is an experiment, so
+    the sweep keeps its own folder and per-trial scaling (and --resume sweeps/NAME holds)."""
+    resolved = tmp_path / "raylung_config.yaml"
+    resolved.write_text(dump_config(load_config(None, ["gan.width=16", "data.store=s"])))
+    sweep = load_sweep(Path(__file__).parents[2] / "tune_spaces" / "shape_aware.yaml", resolved)
+    assert sweep.config.gan.width == 16
+    assert sweep.config.scaling.cpus_per_worker == 0.5
+    assert sweep.folder == Path("sweeps/shape_aware").resolve()
 
 
 def test_param_space_maps_each_distribution(tmp_path):

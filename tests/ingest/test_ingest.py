@@ -35,11 +35,29 @@ def _reference(path, attrs, *, label: bool) -> np.ndarray:
     return np.clip(np.rint(sitk.GetArrayFromImage(out)), -1024, 3071).astype(np.int16)
 
 
+def _centre_and_volume(mask: np.ndarray, spacing, origin, direction) -> tuple[np.ndarray, float]:
+    """A mask's physical centre (mm, x y z) and volume (mm^3) from its own geometry."""
+    index = np.argwhere(mask > 0)[:, ::-1].mean(axis=0)  # (x, y, z)
+    matrix = np.reshape(direction, (3, 3))
+    return np.asarray(origin) + matrix @ (np.asarray(spacing) * index), \
+        float((mask > 0).sum() * np.prod(spacing))
+
+
 def test_round_trip_matches_sitk_resampling(phantom_store, small_phantoms):
+    """The stored volumes are SimpleITK's resampling onto the stored grid, and that grid holds
+    the source's anatomy where the source has it (centre and volume of the lung, found from
+    the source file's own geometry, not from what ingest stored)."""
     cases = pd.read_csv(small_phantoms / "cases.csv")
     for row in cases.itertuples():
         group = phantom_store.open_case(row.case_id)
         attrs = group.attrs["raylung"]
+        source = sitk.ReadImage(str(small_phantoms / row.lung))
+        centre, volume = _centre_and_volume(sitk.GetArrayFromImage(source), source.GetSpacing(),
+                                            source.GetOrigin(), source.GetDirection())
+        stored_centre, stored_volume = _centre_and_volume(
+            group["lung"][...], attrs["spacing"], attrs["origin"], attrs["direction"])
+        assert np.abs(stored_centre - centre).max() < 0.5  # mm
+        assert stored_volume == pytest.approx(volume, rel=0.1)  # nearest slices at both ends
         assert np.array_equal(group["image"][...], _reference(small_phantoms / row.image, attrs,
                                                               label=False))
         assert np.array_equal(group["lung"][...], _reference(small_phantoms / row.lung, attrs,

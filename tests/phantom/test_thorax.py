@@ -36,8 +36,13 @@ def test_case_follows_the_contract(case):
     assert set(np.unique(case.lung)) == {0, 1}
 
 
-def test_lung_mask_is_the_thoraxs_lung(case, thorax):
-    np.testing.assert_array_equal(case.lung, thorax.lung)
+def test_lung_mask_is_the_lung_tissue_and_holds_its_air(case, thorax):
+    """The mask is exactly the voxels labelled lung, and the image is lung-dark inside it and
+    soft tissue in the body outside it."""
+    np.testing.assert_array_equal(case.lung > 0, thorax.tissue == Tissue.LUNG)
+    body = thorax.tissue != Tissue.AIR
+    assert np.median(case.image[case.lung > 0]) < -700
+    assert np.median(case.image[body & (case.lung == 0)]) > -200
 
 
 def test_outside_the_body_is_air(case):

@@ -12,6 +12,11 @@ wrote them.
     ({'storage_options': {'key': '<redacted>', 'anon': False}}, {'mlflow_tracking_uri': 'https://me:<redacted>@mlflow:5000'})
     >>> restored(redacted(tree))["storage"], restored(redacted(tree))["logging"]
     ({'storage_options': {'anon': False}}, {'mlflow_tracking_uri': 'https://me@mlflow:5000'})
+
+A password may hold ``@`` (the host follows the last one); a path's ``@`` is no password:
+
+    >>> redacted("https://me:p@ss@mlflow:5000/x@y and s3://bucket/a@b")
+    'https://me:<redacted>@mlflow:5000/x@y and s3://bucket/a@b'
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ REDACTED = "<redacted>"
 # Option names that hold credentials in fsspec/s3fs/gcsfs/adlfs (key, secret,
 # aws_session_token, token, password, account_key, credentials, ...).
 SECRET_NAME = re.compile(r"key|secret|token|passw|credential|session", re.IGNORECASE)
-URL_PASSWORD = re.compile(r"(://[^/@\s:]*):([^/@\s]+)@")
+URL_PASSWORD = re.compile(r"(://[^/@\s:]*):([^/\s]+)@")  # the password ends at the last @
 OPTIONS = "storage_options"
 
 

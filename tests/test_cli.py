@@ -81,6 +81,25 @@ def test_evaluate_refuses_bands_of_no_width(flag, capsys):
     assert capsys.readouterr().err.strip().endswith(f"error: argument {flag}: 0: must be above 0")
 
 
+@pytest.mark.parametrize("argv", [["evaluate", "--pred", "p", "--ref", "r", "--out", "o",
+                                   "--tolerance-mm", "nan"],
+                                  ["segment", "s", "--model", "m", "--out", "o",
+                                   "--actor-cpus", "inf"]])
+def test_numbers_must_be_finite(argv, capsys):
+    """NaN passed every bound (a NaN tolerance scored identical masks NSD 0)."""
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert capsys.readouterr().err.strip().endswith(f"{argv[-2]}: {argv[-1]}: must be a finite "
+                                                    "number")
+
+
+def test_config_numbers_must_be_finite(capsys):
+    """NaN passed the config's bounds: spacing reached SimpleITK, fractions were written out."""
+    assert main(["phantom", "p", "--cases", "1", "ingest.spacing_mm=[nan,1,1]"]) == 2
+    assert capsys.readouterr().err.strip().endswith("ingest.spacing_mm.0: Input should be a "
+                                                    "finite number")
+
+
 def test_what_the_file_system_refuses_is_one_line(tmp_path, capsys):
     """A folder given as a config file, an output under a file: one line, no traceback."""
     (tmp_path / "file").write_text("")
@@ -90,6 +109,14 @@ def test_what_the_file_system_refuses_is_one_line(tmp_path, capsys):
     assert main(["phantom", str(tmp_path / "out"), "--config", str(tmp_path)]) == 2
     assert capsys.readouterr().err == (f"raylung phantom: error: {tmp_path}: cannot read "
                                        "(Is a directory)\n")
+
+
+def test_stream_on_a_missing_store_is_one_line_and_writes_nothing(tmp_path, capsys):
+    assert main(["stream", str(tmp_path / "none"), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"raylung stream: error: {tmp_path / 'none'}/manifest.parquet: not found "
+        "(run `raylung ingest` first)")
+    assert not (tmp_path / "out").exists()
 
 
 def test_info_on_missing_store_is_one_line(tmp_path, capsys):

@@ -66,6 +66,22 @@ def test_bad_yaml_names_the_file(tmp_path):
         load_config(path)
 
 
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path):
+    """Plain YAML keeps the last of two keys silently."""
+    path = tmp_path / "twice.yaml"
+    path.write_text("gan:\n  lr: 0.001\n  steps: 3\n  lr: 0.002\n")
+    with pytest.raises(ConfigError, match=r"twice.yaml: not valid YAML \('lr' is given twice in "
+                                          r"one mapping, line 4\)$"):
+        load_config(path)
+
+
+def test_a_section_left_empty_is_empty(tmp_path):
+    """``phantom:`` with its keys commented out was blamed on the command line's overrides."""
+    path = tmp_path / "empty.yaml"
+    path.write_text("phantom:\n  # cases: 3\n")
+    assert load_config(path, ["phantom.cases=2"]).phantom.cases == 2
+
+
 def test_missing_file_names_it(tmp_path):
     with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
         load_config(tmp_path / "nope.yaml")

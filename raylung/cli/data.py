@@ -99,17 +99,20 @@ def add_stream(sub: argparse._SubParsersAction) -> None:
 def _run_stream(args: argparse.Namespace) -> int:
     flags = [f"data.store={args.store}"] + ([f"data.mode={args.mode}"] if args.mode else [])
     config = job_config(args, *flags)
-    args.out.mkdir(parents=True, exist_ok=True)
-    save_config(config, args.out / "raylung_config.yaml")
     stream_samples(config, args.split, args.batches, args.out)
+    save_config(config, args.out / "raylung_config.yaml")  # a stream that failed leaves none
     return 0
 
 
 def stream_samples(config: Config, split: str, batches: int, out: Path) -> None:
     """Pull ``batches`` batches of ``split`` through Ray Data; print the rate, save a grid."""
+    from raylung.data.pipeline import select_cases
     from raylung.data.stream import format_stats, stream
     from raylung.runtime import connect
 
+    # a missing store, or a split without cases: one line before Ray starts
+    select_cases(CaseStore(config.data.store, config.storage.storage_options), config.data,
+                 split, None, False)
     connect(config.ray)
     print(format_stats(stream(config, split, batches, out)))
     print(f"sample grid -> {out / f'stream_{config.data.mode}.png'}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sys
 import warnings
 from collections.abc import Iterator
@@ -18,9 +19,12 @@ RAY_LOGS = "/tmp/ray/session_latest/logs"  # Ray's own log files of the newest l
 
 
 def number(cast: type, low: float, strict: bool = False):
-    """An argparse type: a ``cast`` number of at least ``low`` (above it when ``strict``)."""
+    """An argparse type: a finite ``cast`` number of at least ``low`` (above it when
+    ``strict``)."""
     def parse(text: str):
         value = cast(text)
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text}: must be a finite number")
         if value < low or strict and value == low:
             raise argparse.ArgumentTypeError(f"{text}: must be {'above' if strict else 'at least'}"
                                              f" {low}")

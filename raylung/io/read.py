@@ -46,13 +46,16 @@ def read_volume(path: str | Path, largest_series: bool = False) -> sitk.Image:
 
 
 def read_mask(path: str | Path) -> sitk.Image:
-    """Read a label map; float pixels are accepted only when every value is a whole number."""
+    """Read a label map; float pixels are accepted only when every value is a whole number,
+    and no label is negative (a CT scan given as a mask has HU down to -1024)."""
     mask = read_volume(path)
-    if mask.GetPixelID() not in _INTEGER_TYPES:
-        values = sitk.GetArrayViewFromImage(mask)
-        if not np.array_equal(values, np.round(values)):
-            raise InputError(path, "mask is not an integer label map (found fractional values, "
-                                   "e.g. probabilities: threshold it first)")
+    values = sitk.GetArrayViewFromImage(mask)
+    if mask.GetPixelID() not in _INTEGER_TYPES and not np.array_equal(values, np.round(values)):
+        raise InputError(path, "mask is not an integer label map (found fractional values, "
+                               "e.g. probabilities: threshold it first)")
+    if values.min() < 0:
+        raise InputError(path, f"mask has negative labels (down to {values.min():g}): a CT "
+                               "scan, not a label map?")
     return sitk.Cast(mask, sitk.sitkInt32)
 
 

@@ -40,14 +40,21 @@ def write_bytes(url: str, data: bytes, storage_options: dict | None = None) -> N
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
-    """Run ``write`` on a temporary name beside ``path``, then rename it to ``path``; a failed
-    write leaves nothing behind. The name keeps the suffix, which some writers go by."""
+    """Run ``write`` on a temporary name beside ``path``, flush it to disk, then rename it to
+    ``path``; a failed write leaves nothing behind, and a machine that goes down leaves the old
+    file or the new one, never an empty one. The name keeps the suffix, which some writers go
+    by."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     stem, dot, suffix = path.name.partition(".")
     tmp = path.with_name(f".{stem}.{uuid.uuid4().hex[:8]}.tmp{dot}{suffix}")
     try:
         write(tmp)
+        descriptor = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -7,8 +7,9 @@
                                         the same thorax with its own opacities (an oracle)
     OUT_DIR/cases.csv                   case_id,image,lung,lesion,twin,domain (paths relative)
 
-Every file is written under a temporary name and renamed, ``cases.csv`` last, so a folder with a
-``cases.csv`` is complete. The same config always writes the same folder.
+Every file is written under a temporary name and renamed, ``cases.csv`` last (a rerun removes
+the old one first), so a folder with a ``cases.csv`` is complete. The same config always writes
+the same folder.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def write_phantoms(out_dir: str | Path, config: PhantomConfig) -> pd.DataFrame:
     """Make ``config.cases`` phantom cases and write them under ``out_dir``; returns cases.csv."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "cases.csv").unlink(missing_ok=True)  # an earlier table must not name new volumes
     flags = pathological_cases(config.cases, config.pathological_fraction, config.seed)
     shape = {"size": config.size, "slices": tuple(config.slices), "twin": config.twins}
     progress = tqdm(flags, desc="phantoms", unit="case", disable=config.cases < 2)
@@ -67,6 +69,8 @@ def _write_case(out: Path, case: PhantomCase) -> dict[str, str]:
         if array is not None:
             write_volume(array, case.spacing, folder / f"{name}.nii.gz")
             row[name] = f"{case.case_id}/{name}.nii.gz"
+        else:  # an earlier run's, when this case was another
+            (folder / f"{name}.nii.gz").unlink(missing_ok=True)
     return row
 
 

@@ -50,7 +50,8 @@ def plan_jobs(source: str | Path, out: str | Path) -> tuple[list[Job], bool]:
         is_file = bool(image_suffix(out.name)) and not out.is_dir()
         output = out if is_file else out / f"{_scan_name(source)}{OUTPUT_SUFFIX}"
         return _unless_overwriting([Job(_scan_name(source), str(source), str(output))]), False
-    scans = sorted(p for p in source.iterdir() if p.is_dir() or _is_image(p))
+    scans = sorted(p for p in source.iterdir()  # not hidden ones: .git, a killed write's temp
+                   if not p.name.startswith(".") and (p.is_dir() or _is_image(p)))
     if not scans:
         raise InputError(source, "folder holds no DICOM series, image files or scan folders")
     return _unless_overwriting(_named(scans, out)), True

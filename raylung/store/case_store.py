@@ -61,16 +61,19 @@ class CaseStore:
 
     def case_ids(self) -> list[str]:
         """Ids of every committed case, sorted."""
-        if not self.fs.exists(f"{self.root}/{CASES}"):
+        folder = f"{self.root}/{CASES}"
+        if not self.fs.exists(folder):
             return []
-        cases = self.group("r")[CASES]
-        return sorted(k for k in cases.group_keys() if self.committed(k) is not None)
+        names = [entry["name"].rstrip("/").rsplit("/", 1)[-1]  # without parsing each case
+                 for entry in self.fs.ls(folder, detail=True) if entry["type"] == "directory"]
+        return sorted(name for name in names if self.committed(name) is not None)
 
     def committed(self, case_id: str) -> dict[str, Any] | None:
-        """The commit record of a case, or None when it is absent or was never finished."""
+        """The commit record of a case, or None when it is absent or was never finished (its
+        metadata missing, or cut short: the case is written again)."""
         try:
             attrs = zarr.open_group(self._case_url(case_id), mode="r", **self._zarr_kw()).attrs
-        except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError):
             return None
         return attrs.get("raylung", {}).get("committed")
 

@@ -84,10 +84,11 @@ def _copies(fs: pyarrow.fs.FileSystem, folder: str) -> list[tuple[str, float, di
 def _copy_checkpoint(fs: pyarrow.fs.FileSystem, source: str, target: str, metric: str,
                      metrics: list[dict[str, Any]]) -> None:
     """Copy the checkpoint folder; its marker (rank 0's step and numeric metrics), written
-    last, makes the copy count."""
+    last and whole (a temporary name, then a rename), makes the copy count."""
     fs.delete_dir_contents(target, missing_dir_ok=True)
     pyarrow.fs.copy_files(source, target, source_filesystem=fs, destination_filesystem=fs)
     step, scalars = rank_zero_scalars(metrics)
-    with fs.open_output_stream(f"{target}/{MARKER}") as stream:
+    with fs.open_output_stream(f"{target}/.{MARKER}.tmp") as stream:
         marker = {"best_by": metric, "metrics": {"step": step, **scalars}}
         stream.write(json.dumps(marker, indent=2).encode())
+    fs.move(f"{target}/.{MARKER}.tmp", f"{target}/{MARKER}")

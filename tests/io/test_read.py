@@ -125,6 +125,14 @@ def test_probability_mask_rejected(tmp_path, image_writer):
         read_mask(path)
 
 
+def test_a_ct_scan_given_as_a_mask_is_refused(tmp_path, image_writer):
+    """evaluate scored a scan given as --pred (volume difference 3529 %) without a word."""
+    path = image_writer(tmp_path / "ct.nii.gz", np.full((2, 4, 4), -1024, np.int16))
+    with pytest.raises(InputError, match=r"ct.nii.gz: mask has negative labels \(down to "
+                                         r"-1024\): a CT scan, not a label map\?$"):
+        read_mask(path)
+
+
 def test_zero_size_volume(tmp_path):
     header = ("ObjectType = Image\nNDims = 3\nDimSize = 10 10 0\nElementType = MET_SHORT\n"
               "ElementSpacing = 1 1 1\nElementDataFile = LOCAL\n")

@@ -98,6 +98,20 @@ def test_rerun_rewrites_the_folder_identically(written):
     assert _digests(out) == before
 
 
+def test_a_rerun_with_other_settings_leaves_no_earlier_table_or_volume(tmp_path):
+    """A rerun killed half-way left the old cases.csv naming new volumes (a pathological scan
+    listed as healthy); a case that is healthy now kept an earlier run's lesion mask."""
+    write_phantoms(tmp_path, CONFIG)
+    lesions = {p.parent.name for p in tmp_path.glob("*/lesion.nii.gz")}
+    (tmp_path / "phantom_0005").write_text("a file where a case folder goes: the write fails")
+    with pytest.raises(FileExistsError):
+        write_phantoms(tmp_path, CONFIG.model_copy(update={"seed": 3, "cases": 6}))
+    assert not (tmp_path / "cases.csv").exists()  # the folder says it is incomplete
+    table = write_phantoms(tmp_path, CONFIG.model_copy(update={"pathological_fraction": 0.0}))
+    assert lesions and not list(tmp_path.glob("*/lesion.nii.gz"))
+    assert (table["domain"] == "healthy").all()
+
+
 def test_pathological_selection_is_exact_and_seeded():
     flags = pathological_cases(10, 0.35, seed=4)
     assert flags.sum() == round(10 * 0.35)

@@ -40,6 +40,8 @@ def test_folder_of_scans_and_dicom_folders_is_a_batch(image_writer, dicom_writer
     _scan(image_writer, src / "b.mha")
     dicom_writer(sitk.Image((8, 8, 3), sitk.sitkInt16), src / "c")
     (src / "notes.txt").write_text("not a scan")
+    (src / ".git").mkdir()                                       # hidden: no scans
+    _scan(image_writer, src / ".b.1a2b3c4d.tmp.nii.gz")           # a killed write's temp file
     jobs, batch = plan_jobs(src, tmp_path / "masks")
     assert batch and [j.name for j in jobs] == ["a", "b", "c"]
     assert {j.output for j in jobs} == {str(tmp_path / "masks" / f"{n}.nii.gz") for n in "abc"}

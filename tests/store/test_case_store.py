@@ -73,6 +73,17 @@ def test_failed_write_leaves_no_group(store, tmp_path):
     assert not (tmp_path / "s" / "cases" / "c1").exists()
 
 
+def test_a_case_whose_metadata_was_cut_short_is_unfinished_and_written_again(store, tmp_path):
+    """It was a JSON error blamed on the case's source scan, and every later ingest failed."""
+    for case in ("c1", "c2"):
+        store.write_case(case, _arrays(), {}, {"source_hash": "h"}, (4, 8, 8), 3)
+    meta = tmp_path / "s" / "cases" / "c1" / "zarr.json"
+    meta.write_text(meta.read_text()[:100])
+    assert store.committed("c1") is None and store.case_ids() == ["c2"]
+    store.write_case("c1", _arrays(), {}, {"source_hash": "h"}, (4, 8, 8), 3)
+    assert store.case_ids() == ["c1", "c2"]
+
+
 def test_rewrite_replaces_old_arrays(store):
     store.write_case("c1", _arrays(0), {}, {"source_hash": "a"}, (4, 8, 8), 3)
     store.write_case("c1", {"image": _arrays(1)["image"]}, {}, {"source_hash": "b"}, (4, 8, 8), 3)

@@ -49,6 +49,8 @@ def test_only_the_best_checkpoint_is_copied_whole_and_survives_a_resumed_run(run
     assert files["best/checkpoint_000002/weights.pt"] == b"weights 2"
     assert files["best/checkpoint_000002/shard/rank_1.pt"] == b"shard 2"
     assert {path.split("/")[1] for path in files} == {"checkpoint_000002"}
+    assert sorted(path.split("/")[-1] for path in files if "shard" not in path) == [
+        "best.json", "weights.pt"]  # the marker was renamed into place
 
     resumed = KeepBest("val_dice")  # a rerun compares against the stored best
     _report(resumed, run, options, 5, 0.65)
@@ -67,6 +69,7 @@ def test_a_copy_without_its_marker_does_not_count(run_folder):
     for step in (2, 3):
         fs.makedirs(f"{root}/best/checkpoint_{step:06d}", exist_ok=True)
         fs.pipe(f"{root}/best/checkpoint_{step:06d}/weights.pt", b"half")
+    fs.pipe(f"{root}/best/checkpoint_000003/.best.json.tmp", b'{"best_by": "val_di')  # killed
     assert kept_best(run, options)[0] == f"{run}/best/checkpoint_000001"
     _report(KeepBest("val_dice"), run, options, 2, 0.8)
     files = _best_files(run, options)

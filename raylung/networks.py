@@ -13,6 +13,7 @@ strings, numbers only).
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,15 @@ def export_config(path: str | Path, kind: str, storage_options: dict | None = No
     """The config saved in an export of ``kind`` (``generator_h2p`` or ``segmenter``), without
     building its network: what a driver needs to prepare scans for it."""
     return _load(path, kind, storage_options)[1]
+
+
+def export_digest(path: str | Path, storage_options: dict | None = None) -> str:
+    """sha256 of an exported model's bytes: which model a batch's outputs came from."""
+    try:
+        with fsspec.open(str(path), "rb", **(storage_options or {})) as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
+    except FileNotFoundError:
+        raise ValueError(f"{path}: exported model not found") from None
 
 
 def _load(path: str | Path, kind: str,

@@ -40,12 +40,14 @@ def _scans_job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
     return job
 
 
-def _apply_to_scans(args: argparse.Namespace, one, batch, **extra) -> int:
+def _apply_to_scans(args: argparse.Namespace, one, batch, outputs, **extra) -> int:
     """One scan in this process (``one(job, options=...)``), a batch as one Ray Data job
-    (``batch(jobs, options=...)`` returns the failures); ``extra`` adds to the options. Prints
-    the closing line, returns the status."""
+    (``batch(jobs, options=...)`` returns the failures) of the scans a rerun has left
+    (``outputs(job)``: the files a job writes); ``extra`` adds to the options. Prints the
+    closing line, returns the status."""
+    from raylung.networks import export_digest
     from raylung.runtime import connect
-    from raylung.segment.inputs import plan_jobs
+    from raylung.segment.inputs import pending, plan_jobs
 
     ignored = [item for item in args.overrides
                if not item.split("=")[0].startswith(SCAN_JOB_SECTIONS)]
@@ -62,8 +64,16 @@ def _apply_to_scans(args: argparse.Namespace, one, batch, **extra) -> int:
         print(f"{args.command}: {jobs[0].image} -> {jobs[0].output} "
               f"({time.perf_counter() - start:.1f} s)")
         return 0
-    connect(config.ray)
-    failures = batch(jobs, options=options)
+    record = {"command": args.command, "seed": getattr(args, "seed", None), **extra,
+              "model_sha256": export_digest(args.model, options.storage_options)}
+    todo = pending(jobs, args.out, record, outputs)
+    if len(todo) < len(jobs):
+        print(f"{args.command}: {len(jobs) - len(todo)} of {len(jobs)} scans already in "
+              f"{args.out} from this model and these settings; running the other {len(todo)}")
+    failures = []
+    if todo:
+        connect(config.ray)
+        failures = batch(todo, options=options)
     print(f"{args.command}: {len(jobs) - len(failures)} of {len(jobs)} scans -> {args.out} "
           f"({time.perf_counter() - start:.0f} s)")
     return 1 if failures else 0
@@ -97,6 +107,7 @@ def _run_segment(args: argparse.Namespace) -> int:
 
     return _apply_to_scans(args, partial(segment_one, model=args.model),
                            partial(segment_batch, model=args.model),
+                           lambda job: [job.output, job.probability],
                            postprocess=not args.no_postprocess, sides=args.sides,
                            probabilities=args.probabilities)
 
@@ -114,7 +125,8 @@ def _run_synth(args: argparse.Namespace) -> int:
     from raylung.synth.batch import synth_batch, synth_one
 
     return _apply_to_scans(args, partial(synth_one, model=args.model, seed=args.seed),
-                           partial(synth_batch, model=args.model, seed=args.seed))
+                           partial(synth_batch, model=args.model, seed=args.seed),
+                           lambda job: [job.output])
 
 
 def add_evaluate(sub: argparse._SubParsersAction) -> None:

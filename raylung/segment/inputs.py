@@ -5,12 +5,15 @@ INPUT is one scan (an image file SimpleITK reads, one DICOM file, or a folder ho
 slices: its largest series) or a batch (a folder of image files and/or DICOM folders, or a
 CSV/parquet table with an ``image`` column and optionally ``case_id``). One scan writes OUTPUT
 when it names an image file (any suffix SimpleITK writes), else ``OUTPUT/<name>.nii.gz``; a
-batch writes ``OUTPUT/<name>.nii.gz`` per scan, named after it.
+batch writes ``OUTPUT/<name>.nii.gz`` per scan, named after it, and ``OUTPUT/.raylung_batch.json``
+(the model and settings), so that a rerun with the same ones does only the scans left.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +21,11 @@ import pandas as pd
 
 from raylung.errors import InputError
 from raylung.io.read import dicom_series, image_name, image_suffix
+from raylung.io.write import write_atomic
 
 TABLE_SUFFIXES = (".csv", ".parquet")
 OUTPUT_SUFFIX = ".nii.gz"
+BATCH_RECORD = ".raylung_batch.json"
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,26 @@ def plan_jobs(source: str | Path, out: str | Path) -> tuple[list[Job], bool]:
     if not scans:
         raise InputError(source, "folder holds no DICOM series, image files or scan folders")
     return _unless_overwriting(_named(scans, out)), True
+
+
+def pending(jobs: list[Job], out: str | Path, record: dict,
+            outputs: Callable[[Job], list[str]]) -> list[Job]:
+    """The jobs a batch into ``out`` still has to run. Where ``out`` holds the ``record`` (the
+    model's digest and the settings) of an earlier batch with the same record, the outputs it
+    finished stay (each was written whole); otherwise these jobs' old ``outputs`` go first, so
+    a killed batch never leaves two models' outputs under one record."""
+    path = Path(out) / BATCH_RECORD
+    try:
+        same = json.loads(path.read_text()) == record
+    except (OSError, ValueError):
+        same = False
+    if same:
+        return [job for job in jobs if not Path(job.output).exists()]
+    for job in jobs:
+        for output in outputs(job):
+            Path(output).unlink(missing_ok=True)
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
+    return jobs
 
 
 def _unless_overwriting(jobs: list[Job]) -> list[Job]:

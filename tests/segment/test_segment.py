@@ -58,10 +58,22 @@ def test_same_mask_twice_and_through_api_cli_and_batch(segmenter_file, small_pha
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("raylung segment: ")]
     assert len(lines) == 1 and "broken.nii.gz: " in lines[0], err
-    assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == \
-        ["phantom_0001.nii.gz", "phantom_0002.nii.gz"]  # no temporary file left behind
-    assert np.array_equal(_array(tmp_path / "masks" / "phantom_0001.nii.gz"),
-                          sitk.GetArrayFromImage(first.mask))
+    masks = tmp_path / "masks"
+    assert sorted(p.name for p in masks.iterdir()) == [  # no temporary file left behind
+        ".raylung_batch.json", "phantom_0001.nii.gz", "phantom_0002.nii.gz"]
+    assert np.array_equal(_array(masks / "phantom_0001.nii.gz"), sitk.GetArrayFromImage(first.mask))
+
+    # a rerun with the same model and settings runs only the scan that has no mask
+    written = {p.name: p.stat().st_mtime_ns for p in masks.glob("*.nii.gz")}
+    args = ["segment", str(batch), "--model", str(segmenter_file), "--out", str(masks)]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "2 of 3 scans already in" in out and "running the other 1" in out
+    assert {p.name: p.stat().st_mtime_ns for p in masks.glob("*.nii.gz")} == written
+    (batch / "broken.nii.gz").unlink()
+    assert main([*args, "--no-postprocess"]) == 0  # other settings: every scan again
+    assert "already in" not in capsys.readouterr().out
+    assert all(p.stat().st_mtime_ns > written[p.name] for p in masks.glob("*.nii.gz"))
 
 
 def test_dicom_series_folder_and_single_dicom_file(segmenter_file, small_phantoms, dicom_writer,

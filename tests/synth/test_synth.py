@@ -140,7 +140,8 @@ def test_a_batch_runs_on_ray_as_the_api_does_and_names_a_bad_scan(tmp_path, ray_
     assert f"raylung synth: {scans / 'solid.nii.gz'}: " in out.stderr
     assert "Traceback" not in out.stderr
     assert "synth: 1 of 2 scans" in out.stdout
-    assert sorted(p.name for p in (tmp_path / "sick").iterdir()) == ["good.nii.gz"]
+    assert sorted(p.name for p in (tmp_path / "sick").iterdir()) == [".raylung_batch.json",
+                                                                 "good.nii.gz"]
     written, source = (sitk.ReadImage(str(p)) for p in (tmp_path / "sick" / "good.nii.gz",
                                                          scans / "good.nii.gz"))
     expected = Synthesiser(model)(source, scan_seed(3, "good"))

@@ -32,5 +32,7 @@ def test_scores_of_a_prediction_missing_the_rim():
     assert scores["dice"] == 2 * 256 / (400 + 256)
     assert scores["iou"] == iou(pred, truth) == 256 / 400
     assert scores["rim_dice"] == 0.0       # nothing of the rim band's lung part predicted
+    half = segmentation_scores(_square(lo=11, hi=29), truth, (1.0, 1.0), rim_mm=2.0)
+    assert half["rim_dice"] == 2 * 68 / (144 + 68)  # 1 of the rim's 2 pixel rings kept
     perfect = segmentation_scores(truth, truth, (1.0, 1.0), rim_mm=2.0)
     assert perfect == {"dice": 1.0, "iou": 1.0, "rim_dice": 1.0}

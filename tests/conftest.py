@@ -171,7 +171,8 @@ def generator_file(tmp_path_factory) -> Path:
     from raylung.train.cyclegan import Generators
 
     # the plain G: an untrained residual one is the identity
-    config = load_config(None, ["gan.width=4", "gan.n_blocks=1", "gan.residual=false"])
+    config = load_config(None, ["gan.width=4", "gan.n_blocks=1", "gan.residual=false",
+                                "data.slice_size=[32,32]"])  # the tests' segmenter crops
     torch.manual_seed(0)
     return export_generator(Generators(config).g, config,
                             tmp_path_factory.mktemp("gan") / "generator_h2p.pt")

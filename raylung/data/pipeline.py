@@ -14,6 +14,7 @@ memory stays flat in the number of epochs and bounded by Ray Data's backpressure
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,8 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import ray
+import yaml
 
-from raylung.config import Config, DataConfig
+from raylung.config import Config, ConfigError, DataConfig, IngestConfig
 from raylung.data.sample import make_sample
 from raylung.data.spec_source import SpecSource
 from raylung.data.specs import chosen_for_synthesis, draw_specs
@@ -107,6 +109,7 @@ def read_val_samples(cfg: Config, domain: str, count: int) -> dict[str, np.ndarr
     val.data.samples_per_epoch = count
     val.data.augment.enabled = False
     val.data.box_slices = 0.0  # G is scored on the lung, where it draws disease
+    val.data.twin_p = 0.0      # the real domains, not the oracle's twins
     store = _store(val)
     cases = select_cases(store, val.data, "val", domain, labelled_only=True)
     centres = load_centres(store, cases) if val.data.mode == "patch3d" else {}
@@ -156,7 +159,8 @@ class CropReader:
     def _sample(self, spec: dict[str, Any]) -> dict[str, Any]:
         try:
             volumes, attrs = self._case(spec["case_id"])
-            twin = "twin" in volumes and chosen_for_synthesis(spec["seed"], self.cfg.twin_p)
+            twin = "twin" in volumes and chosen_for_synthesis(spec["seed"], self.cfg.twin_p,
+                                                              oracle=True)
             if twin:
                 volumes = {**volumes, "image": volumes["twin"]}
             sample = make_sample(volumes, attrs, spec, self.cfg)
@@ -186,6 +190,33 @@ class CropReader:
 def _stream_key(split: str, domain: str | None, labelled_only: bool) -> str:
     """Names a stream's specs: the same key draws the same samples."""
     return f"{split}/{domain}/{labelled_only}"
+
+
+# The ingest settings that shape what a model sees (grid, HU, thorax box, lung labels). A run
+# takes them from its store, so its validation, test report and exported model prepare whole
+# scans as the store's cases were prepared.
+PREPARATION = ("spacing_mm", "hu_window", "lung_labels", "body_hu", "bone_hu", "min_bone_voxels")
+
+
+def with_store_ingest(config: Config) -> Config:
+    """``config`` with the ``PREPARATION`` settings the store was ingested with; one line
+    where the job sets one of them otherwise (unchanged for a store without its config)."""
+    store = _store(config)
+    try:
+        saved = yaml.safe_load(store.read_bytes("raylung_config.yaml")).get("ingest", {})
+    except StoreError:
+        return config
+    stored = config.ingest.model_copy(update={k: saved[k] for k in PREPARATION if k in saved})
+    stored = IngestConfig.model_validate(stored.model_dump())
+    for key in PREPARATION:
+        mine, theirs = getattr(config.ingest, key), getattr(stored, key)
+        if mine != theirs and mine != getattr(IngestConfig(), key):
+            raise ConfigError(f"ingest.{key}={json.dumps(mine)}: the store {store.url} was "
+                              f"ingested with {json.dumps(theirs)}, which its runs use; drop the "
+                              "override")
+    adopted = config.model_copy(deep=True)
+    adopted.ingest = stored
+    return adopted
 
 
 def _store(cfg: Config) -> CaseStore:

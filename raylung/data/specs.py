@@ -14,6 +14,7 @@ from raylung.seeds import text_seed
 
 _SYNTH_STREAM = 0x5E6  # mixed into the sample seed: the draw is independent of augmentation
 _NOISE_STREAM = 0x2015E  # the same for the noise fields a G with noise inputs reads
+_TWIN_STREAM = 0x7717  # the same for the oracle's twin, apart from G's draw
 
 
 def draw_specs(cases: pd.DataFrame, centres: dict[str, np.ndarray], cfg: DataConfig,
@@ -79,13 +80,15 @@ def _clamp_start(start: int, size: int, extent: int) -> int:
     return min(max(start, 0), extent - size)
 
 
-def chosen_for_synthesis(seed: int, p_synth: float) -> bool:
-    """Whether the sample of ``seed`` goes through G (replayable, independent per sample).
+def chosen_for_synthesis(seed: int, p_synth: float, oracle: bool = False) -> bool:
+    """Whether the sample of ``seed`` goes through G, or with ``oracle`` is replaced by its
+    diseased twin (replayable, independent per sample, and the two draws apart).
 
     >>> [chosen_for_synthesis(s, 0.0) for s in range(3)], chosen_for_synthesis(5, 1.0)
     ([False, False, False], True)
     """
-    return bool(np.random.default_rng([seed, _SYNTH_STREAM]).random() < p_synth)
+    stream = _TWIN_STREAM if oracle else _SYNTH_STREAM
+    return bool(np.random.default_rng([seed, stream]).random() < p_synth)
 
 
 def noise_seed(seed: int) -> int:

@@ -11,16 +11,16 @@ lung mask (the surround L1 kept the outline) and is flagged ``synthetic``.
 
 from __future__ import annotations
 
-from typing import Any
+import json
 
 import numpy as np
 import ray
 import torch
 
-from raylung.config import Config, DataConfig
+from raylung.config import Config
 from raylung.data.specs import chosen_for_synthesis, noise_seed
 from raylung.models.generator import smooth_noise
-from raylung.networks import load_generator
+from raylung.networks import export_config, load_generator
 
 
 def add_synthesis(dataset: ray.data.Dataset, cfg: Config) -> ray.data.Dataset:
@@ -29,7 +29,7 @@ def add_synthesis(dataset: ray.data.Dataset, cfg: Config) -> ray.data.Dataset:
     return dataset.map_batches(
         GanAugment,
         fn_constructor_kwargs={"generator": seg.generator, "p_synth": seg.p_synth,
-                               "data": cfg.data, "use_gpu": seg.synth_gpus > 0,
+                               "use_gpu": seg.synth_gpus > 0,
                                "storage_options": cfg.storage.storage_options},
         batch_size=cfg.data.batch_size,
         batch_format="numpy",
@@ -44,21 +44,21 @@ class GanAugment:
 
     loads = 0  # generator loads in this process (one actor per process): shows it is once
 
-    def __init__(self, generator: str, p_synth: float, data: DataConfig, use_gpu: bool,
+    def __init__(self, generator: str, p_synth: float, use_gpu: bool,
                  storage_options: dict | None = None) -> None:
-        self.generator, trained = load_generator(generator, storage_options)
-        _check_compatible(generator, trained.data, data)
+        self.generator, _ = load_generator(generator, storage_options)  # check_generator'd
         self.device = torch.device("cuda" if use_gpu else "cpu")
         self.generator.to(self.device)
         self.p_synth = p_synth
         GanAugment.loads += 1
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        twins = batch.get("synthetic", np.zeros(len(batch["seed"]), bool))  # the oracle's
         chosen = np.array([
-            self.p_synth > 0 and bool(labelled) and domain == "healthy"
+            self.p_synth > 0 and bool(labelled) and domain == "healthy" and not twin
             and chosen_for_synthesis(int(seed), self.p_synth)
-            for seed, labelled, domain in zip(batch["seed"], batch["labelled"], batch["domain"])],
-            dtype=bool)
+            for seed, labelled, domain, twin in zip(batch["seed"], batch["labelled"],
+                                                    batch["domain"], twins)], dtype=bool)
         if chosen.any():
             batch["image"] = np.array(batch["image"])  # writable copy of Ray's read-only block
             batch["image"][chosen] = self._translate(batch["image"][chosen], batch["seed"][chosen])
@@ -79,9 +79,20 @@ class GanAugment:
         return self.generator(x.to(self.device), noise).float().cpu().numpy()
 
 
-def _check_compatible(path: Any, trained: DataConfig, data: DataConfig) -> None:
-    """The generator must have been trained on samples shaped and normalised like these."""
-    for field in ("mode", "context_slices", "hu_norm"):
-        if getattr(trained, field) != getattr(data, field):
-            raise ValueError(f"{path}: generator trained with data.{field}="
-                             f"{getattr(trained, field)}, this job uses {getattr(data, field)}")
+def check_generator(config: Config) -> None:
+    """``seg.generator`` must have learned on samples like this run's (mode, context, HU window,
+    crop size, grid spacing) and, from the same store, on the same split: otherwise scans it
+    learned the disease from could be this run's validation or test cases."""
+    path = config.seg.generator
+    trained = export_config(path, "generator_h2p", config.storage.storage_options)
+    size = "data.slice_size" if config.data.mode == "slice2d" else "data.patch_size"
+    keys = ["data.mode", "data.context_slices", "data.hu_norm", size, "ingest.spacing_mm"]
+    if trained.data.store == config.data.store:
+        keys += ["data.splits_file"] if config.data.splits_file else [
+            "data.splits_file", "data.seed", "data.split_fractions"]
+    for key in keys:
+        section, field = key.split(".")
+        was, now = (getattr(getattr(c, section), field) for c in (trained, config))
+        if was != now:
+            raise ValueError(f"{path}: generator trained with {key}={json.dumps(was)}, this "
+                             f"job uses {json.dumps(now)}")

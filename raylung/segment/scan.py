@@ -18,6 +18,7 @@ import torch
 from monai.inferers import sliding_window_inference
 
 from raylung.config import Config
+from raylung.data.augment import AIR_HU
 from raylung.data.sample import resize_planes
 from raylung.errors import InputError
 from raylung.ingest.case import canonical_hu
@@ -64,6 +65,11 @@ class Scan:
     canonical: Grid
     native: Grid
 
+
+def air(window: tuple[int, int]) -> float:
+    """Air, the fill of training crops beyond a scan, in normalised units: what sliding
+    windows pad with (MONAI's default 0 is water)."""
+    return float(normalise_hu(np.float32(AIR_HU), window))
 
 def prepare_scan(image: sitk.Image, config: Config, source: str = "image") -> Scan:
     """Canonical HU and thorax box of ``image`` with the model's ingest settings."""
@@ -131,5 +137,6 @@ def _predict_volume(model: torch.nn.Module, crop: np.ndarray, config: Config,
     image = torch.from_numpy(normalise_hu(crop, config.data.hu_norm))[None, None]
     logits = sliding_window_inference(image.to(device), config.data.patch_size, batch_size,
                                       lambda x: model(x.to(dtype)).float(),
-                                      overlap=SW_OVERLAP, mode="gaussian")
+                                      overlap=SW_OVERLAP, mode="gaussian",
+                                      cval=air(config.data.hu_norm))
     return torch.softmax(logits, 1)[0, 1].cpu().numpy()

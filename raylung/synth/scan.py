@@ -30,7 +30,8 @@ from raylung.networks import load_generator
 from raylung.preprocess.normalise import normalise_hu
 from raylung.preprocess.thorax_crop import Box, estimated_lung_box
 from raylung.seeds import text_seed
-from raylung.segment.scan import SW_OVERLAP, Scan, prepare_scan, slice_batches, to_native
+from raylung.segment.scan import (SW_OVERLAP, Scan, air, prepare_scan, slice_batches,
+                                  to_native)
 
 HU_MIN, HU_MAX = -32768, 32767  # the written scan is int16, as CT is stored
 
@@ -59,9 +60,16 @@ class Synthesiser:
             raise InputError(source, "no air inside the body: no lung to draw disease into")
         generator = torch.Generator().manual_seed(seed)
         box = Box(lungs.z0, lungs.z1, scan.box.y0, scan.box.y1, scan.box.x0, scan.box.x1)
-        crop = scan.hu[box.slices()]
-        delta = (self._slices(crop, self._cells_z(crop.shape, scan.canonical.spacing), generator)
-                 if self.config.data.mode == "slice2d" else self._volume(crop, generator))
+        if self.config.data.mode == "slice2d":
+            # the lungs' first and last slices get their real neighbours as context channels,
+            # as in training, not copies of themselves
+            k = self.config.data.context_slices
+            z0, z1 = max(box.z0 - k, 0), min(box.z1 + k, len(scan.hu))
+            wider = scan.hu[z0:z1, box.y0:box.y1, box.x0:box.x1]
+            delta = self._slices(wider, self._cells_z(wider.shape, scan.canonical.spacing),
+                                 generator)[box.z0 - z0:box.z1 - z0]
+        else:
+            delta = self._volume(scan.hu[box.slices()], generator)
         change = np.zeros(scan.hu.shape, np.float32)
         lo, hi = self.config.data.hu_norm
         change[box.slices()] = delta * (hi - lo) / 2  # normalised units -> HU
@@ -104,7 +112,8 @@ class Synthesiser:
             return (self.model(image, fields if channels else None) - image).float()
 
         delta = sliding_window_inference(x.to(device), self.config.data.patch_size, self.batch_size,
-                                         change, overlap=SW_OVERLAP, mode="gaussian")
+                                         change, overlap=SW_OVERLAP, mode="gaussian",
+                                         cval=air(self.config.data.hu_norm))
         return delta[0, 0].cpu().numpy()
 
 

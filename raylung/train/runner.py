@@ -26,7 +26,7 @@ from ray.train.torch import TorchTrainer
 
 from raylung.config import Config, ConfigError, flat_items
 from raylung.console import train_logging
-from raylung.data.pipeline import build_shards, select_cases
+from raylung.data.pipeline import build_shards, select_cases, with_store_ingest
 from raylung.models.discriminator import min_input_size
 from raylung.models.generator import N_DOWN
 from raylung.runtime import connect, poll_reports_often
@@ -46,11 +46,13 @@ def fit_gan(config: Config, callbacks: Sequence[UserCallback] = (),
 
     ``callbacks`` join the run's own (e.g. Tune's ``TuneReportCallback`` inside a trial);
     ``progress`` prints rank 0's line at every report on this console."""
+    config = with_store_ingest(config)
     check_gan_crops(config)
     check_accumulation(config, {"gan.steps": config.gan.steps,
                                 "gan.checkpoint_every": config.gan.checkpoint_every})
     check_resume(config, ("gan.steps", "gan.decay_start", "gan.lr"))
     start_ray(config)
+    check_placement(config, "GAN run")
     epochs, first_step = resume_epochs(config, config.gan.steps)
     datasets = per_worker(gan_shards(config, epochs, config.scaling.num_workers))
     return fit(config, train_gan_worker, datasets, {"first_step": first_step,
@@ -71,17 +73,34 @@ def check_gan_crops(config: Config) -> None:
     check_divisible(key, size, 2**N_DOWN, f"G halves it {N_DOWN} times")
 
 
-def worker_resources(config: Config) -> dict[str, tuple[float, float]]:
+def worker_resources(config: Config, gan_actors: bool = True) -> dict[str, tuple[float, float]]:
     """The CPUs and GPUs one Ray Train worker holds with its actors, per trainer: a GAN run's
     worker with both domains' crop readers, a U-Net run's with its crop readers (a second
-    stream with pseudo-labels) and GAN actors."""
+    stream with pseudo-labels) and, with ``gan_actors``, its GAN actors."""
     scaling, data, seg = config.scaling, config.data, config.seg
     readers = data.read_concurrency * data.reader_cpus  # per stream of a worker
     gpus = scaling.gpus_per_worker if scaling.use_gpu else 0.0
+    actors = seg.synth_actors if gan_actors else 0
     return {"GAN run": (scaling.cpus_per_worker + 2 * readers, gpus),
             "U-Net run": (scaling.cpus_per_worker + (1 + seg.pseudo_label) * readers
-                          + seg.synth_actors * seg.synth_cpus,
-                          gpus + seg.synth_actors * seg.synth_gpus)}
+                          + actors * seg.synth_cpus, gpus + actors * seg.synth_gpus)}
+
+
+def check_placement(config: Config, run: str, who: str = "the", driver_cpus: float = 0.0,
+                    gan_actors: bool = True) -> None:
+    """A ``run`` ("GAN run", "U-Net run") the cluster cannot hold would wait forever, since
+    Ray Data's fixed actor pools wait for their actors without a timeout: one line instead."""
+    cpus, gpus = worker_resources(config, gan_actors)[run]
+    have = ray.cluster_resources()
+    for kind, amount in (("CPU", driver_cpus + config.scaling.num_workers * cpus),
+                         ("GPU", config.scaling.num_workers * gpus)):
+        if amount > have.get(kind, 0):
+            parts = f"{'driver, ' if driver_cpus else ''}workers, crop readers" + (
+                " and GAN actors" if run == "U-Net run" and gan_actors else "")
+            raise ConfigError(
+                f"scaling: {who} {run} needs {amount:g} {kind}s ({parts}) but the cluster has "
+                f"{have.get(kind, 0):g} (on one machine: --config cluster/laptop.yaml, or "
+                "fewer data.read_concurrency / data.reader_cpus)")
 
 
 def check_divisible(key: str, size: Sequence[int], divisor: int, why: str) -> None:
@@ -112,7 +131,8 @@ def check_accumulation(config: Config, counts: dict[str, int]) -> None:
 
 # What a resumed run's checkpoint fixes: its data position and shards, its optimiser state.
 RESUME_KEYS = ("data.batch_size", "data.samples_per_epoch", "scaling.num_workers",
-               "deepspeed.grad_accum", "deepspeed.zero_stage")
+               "deepspeed.grad_accum", "deepspeed.zero_stage",
+               "data.seed", "data.split_fractions", "data.splits_file")  # the split
 
 
 def check_resume(config: Config, schedule: Sequence[str]) -> None:
@@ -136,9 +156,11 @@ def check_resume(config: Config, schedule: Sequence[str]) -> None:
 
 def gan_shards(config: Config, epochs: list[int], world: int) -> dict[str, list[ray.data.Dataset]]:
     """Each domain's training shards, one per worker; both domains' slices pass through the
-    lung, where the disease is (``data.box_slices`` is the segmenter's)."""
+    lung, where the disease is (``data.box_slices`` is the segmenter's), and the healthy
+    domain is healthy (``data.twin_p``, the oracle's twins, is the segmenter's too)."""
     stream = config.model_copy(deep=True)
     stream.data.box_slices = 0.0
+    stream.data.twin_p = 0.0
     return {"healthy": build_shards(stream, "train", epochs, "healthy", True, world),
             "pathological": build_shards(stream, "train", epochs, "pathological", world=world)}
 

@@ -16,13 +16,13 @@ import ray.train
 from ray.train import UserCallback
 
 from raylung.config import Config
-from raylung.data.pipeline import build_shards, check_sources, select_cases
-from raylung.data.synth import add_synthesis
+from raylung.data.pipeline import build_shards, check_sources, select_cases, with_store_ingest
+from raylung.data.synth import add_synthesis, check_generator
 from raylung.store.case_store import CaseStore
 from raylung.train.keep_best import kept_best
-from raylung.train.runner import (check_accumulation, check_divisible, check_resume,
-                                  checkpoint_folder, crop_size, fit, per_worker, resume_epochs,
-                                  run_folder, start_ray, steps_per_epoch)
+from raylung.train.runner import (check_accumulation, check_divisible, check_placement,
+                                  check_resume, checkpoint_folder, crop_size, fit, per_worker,
+                                  resume_epochs, run_folder, start_ray, steps_per_epoch)
 from raylung.train.seg_loop import train_seg_worker
 
 BEST_METRIC = "val_dice"
@@ -32,13 +32,17 @@ def fit_seg(config: Config, callbacks: Sequence[UserCallback] = (),
             progress: bool = True) -> ray.train.Result:
     """Train the segmenter; returns Ray Train's result (its checkpoints hold ``segmenter.pt``);
     ``progress`` prints rank 0's line at every report on this console."""
+    config = with_store_ingest(config)
     check_accumulation(config, {"seg.steps": config.seg.steps,
                                 "the steps of an epoch (data.samples_per_epoch / "
                                 "data.batch_size / scaling.num_workers)": steps_per_epoch(config)})
     check_resume(config, ("seg.steps", "seg.decay_start", "seg.lr"))
     check_divisible(*crop_size(config), math.prod(config.seg.strides),
                     f"the U-Net's strides {list(config.seg.strides)} divide it")
+    if config.seg.generator:
+        check_generator(config)
     start_ray(config)
+    check_placement(config, "U-Net run", gan_actors=bool(config.seg.generator))
     stream = _stream_config(config)
     epochs, first_step = resume_epochs(config, config.seg.steps)
     domain = "healthy" if config.seg.train_on == "healthy" else None

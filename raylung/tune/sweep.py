@@ -25,7 +25,7 @@ from raylung.io.write import write_atomic
 from raylung.runtime import connect, free_port
 from raylung.store.case_store import CaseStore
 from raylung.train.deepspeed_config import select_accelerator
-from raylung.train.runner import start_ray, worker_resources
+from raylung.train.runner import check_placement, start_ray
 from raylung.tune.callback import VALIDATION, validation_number
 from raylung.tune.objectives import Objective, objective_of
 from raylung.tune.results import write_outputs
@@ -162,19 +162,8 @@ def _check_resources(config: Config, objective: Objective) -> None:
     """A trial that can never be placed would wait forever; refuse it up front. Its peak is
     its GAN run (driver, workers, both domains' crop readers) or, scored downstream, the U-Net
     run after it (driver, workers, their crop readers and GAN actors)."""
-    scaling = config.scaling
-    runs = worker_resources(config)
-    if objective.stage != "seg":
-        del runs["U-Net run"]
-    have = ray.cluster_resources()
-    for run, (cpus, gpus) in runs.items():
-        for kind, amount in (("CPU", config.tune.driver_cpus + scaling.num_workers * cpus),
-                             ("GPU", scaling.num_workers * gpus)):
-            if amount > have.get(kind, 0):
-                raise ConfigError(
-                    f"scaling: a trial's {run} needs {amount:g} {kind}s (driver, workers, crop "
-                    f"readers{' and GAN actors' if run == 'U-Net run' else ''}) but the cluster "
-                    f"has {have.get(kind, 0):g}")
+    for run in ("GAN run", "U-Net run") if objective.stage == "seg" else ("GAN run",):
+        check_placement(config, run, "a trial's", config.tune.driver_cpus)
 
 
 def _start_folder(sweep: Sweep) -> None:

@@ -135,3 +135,24 @@ def test_driver_memory_and_start_do_not_grow_with_epochs(phantom_store):
     one = driver_rss_after_first_batch(1)
     many = driver_rss_after_first_batch(200)
     assert many - one < 50 * 2**20, f"{(many - one) / 2**20:.0f} MiB more for 200 epochs"
+
+
+def test_a_run_prepares_scans_as_its_store_was_ingested(tmp_path):
+    """A store ingested at 0.8 x 0.8 x 1 mm with lobe labels: training, validation and the
+    exported model take that grid and those labels, not the job's defaults (the model then
+    segmented every scan on another grid, and validation scored against whole label maps)."""
+    from raylung.config import ConfigError, dump_config
+    from raylung.data.pipeline import with_store_ingest
+
+    (tmp_path / "store").mkdir()
+    ingested = load_config(None, ["ingest.spacing_mm=[0.8,0.8,1]", "ingest.lung_labels=[10,11]",
+                                  "ingest.chunks=[8,16,16]"])
+    (tmp_path / "store" / "raylung_config.yaml").write_text(dump_config(ingested))
+    job = [f"data.store={tmp_path / 'store'}", "ingest.chunks=[4,8,8]"]  # a site key: stays
+    adopted = with_store_ingest(load_config(None, job))
+    assert (adopted.ingest.spacing_mm, adopted.ingest.lung_labels) == ((0.8, 0.8, 1.0), [10, 11])
+    assert adopted.ingest.chunks == (4, 8, 8)
+    with pytest.raises(ConfigError, match=r"^ingest.spacing_mm=\[1.0, 1.0, 1.0\]: the store .* "
+                                          r"was ingested with \[0.8, 0.8, 1.0\], which its runs "
+                                          r"use; drop the override$"):
+        with_store_ingest(load_config(None, [*job, "ingest.spacing_mm=[1,1,1]"]))

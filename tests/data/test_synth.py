@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ import torch
 from raylung.config import load_config
 from raylung.data.pipeline import build_dataset
 from raylung.data.specs import chosen_for_synthesis
-from raylung.data.synth import GanAugment, add_synthesis
+from raylung.data.synth import GanAugment, add_synthesis, check_generator
 from raylung.networks import export_generator, load_generator
 from raylung.train.cyclegan import Generators
 
@@ -58,11 +60,22 @@ def test_synthetic_samples_keep_masks_are_flagged_and_are_g_of_h(phantom_store, 
     assert set(staged["generator_loads"]) == {1}, "each actor loads the generator once"
 
 
-def test_generator_of_another_data_mode_is_refused_in_one_line(generator_file):
-    data = load_config(None, ["data.context_slices=1"]).data
-    with pytest.raises(ValueError, match=r"generator_h2p.pt: generator trained with "
-                                         r"data.context_slices=0, this job uses 1"):
-        GanAugment(str(generator_file), 0.5, data, use_gpu=False)
+@pytest.mark.parametrize(("override", "named"), [
+    ("data.context_slices=1", "data.context_slices=0, this job uses 1"),
+    ("data.slice_size=[64,64]", r"data.slice_size=\[32, 32\], this job uses \[64, 64\]"),
+    ("ingest.spacing_mm=[1,1,1]", r"ingest.spacing_mm=\[1.0, 1.0, 2.0\], this job uses "),
+    ("data.seed=1", "data.seed=0, this job uses 1")])  # another split: G's cases in val/test
+def test_a_generator_trained_on_other_samples_or_another_split_is_refused(generator_file,
+                                                                         override, named):
+    same = [f"seg.generator={generator_file}", "data.slice_size=[32,32]"]
+    with pytest.raises(ValueError, match=rf"generator_h2p.pt: generator trained with {named}"):
+        check_generator(load_config(None, [*same, override]))
+    check_generator(load_config(None, same))
+
+
+def test_a_generator_from_another_store_may_use_its_own_split(generator_file):
+    check_generator(load_config(None, [f"seg.generator={generator_file}", "data.seed=1",
+                                       "data.slice_size=[32,32]", "data.store=/another/store"]))
 
 
 def test_a_generator_with_noise_draws_each_samples_fields_from_its_seed(tmp_path):
@@ -73,7 +86,21 @@ def test_a_generator_with_noise_draws_each_samples_fields_from_its_seed(tmp_path
     image = np.random.default_rng(0).uniform(-1, 1, (1, 1, 32, 32)).astype(np.float32)
     batch = {"image": np.repeat(image, 3, axis=0), "seed": np.array([5, 5, 6]),
              "labelled": np.ones(3, bool), "domain": np.array(["healthy"] * 3)}
-    first = GanAugment(str(path), 1.0, config.data, use_gpu=False)(dict(batch))["image"]
-    again = GanAugment(str(path), 1.0, config.data, use_gpu=False)(dict(batch))["image"]
+    first = GanAugment(str(path), 1.0, use_gpu=False)(dict(batch))["image"]
+    again = GanAugment(str(path), 1.0, use_gpu=False)(dict(batch))["image"]
     assert np.array_equal(first, again), "a restarted actor must replay the same samples"
     assert np.array_equal(first[0], first[1]) and not np.allclose(first[0], first[2])
+
+
+def test_the_oracles_twins_are_not_translated_again_and_draw_apart_from_g(generator_file):
+    """With data.twin_p and seg.p_synth both set, a twin (already diseased) skips G, and the
+    two draws are independent: G takes its share of the samples that are not twins."""
+    config = _config(SimpleNamespace(url="unused"), generator_file)
+    seeds = np.arange(400)
+    twins = np.array([chosen_for_synthesis(int(s), 0.5, oracle=True) for s in seeds])
+    batch = {"seed": seeds, "labelled": np.ones(400, bool), "domain": np.array(["healthy"] * 400),
+             "image": np.zeros((400, 1, 32, 32), np.float32), "synthetic": twins}
+    staged = GanAugment(str(generator_file), 0.5, use_gpu=False)(dict(batch))
+    by_g = staged["synthetic"] & ~twins
+    assert not (staged["image"][twins] != 0).any()  # twins untouched
+    assert 0.35 < by_g.sum() / (~twins).sum() < 0.65 and 0.35 < twins.mean() < 0.65

@@ -13,7 +13,8 @@ from raylung.config import load_config
 from raylung.errors import InputError
 from raylung.evaluate.overlap import dice
 from raylung.segment.postprocess import clean_mask, label_sides
-from raylung.segment.scan import Grid, predict_lung, prepare_scan
+from raylung.preprocess.normalise import normalise_hu
+from raylung.segment.scan import Grid, _predict_volume, predict_lung, prepare_scan
 from raylung.segment.segmenter import finish
 
 BALL_CENTRE = (6.0, -4.0, 3.0)  # mm, LPS
@@ -92,6 +93,24 @@ def _physical_centroid(mask: sitk.Image) -> np.ndarray:
     stats = sitk.LabelShapeStatisticsImageFilter()
     stats.Execute(mask)
     return np.asarray(stats.GetCentroid(1))
+
+
+def test_3d_windows_beyond_a_short_scan_are_air_as_in_training():
+    """A scan with fewer slices than a patch is padded with air, as training crops are, not
+    with MONAI's default 0 (water): a model that looks across slices sees what it learned."""
+    conv = torch.nn.Conv3d(1, 2, (3, 1, 1), padding=(1, 0, 0))
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([0.0, -20.0 / 3]).view(2, 1, 1, 1, 1).expand(2, 1, 3, 1, 1))
+        conv.bias.copy_(torch.tensor([0.0, -10.0]))
+    config = load_config(None, ["data.mode=patch3d", "data.patch_size=[8,16,16]"])
+    crop = np.full((4, 16, 16), -1024.0, np.float32)
+    crop[:, :, 8:] = 40.0  # air on the left, soft tissue on the right
+    padded = np.pad(normalise_hu(crop, config.data.hu_norm), ((2, 2), (0, 0), (0, 0)),
+                    constant_values=-1.0)  # MONAI pads a short axis on both sides
+    with torch.no_grad():
+        prob = _predict_volume(conv.eval(), crop, config, 1)
+        expected = torch.softmax(conv(torch.from_numpy(padded)[None, None]), 1)[0, 1, 2:6]
+    np.testing.assert_allclose(prob, expected.numpy(), atol=1e-5)
 
 
 def test_scan_without_bone_is_one_line():

@@ -17,6 +17,8 @@ from raylung.cli import main
 from raylung.config import load_config
 from raylung.networks import build_generator, build_segmenter, export_generator, export_model
 from raylung.phantom.case import make_case
+from raylung.preprocess.thorax_crop import estimated_lung_box
+from raylung.segment.scan import prepare_scan
 from raylung.synth.scan import Synthesiser, plane_noise, scan_seed
 
 RAYLUNG = str(Path(sys.executable).parent / "raylung")
@@ -108,6 +110,22 @@ def test_the_seed_picks_the_noise_and_the_same_seed_gives_the_same_scan(tmp_path
     first, again, other = (sitk.GetArrayFromImage(synth(image, seed)) for seed in (0, 0, 1))
     assert np.array_equal(first, again)
     assert not np.array_equal(first, other)
+
+
+def test_the_lungs_end_slices_see_their_real_neighbours_as_context(tmp_path):
+    """With data.context_slices, G's change at the lungs' first slice depends on the slice
+    below it, as in training, where it was a copy of the first slice itself."""
+    model = _noise_dependent(_generator(tmp_path / "g.pt", "slice2d", 0.0, 0,
+                                        "data.context_slices=1"))
+    synth = Synthesiser(model)
+    scan = prepare_scan(_oblique_phantom()[0], synth.config)
+    lungs = estimated_lung_box(scan.hu, scan.body)
+    assert lungs.z0 > 0
+    before = synth.change(scan)[lungs.z0]
+    scan.hu[lungs.z0 - 1] += 300  # only the slice below the lungs' range
+    after = synth.change(scan)
+    assert not np.allclose(after[lungs.z0], before, atol=1e-3)
+    assert not after[lungs.z0 - 1].any()  # and nothing is drawn outside the range
 
 
 def test_noise_fields_vary_in_z_at_the_scale_they_vary_in_plane_and_stay_unit_normal():

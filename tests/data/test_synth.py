@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
@@ -95,7 +93,6 @@ def test_a_generator_with_noise_draws_each_samples_fields_from_its_seed(tmp_path
 def test_the_oracles_twins_are_not_translated_again_and_draw_apart_from_g(generator_file):
     """With data.twin_p and seg.p_synth both set, a twin (already diseased) skips G, and the
     two draws are independent: G takes its share of the samples that are not twins."""
-    config = _config(SimpleNamespace(url="unused"), generator_file)
     seeds = np.arange(400)
     twins = np.array([chosen_for_synthesis(int(s), 0.5, oracle=True) for s in seeds])
     batch = {"seed": seeds, "labelled": np.ones(400, bool), "domain": np.array(["healthy"] * 400),

@@ -34,7 +34,7 @@ def demo_overrides(out: Path) -> list[str]:
             "gan.width=16", "gan.n_blocks=3", "gan.disc_width=64", "gan.lambda_id=1",
             "gan.steps=240", "gan.decay_start=240", "gan.log_every=40",
             "gan.checkpoint_every=80", "gan.val_samples=4", "run.name=demo_gan",
-            f"run.storage_path={out / 'runs'}",
+            f"run.storage_path={out / 'runs'}", "run.keep_checkpoints=2",  # and the best's copy
             "seg.channels=[8,16,32]", "seg.strides=[2,2]", "seg.num_res_units=1",
             "seg.steps=80", "seg.decay_start=40", "seg.log_every=16",
             f"seg.generator={out / 'generator_h2p.pt'}", "seg.p_synth=0.5",

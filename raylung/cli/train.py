@@ -27,15 +27,15 @@ def _run_train_gan(args: argparse.Namespace) -> int:
 def train_gan(config: Config) -> str:
     """Train the GAN and print where its export is; the checkpoint folder (a path or URL). A
     failed run raises (Ray Train's ``fit``), and ``cli.main`` makes that one line."""
+    from raylung.train.progress import scores_text
     from raylung.train.runner import checkpoint_folder, fit_gan
 
     result = fit_gan(config)
     folder = checkpoint_folder(config, result.checkpoint)
     print(f"train-gan: step {result.metrics.get('step')} -> generator {folder}/generator_h2p.pt")
-    scores = {k: round(v, 3) for k, v in result.metrics.items()
-              if k.startswith("val_") and v is not None}  # a resumed run's NaN comes as None
+    scores = scores_text(result.metrics)
     if scores:
-        print(f"train-gan: validation {scores}; grid {folder}/validation.png")
+        print(f"train-gan: validation  {scores}  (grid {folder}/validation.png)")
     return folder
 
 
@@ -76,13 +76,13 @@ def print_test_report(config: Config, checkpoint: str) -> pd.DataFrame | None:
 def train_seg_run(config: Config) -> tuple[str, dict]:
     """Train the segmenter and print its best checkpoint; that folder (path or URL) and its
     metrics. A failed run raises, as in ``train_gan``."""
+    from raylung.train.progress import scores_text
     from raylung.train.seg_runner import best_checkpoint, fit_seg
 
     result = fit_seg(config)
     folder, metrics = best_checkpoint(config, result)
-    scores = {k: round(v, 4) for k, v in metrics.items() if k.startswith("val_")}
-    print(f"train-seg: best step {metrics.get('step')} {scores} -> segmenter "
-          f"{folder}/segmenter.pt")
+    print(f"train-seg: best step {metrics.get('step')} -> segmenter {folder}/segmenter.pt\n"
+          f"train-seg: validation  {scores_text(metrics)}")
     return folder, metrics
 
 

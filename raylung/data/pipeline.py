@@ -206,8 +206,8 @@ def with_store_ingest(config: Config) -> Config:
         saved = yaml.safe_load(store.read_bytes("raylung_config.yaml")).get("ingest", {})
     except StoreError:
         return config
-    stored = config.ingest.model_copy(update={k: saved[k] for k in PREPARATION if k in saved})
-    stored = IngestConfig.model_validate(stored.model_dump())
+    stored = IngestConfig.model_validate(
+        {**config.ingest.model_dump(), **{k: saved[k] for k in PREPARATION if k in saved}})
     for key in PREPARATION:
         mine, theirs = getattr(config.ingest, key), getattr(stored, key)
         if mine != theirs and mine != getattr(IngestConfig(), key):

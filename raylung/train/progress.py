@@ -33,6 +33,17 @@ def progress_line(run: str, total: int, keys: Sequence[str], metrics: dict[str, 
     return f"{run}  step {step}/{total}{shown}  {rate:.2f} steps/s  {_duration(left)} left"
 
 
+def scores_text(metrics: dict[str, float | None]) -> str:
+    """A run's validation scores as the progress lines show them (a resumed run's NaN comes as
+    None and is left out).
+
+    >>> scores_text({"step": 80, "val_dice": 0.74631, "val_hd95": 25.4999, "val_nsd": None})
+    'val_dice 0.7463  val_hd95 25.5'
+    """
+    return "  ".join(f"{key} {value:.4g}" for key, value in metrics.items()
+                     if key.startswith("val_") and value is not None)
+
+
 def _duration(seconds: float) -> str:
     """``1h02m``, ``2m40s`` or ``9s``; ``?`` before the rate is known.
 

@@ -178,6 +178,9 @@ def fit(config: Config, worker: Callable[[dict[str, Any]], None],
         dataset.context.enable_progress_bars = False
     run = run_config(config, callbacks, best)
     poll_reports_often()
+    if progress:  # the first progress line comes after a report's steps and the start-up
+        print(f"{config.run.name}: starting {config.scaling.num_workers} Ray Train worker(s) on "
+              f"{'GPUs' if config.scaling.use_gpu else 'CPUs'}", flush=True)
     with printed_progress(progress) as queue:
         trainer = TorchTrainer(
             worker,

@@ -80,12 +80,14 @@ def test_checkpoints_inside_an_optimiser_step_fail_before_the_run(fit, overrides
 
 @pytest.mark.parametrize(("fit", "overrides", "message"), [
     ("gan", [], r"the GAN run needs 5 CPUs \(workers, crop readers\) but the cluster has 2 "),
-    ("seg", ["seg.generator=/g.pt"],
+    ("seg", ["seg.generator={generator}", "data.slice_size=[32,32]"],
      r"the U-Net run needs 4 CPUs \(workers, crop readers and GAN actors\) but the cluster "),
     ("seg", [], r"the U-Net run needs 3 CPUs \(workers, crop readers\)")])
-def test_a_run_the_cluster_cannot_hold_fails_before_it_waits_forever(fit, overrides, message):
+def test_a_run_the_cluster_cannot_hold_fails_before_it_waits_forever(fit, overrides, message,
+                                                                     generator_file):
     """The defaults' crop readers (2 actors of 1 CPU per stream) beside a 1-CPU worker do not
     fit 2 CPUs: Ray Data waited for the missing actors without end."""
+    overrides = [o.format(generator=generator_file) for o in overrides]
     config = load_config(None, [*overrides, "data.store=/nowhere"])
     with pytest.raises(ConfigError, match=rf"^scaling: {message}.*cluster/laptop.yaml"):
         (fit_gan if fit == "gan" else fit_seg)(config)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from raylung.config import ConfigError, load_config, save_config
+from raylung.config import ConfigError, load_config, read_yaml_tree, save_config
 
 
 def test_overrides_parse_yaml_values():
@@ -73,6 +73,16 @@ def test_a_key_given_twice_is_refused_with_its_line(tmp_path):
     with pytest.raises(ConfigError, match=r"twice.yaml: not valid YAML \('lr' is given twice in "
                                           r"one mapping, line 4\)$"):
         load_config(path)
+
+
+def test_merge_keys_may_repeat_a_key_and_an_unhashable_key_is_one_line(tmp_path):
+    merged = tmp_path / "merged.yaml"
+    merged.write_text("x-base: &base {lr: 0.001, steps: 3}\ngan:\n  <<: *base\n  lr: 0.002\n")
+    assert read_yaml_tree(merged)["gan"] == {"lr": 0.002, "steps": 3}  # the last one wins
+    odd = tmp_path / "odd.yaml"
+    odd.write_text("gan:\n  ? [a, b]\n  : 1\n")
+    with pytest.raises(ConfigError, match=r"odd.yaml: not valid YAML \(found unhashable key"):
+        load_config(odd)
 
 
 def test_a_section_left_empty_is_empty(tmp_path):

@@ -81,8 +81,9 @@ def train_seg_run(config: Config) -> tuple[str, dict]:
 
     result = fit_seg(config)
     folder, metrics = best_checkpoint(config, result)
-    print(f"train-seg: best step {metrics.get('step')} -> segmenter {folder}/segmenter.pt\n"
-          f"train-seg: validation  {scores_text(metrics)}")
+    print(f"train-seg: best step {metrics.get('step')} -> segmenter {folder}/segmenter.pt")
+    if scores_text(metrics):
+        print(f"train-seg: validation  {scores_text(metrics)}")
     return folder, metrics
 
 

@@ -87,7 +87,7 @@ def check_generator(config: Config) -> None:
     trained = export_config(path, "generator_h2p", config.storage.storage_options)
     size = "data.slice_size" if config.data.mode == "slice2d" else "data.patch_size"
     keys = ["data.mode", "data.context_slices", "data.hu_norm", size, "ingest.spacing_mm"]
-    if trained.data.store == config.data.store:
+    if str(trained.data.store).rstrip("/") == str(config.data.store).rstrip("/"):
         keys += ["data.splits_file"] if config.data.splits_file else [
             "data.splits_file", "data.seed", "data.split_fractions"]
     for key in keys:

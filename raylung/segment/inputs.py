@@ -64,22 +64,30 @@ def plan_jobs(source: str | Path, out: str | Path) -> tuple[list[Job], bool]:
 
 def pending(jobs: list[Job], out: str | Path, record: dict,
             outputs: Callable[[Job], list[str]]) -> list[Job]:
-    """The jobs a batch into ``out`` still has to run. Where ``out`` holds the ``record`` (the
-    model's digest and the settings) of an earlier batch with the same record, the outputs it
-    finished stay (each was written whole); otherwise these jobs' old ``outputs`` go first, so
-    a killed batch never leaves two models' outputs under one record."""
+    """The jobs a batch into ``out`` still has to run. ``out`` keeps the ``record`` (the
+    model's digest and the settings) of its batches with the scan each output came from. Under
+    the same record a job whose output exists from the same scan is done (each was written
+    whole); under another, every output the old record lists and these jobs' ``outputs`` go
+    first, so the folder never holds two models' outputs under one record."""
     path = Path(out) / BATCH_RECORD
     try:
-        same = json.loads(path.read_text()) == record
+        old = json.loads(path.read_text())
     except (OSError, ValueError):
-        same = False
-    if same:
-        return [job for job in jobs if not Path(job.output).exists()]
-    for job in jobs:
-        for output in outputs(job):
-            Path(output).unlink(missing_ok=True)
-    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
-    return jobs
+        old = {}
+    scans = old.pop("scans", {}) if isinstance(old, dict) else {}
+    if old == record:
+        todo = [job for job in jobs
+                if not (scans.get(job.output) == job.image and Path(job.output).exists())]
+    else:
+        stale = [Job(Path(output).name, image, output) for output, image in scans.items()]
+        for job in [*stale, *jobs]:
+            for output in outputs(job):
+                Path(output).unlink(missing_ok=True)
+        scans, todo = {}, jobs
+    scans.update({job.output: job.image for job in jobs})
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps({**record, "scans": scans},
+                                                             indent=1)))
+    return todo
 
 
 def _unless_overwriting(jobs: list[Job]) -> list[Job]:

@@ -89,7 +89,11 @@ def worker_resources(config: Config, gan_actors: bool = True) -> dict[str, tuple
 def check_placement(config: Config, run: str, who: str = "the", driver_cpus: float = 0.0,
                     gan_actors: bool = True) -> None:
     """A ``run`` ("GAN run", "U-Net run") the cluster cannot hold would wait forever, since
-    Ray Data's fixed actor pools wait for their actors without a timeout: one line instead."""
+    Ray Data's fixed actor pools wait for their actors without a timeout: one line instead.
+    A cluster named by ``ray.address`` (``cluster/gpu.yaml``) may be one an autoscaler grows,
+    which the nodes up now do not show: it is not checked."""
+    if config.ray.address:
+        return
     cpus, gpus = worker_resources(config, gan_actors)[run]
     have = ray.cluster_resources()
     for kind, amount in (("CPU", driver_cpus + config.scaling.num_workers * cpus),
@@ -100,7 +104,8 @@ def check_placement(config: Config, run: str, who: str = "the", driver_cpus: flo
             raise ConfigError(
                 f"scaling: {who} {run} needs {amount:g} {kind}s ({parts}) but the cluster has "
                 f"{have.get(kind, 0):g} (on one machine: --config cluster/laptop.yaml, or "
-                "fewer data.read_concurrency / data.reader_cpus)")
+                "fewer data.read_concurrency / data.reader_cpus; on a cluster that an "
+                "autoscaler grows, set ray.address)")
 
 
 def check_divisible(key: str, size: Sequence[int], divisor: int, why: str) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from raylung.config import Config
-from raylung.data.pipeline import check_sources, select_cases
+from raylung.data.pipeline import check_sources, select_cases, with_store_ingest
 from raylung.evaluate.folders import evaluate_cases
 from raylung.io.read import read_mask, read_mask_on
 from raylung.io.write import write_bytes, write_image
@@ -34,7 +34,9 @@ def report_test_split(config: Config, model: str, out: str, progress: bool = Tru
     """Segment and score every labelled test case (of ``domain`` only, if given); the per-case
     table with each case's domain, None when the store has no such case. ``model`` and
     ``out`` may be URLs (a run folder on object storage): the model is read from there, and
-    the report is made locally, then uploaded."""
+    the report is made locally, then uploaded. Reference masks are read with the lung labels
+    of the store's ingest, as training's validation reads them."""
+    config = with_store_ingest(config)
     with _local(out, config.storage.storage_options) as local_out:
         return _report(config, model, local_out, progress, domain)
 

@@ -11,7 +11,7 @@ import SimpleITK as sitk
 
 from raylung.cli import main
 from raylung.errors import InputError
-from raylung.segment.inputs import Job, plan_jobs
+from raylung.segment.inputs import Job, pending, plan_jobs
 
 
 def _scan(image_writer, path):
@@ -108,3 +108,20 @@ def test_an_output_over_an_input_scan_is_refused_before_anything_runs(command, i
     with pytest.raises(InputError, match="b.nii.gz: is an input scan"):
         plan_jobs(tmp_path / "t.csv", scans)
     assert a.read_bytes() == before
+
+
+def test_a_batch_folder_never_holds_two_models_outputs_under_one_record(tmp_path):
+    """Model A on a, b, c, then B on a, then B on all: b and c are B's, not A's kept; the same
+    names from another folder are other scans, run again."""
+    def run(model: str, names: str, source: str = "scans") -> tuple[list[str], dict[str, str]]:
+        jobs = [Job(n, f"/{source}/{n}.nii.gz", str(tmp_path / f"{n}.nii.gz")) for n in names]
+        todo = pending(jobs, tmp_path, {"model": model}, lambda job: [job.output])
+        for job in todo:
+            Path(job.output).write_text(model)
+        return [j.name for j in todo], {p.name[0]: p.read_text() for p in tmp_path.glob("*.gz")}
+
+    assert run("A", "abc") == (["a", "b", "c"], {"a": "A", "b": "A", "c": "A"})
+    assert run("B", "a") == (["a"], {"a": "B"})
+    assert run("B", "abc") == (["b", "c"], {"a": "B", "b": "B", "c": "B"})
+    assert run("B", "abc")[0] == []
+    assert run("B", "ab", "elsewhere")[0] == ["a", "b"]

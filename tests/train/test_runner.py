@@ -91,3 +91,14 @@ def test_a_run_the_cluster_cannot_hold_fails_before_it_waits_forever(fit, overri
     config = load_config(None, [*overrides, "data.store=/nowhere"])
     with pytest.raises(ConfigError, match=rf"^scaling: {message}.*cluster/laptop.yaml"):
         (fit_gan if fit == "gan" else fit_seg)(config)
+
+
+def test_a_cluster_named_by_address_may_grow_and_is_not_checked():
+    """On an autoscaling cluster (cluster/gpu.yaml: ray.address auto) the nodes up now are not
+    what the run will get."""
+    from raylung.train.runner import check_placement
+
+    check_placement(load_config(None, ["ray.address=auto", "scaling.num_workers=64"]),
+                    "GAN run")
+    with pytest.raises(ConfigError, match="set ray.address"):
+        check_placement(load_config(None, ["scaling.num_workers=64"]), "GAN run")

@@ -82,8 +82,9 @@ def train_seg_run(config: Config) -> tuple[str, dict]:
     result = fit_seg(config)
     folder, metrics = best_checkpoint(config, result)
     print(f"train-seg: best step {metrics.get('step')} -> segmenter {folder}/segmenter.pt")
-    if scores_text(metrics):
-        print(f"train-seg: validation  {scores_text(metrics)}")
+    scores = scores_text(metrics)
+    if scores:
+        print(f"train-seg: validation  {scores}")
     return folder, metrics
 
 

@@ -208,9 +208,10 @@ def with_store_ingest(config: Config) -> Config:
         return config
     stored = IngestConfig.model_validate(
         {**config.ingest.model_dump(), **{k: saved[k] for k in PREPARATION if k in saved}})
+    default = IngestConfig()
     for key in PREPARATION:
         mine, theirs = getattr(config.ingest, key), getattr(stored, key)
-        if mine != theirs and mine != getattr(IngestConfig(), key):
+        if mine != theirs and mine != getattr(default, key):
             raise ConfigError(f"ingest.{key}={json.dumps(mine)}: the store {store.url} was "
                               f"ingested with {json.dumps(theirs)}, which its runs use; drop the "
                               "override")

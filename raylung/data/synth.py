@@ -46,7 +46,8 @@ class GanAugment:
 
     def __init__(self, generator: str, p_synth: float, use_gpu: bool,
                  storage_options: dict | None = None) -> None:
-        self.generator, _ = load_generator(generator, storage_options)  # check_generator'd
+        # the driver has checked it against the run (check_generator)
+        self.generator, _ = load_generator(generator, storage_options)
         self.device = torch.device("cuda" if use_gpu else "cpu")
         self.generator.to(self.device)
         self.p_synth = p_synth

@@ -71,6 +71,7 @@ def air(window: tuple[int, int]) -> float:
     windows pad with (MONAI's default 0 is water)."""
     return float(normalise_hu(np.float32(AIR_HU), window))
 
+
 def prepare_scan(image: sitk.Image, config: Config, source: str = "image") -> Scan:
     """Canonical HU and thorax box of ``image`` with the model's ingest settings."""
     ing = config.ingest

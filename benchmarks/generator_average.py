@@ -36,7 +36,7 @@ def main() -> None:
     validator = GanValidator(load_config(checkpoints[-1] / "raylung_config.yaml"))
     rows = []
     for folder in checkpoints:
-        step = torch.load(folder / "state_rank0.pt", weights_only=True)["step"]
+        step = torch.load(folder / "state_rank0.pt", map_location="cpu", weights_only=True)["step"]
         for name, generator in generators(folder).items():
             scores = validator(generator)
             rows.append({"step": step, "G": name, **{k[4:]: scores[k] for k in SCORES}})

@@ -326,6 +326,16 @@ class ScalingSection(_Section):
     gpus_per_worker: float = Field(1.0, gt=0.0, le=1.0, description="GPU share of a worker "
                                    "with use_gpu; below 1 leaves its GPU room for seg.synth_gpus")
 
+    @model_validator(mode="after")
+    def _own_gpus(self) -> ScalingSection:
+        # Ray may pack two workers of half a GPU or less onto one GPU, which NCCL and
+        # DeepSpeed (one device per local rank) refuse at the engine's start.
+        if self.use_gpu and self.num_workers > 1 and self.gpus_per_worker <= 0.5:
+            raise ValueError(f"gpus_per_worker {self.gpus_per_worker} with {self.num_workers} "
+                             "workers: two workers could share one GPU, which NCCL refuses; "
+                             "give each more than 0.5")
+        return self
+
 
 class RunSection(_Section):
     """Where a training run keeps checkpoints and results; rerunning the same name resumes."""

@@ -152,3 +152,15 @@ def test_runtime_env_is_valid_and_leaves_local_data_behind():
 
     env = RuntimeEnv(**yaml.safe_load((CLUSTER / "runtime_env.yaml").read_text()))
     assert env["working_dir"] == "." and {".venv", "runs", "demo_out"} <= set(env["excludes"])
+
+
+def test_cluster_jobs_wait_for_the_nodes_an_autoscaler_adds():
+    """Ray Train retries a worker group that has not started after its timeout (60 s by
+    default) 3 times (train/runner.py), then fails the run: cluster jobs wait minutes."""
+    from ray.train.v2._internal.constants import WORKER_GROUP_START_TIMEOUT_S_ENV_VAR
+
+    submit = yaml.safe_load((CLUSTER / "runtime_env.yaml").read_text())["env_vars"]
+    job = yaml.safe_load((CLUSTER / "kuberay" / "rayjob.yaml").read_text())
+    kuberay = yaml.safe_load(job["spec"]["runtimeEnvYAML"])["env_vars"]
+    for env in (submit, kuberay):
+        assert float(env[WORKER_GROUP_START_TIMEOUT_S_ENV_VAR]) >= 900

@@ -59,6 +59,17 @@ def test_bad_override_is_one_clear_line(override, message):
     assert "\n" not in str(err.value)
 
 
+def test_workers_that_could_share_a_gpu_are_refused():
+    """Ray packs two 0.5-GPU bundles onto one GPU; one worker, or workers of more than half
+    a GPU each, always get their own."""
+    gpu = ["scaling.use_gpu=true", "scaling.num_workers=2"]
+    with pytest.raises(ConfigError, match="gpus_per_worker 0.5 with 2 workers: two workers "
+                                          "could share one GPU"):
+        load_config(None, [*gpu, "scaling.gpus_per_worker=0.5"])
+    assert load_config(None, [*gpu, "scaling.gpus_per_worker=0.75"]).scaling.num_workers == 2
+    assert load_config(None, ["scaling.use_gpu=true", "scaling.gpus_per_worker=0.5"])
+
+
 def test_bad_yaml_names_the_file(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("phantom: [unclosed\n")

@@ -24,9 +24,10 @@ def surround_l1(translated: torch.Tensor, original: torch.Tensor,
     if translated.shape != original.shape:
         raise ValueError(f"images must have the same shape, got {tuple(translated.shape)} "
                          f"and {tuple(original.shape)}")
-    band = _as_channel_mask(surround, translated).to(translated.dtype)
+    # fp32 whatever the images' dtype: a bf16 sum of the band rounds counts above 2^16
+    band = _as_channel_mask(surround, translated).float()
     channels = translated.shape[1]
-    return (band * (translated - original)).abs().sum() / (band.sum().clamp(min=1) * channels)
+    return (band * (translated.float() - original.float())).abs().sum() / (band.sum().clamp(min=1) * channels)
 
 
 def _as_channel_mask(surround: torch.Tensor, images: torch.Tensor) -> torch.Tensor:

@@ -82,15 +82,15 @@ def run_batch(command: str, jobs: list[Job], config: Config, model: tuple[Callab
     # model actors spread over the cluster. The pool grows to --actors only while readers and
     # writers still get CPUs: a fixed pool of 2 one-CPU actors on 2 cores left none to the
     # readers and hung.
-    here = {"ray.io/node-id": ray.get_runtime_context().get_node_id()}
+    node = ray.get_runtime_context().get_node_id()
+    here = {"label_selector": {"ray.io/node-id": node}, "num_cpus": _stage_cpus(node),
+            "memory": STAGE_MEMORY}
     dataset = (dataset
-               .map(_guarded(_read), fn_kwargs={"config": config}, num_cpus=STAGE_CPUS,
-                    memory=STAGE_MEMORY, label_selector=here)
+               .map(_guarded(_read), fn_kwargs={"config": config}, **here)
                .map(_Model, fn_constructor_args=model,
                     compute=ray.data.ActorPoolStrategy(min_size=1, max_size=options.actors),
                     num_cpus=options.actor_cpus, num_gpus=options.actor_gpus)
-               .map(_guarded(_finished(finish)), num_cpus=STAGE_CPUS, memory=STAGE_MEMORY,
-                    label_selector=here))
+               .map(_guarded(_finished(finish)), **here))
     failures = []
     with tqdm(total=len(jobs), desc=command, unit="scan", disable=not progress,
               file=sys.stderr) as bar:
@@ -100,6 +100,14 @@ def run_batch(command: str, jobs: list[Job], config: Config, model: tuple[Callab
                 failures.append((Job(row["name"], row["image"], row["output"]), row["error"]))
                 tqdm.write(f"raylung {command}: {row['error']}", file=sys.stderr)
     return failures
+
+
+def _stage_cpus(node: str) -> float:
+    """CPUs a reader or writer reserves on the driver's node: none where the node offers none,
+    as on a cluster's head that schedules no work (cluster/), where ``ray job submit`` runs
+    the driver; their memory reservation still bounds how many run at once."""
+    offered = next(n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n["NodeID"] == node)
+    return STAGE_CPUS if offered >= STAGE_CPUS else 0.0
 
 
 def _read(row: dict[str, Any], config: Config) -> dict[str, Any]:

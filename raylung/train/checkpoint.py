@@ -67,7 +67,9 @@ def restore(engines: dict[str, Any]) -> dict[str, Any] | None:
     with checkpoint.as_directory() as folder:
         for name, engine in engines.items():
             engine.load_checkpoint(str(Path(folder, name)), tag=TAG)
-        return torch.load(Path(folder, f"state_rank{rank}.pt"), weights_only=True)
+        # on the CPU: the device a rank saved from may not be on the node it resumes on
+        return torch.load(Path(folder, f"state_rank{rank}.pt"), map_location="cpu",
+                          weights_only=True)
 
 
 def engine_weights(folder: str | Path, engine: str) -> dict[str, torch.Tensor]:

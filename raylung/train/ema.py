@@ -16,8 +16,10 @@ from torch.optim.swa_utils import AveragedModel
 
 def ema_model(module: nn.Module, decay: float) -> AveragedModel:
     """An fp32 EMA of ``module`` (fp32 or bf16); ``update_parameters(module)`` after each
-    optimiser step."""
-    return AveragedModel(module, avg_fn=warmup_ema(decay)).float()
+    optimiser step. Its step count lives on the module's device too: torch would copy it
+    there once per tensor and step."""
+    device = next(module.parameters()).device
+    return AveragedModel(module, device=device, avg_fn=warmup_ema(decay)).float()
 
 
 def warmup_ema(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor],

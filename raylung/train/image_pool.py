@@ -49,8 +49,9 @@ class ImagePool:
         if self._rng.random() < 0.5:
             index = self._rng.randrange(self.size)
             stored, self._images[index] = self._images[index], image.clone()
-            # A pool restored with map_location="cpu" may be queried with GPU images.
-            return stored.to(image.device)
+            # A pool restored on the CPU may be queried with GPU images, and a CPU run's
+            # fp32 pool with bf16 ones once the run resumes on GPUs.
+            return stored.to(image.device, image.dtype)
         return image
 
     def state_dict(self) -> dict[str, Any]:

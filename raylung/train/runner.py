@@ -241,7 +241,8 @@ def run_config(config: Config, callbacks: Sequence[UserCallback] = (),
     name resumes); the loggers of ``config.logging`` come before ``callbacks``. A run with
     a ``best`` metric keeps a copy of its best checkpoint (raylung/train/keep_best.py)."""
     own = [*logging_callbacks(config, run_folder(config)), *([KeepBest(best)] if best else [])]
-    # A run whose workers can never start fails after 3 controller retries instead of waiting.
+    # A run whose workers can never start fails after 3 controller retries instead of waiting;
+    # each waits RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S (60 s; 20 min in cluster/'s jobs).
     failures = FailureConfig(max_failures=config.run.max_failures, controller_failure_limit=3)
     path, filesystem = _ray_storage(config)
     return RunConfig(name=config.run.name, storage_path=path, storage_filesystem=filesystem,

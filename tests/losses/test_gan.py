@@ -7,11 +7,13 @@ import torch
 
 from raylung.losses.gan import (
     cycle_loss,
+    diversity_loss,
     generator_objective,
     identity_loss,
     lsgan_discriminator_loss,
     lsgan_generator_loss,
 )
+from raylung.losses.surround import surround_l1
 
 
 def test_lsgan_generator_loss_hand_computed():
@@ -67,3 +69,17 @@ def test_term_without_weight_raises():
 def test_no_terms_raises():
     with pytest.raises(ValueError, match="at least one loss term"):
         generator_objective({}, {"adv": 1.0})
+
+
+def test_bf16_images_give_the_fp32_losses_of_the_same_values():
+    """On GPUs the networks run in bf16; each loss is still an fp32 mean, here over 2^17 band
+    voxels (a bf16 sum rounds such counts to multiples of 512)."""
+    rng = torch.Generator().manual_seed(0)
+    a, b = (torch.rand(2, 1, 256, 256, generator=rng).bfloat16() for _ in range(2))
+    cases = {surround_l1: (a, b, torch.ones(2, 256, 256)), cycle_loss: (a, b),
+             identity_loss: (a, b), lsgan_generator_loss: (a,), lsgan_discriminator_loss: (a, b),
+             diversity_loss: (a, b, torch.zeros_like(a))}
+    for loss, args in cases.items():
+        value = loss(*args)
+        assert value.dtype == torch.float32, loss.__name__
+        assert value.item() == pytest.approx(loss(*(x.float() for x in args)).item(), rel=1e-6)

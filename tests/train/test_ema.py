@@ -24,3 +24,10 @@ def test_the_average_is_fp32_and_follows_the_warm_up_schedule(dtype):
     ema.update_parameters(trained)  # n = 2: the average moves 1 - 3 / 12 of the way
     torch.testing.assert_close(ema.module.weight, trained.weight.float() - 0.25,
                                atol=2e-2, rtol=0)
+
+
+def test_the_step_count_is_on_the_weights_device():
+    """torch keeps AveragedModel's count on the CPU unless told, and would copy it to the
+    GPU once per tensor at every update ("meta" stands in for a GPU here)."""
+    ema = ema_model(torch.nn.Linear(3, 2, device="meta"), decay=0.5)
+    assert ema.n_averaged.device == ema.module.weight.device == torch.device("meta")

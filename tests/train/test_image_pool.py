@@ -90,3 +90,12 @@ def test_negative_size_raises():
 def test_loading_state_of_other_size_raises():
     with pytest.raises(ValueError, match="pool state has size 2, this pool has size 3"):
         ImagePool(size=3).load_state_dict(ImagePool(size=2).state_dict())
+
+
+def test_a_restored_pool_answers_in_the_query_dtype():
+    """A CPU run's fp32 pool resumed on GPUs is queried with bf16 fakes: the stored images
+    it hands back are bf16 too, or the discriminator's convolution refuses them."""
+    pool = ImagePool(size=1, seed=0)
+    pool.query(_images(0))
+    out = torch.cat([pool.query(_images(i).bfloat16()) for i in range(1, 20)])
+    assert out.dtype == torch.bfloat16 and 0 in _ids(out)

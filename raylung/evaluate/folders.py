@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from raylung.errors import InputError
 from raylung.evaluate.report import save_report, summarise_scores
-from raylung.evaluate.scores import EmptyMaskWarning, Row, score_case
+from raylung.evaluate.scores import CaseWarning, Row, score_case
 from raylung.io.geometry import same_grid
 from raylung.io.read import IMAGE_SUFFIXES, image_name, read_mask, read_volume
 from raylung.io.write import write_atomic
@@ -129,19 +129,19 @@ def evaluate_cases(cases: Sequence[Case], out: Path, rim_mm: float = 3.0,
 
 def _score_files(name: str, pred_path: Path, ref_path: Path, lesion_path: Path | None,
                  rim_mm: float, tolerance_mm: float) -> list[Row]:
-    """Read one case, check its grids and score it; empty-mask warnings name the case."""
+    """Read one case, check its grids and score it; its masks' warnings name the case."""
     ref = read_mask(ref_path)
     pred = _check_grid(read_mask(pred_path), pred_path, ref, ref_path)
     lesion = None if lesion_path is None else _check_grid(read_mask(lesion_path), lesion_path,
                                                           ref, ref_path)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", EmptyMaskWarning)
+        warnings.simplefilter("always", CaseWarning)
         rows = score_case(sitk.GetArrayFromImage(pred), sitk.GetArrayFromImage(ref),
                           ref.GetSpacing()[::-1], rim_mm, tolerance_mm,
                           None if lesion is None else sitk.GetArrayFromImage(lesion) != 0)
     for warning in caught:
-        if issubclass(warning.category, EmptyMaskWarning):
-            warnings.warn(f"case {name}: {warning.message}", EmptyMaskWarning, stacklevel=3)
+        if issubclass(warning.category, CaseWarning):
+            warnings.warn(f"case {name}: {warning.message}", warning.category, stacklevel=3)
         else:
             warnings.warn_explicit(warning.message, warning.category, warning.filename,
                                    warning.lineno, registry=_SEEN)

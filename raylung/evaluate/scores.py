@@ -35,14 +35,20 @@ Row = dict[str, float | str]
 _MARGIN = 2  # voxels kept around the union: MONAI's edges need 1, the rim band's inside needs 1
 
 
-class EmptyMaskWarning(UserWarning):
+class CaseWarning(UserWarning):
+    """Something about one case's masks a reader of its scores must know."""
+
+
+class EmptyMaskWarning(CaseWarning):
     """A label's prediction or reference (or both) has no voxels; the scores take fixed values."""
 
 
 def score_case(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float], rim_mm: float = 3.0,
                tolerance_mm: float = 2.0, lesion: np.ndarray | None = None) -> list[Row]:
-    """One row for the whole lung (any non-zero label), one per label value if the reference
-    has several.
+    """One row for the whole lung (any non-zero label), one per label value when prediction
+    and reference hold the same several labels. A binary reference is one lung whatever the
+    prediction's labels (``segment --sides``); a reference of several labels against other
+    labels (a binary mask, sides against lobes) is one lung too, with a CaseWarning.
 
     Arrays are (z, y, x) on one grid, ``spacing`` (z, y, x) in mm; ``lesion`` a binary mask whose
     voxel counts and inclusion in the predicted lung go into the "lung" row.
@@ -54,14 +60,21 @@ def score_case(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float], rim_
     pred, ref = _crop_to_union(pred, ref)
     rows = [{"label": "lung", **_label_scores(pred != 0, ref != 0, spacing, "lung", rim_mm,
                                               tolerance_mm, diagonal), **lesion_row}]
-    values = np.unique(ref)
-    values = values[values != 0]
-    if len(values) > 1:  # the reference's labels (a binary reference vs --sides: "lung" only)
-        for value in values:
-            pair = _crop_to_union(pred == value, ref == value)
-            rows.append({"label": str(value), **_label_scores(
-                *pair, spacing, str(value), rim_mm, tolerance_mm, diagonal)})
+    for value in _paired_labels(pred, ref):
+        pair = _crop_to_union(pred == value, ref == value)
+        rows.append({"label": str(value), **_label_scores(
+            *pair, spacing, str(value), rim_mm, tolerance_mm, diagonal)})
     return rows
+
+
+def _paired_labels(pred: np.ndarray, ref: np.ndarray) -> list[int]:
+    """The labels scored one by one (see :func:`score_case`)."""
+    values = [sorted(int(v) for v in np.unique(m) if v) for m in (pred, ref)]
+    if len(values[1]) < 2 or values[0] == values[1]:
+        return values[1] if len(values[1]) > 1 else []
+    warnings.warn(f"labels {values[0]} of the prediction are not the reference's {values[1]}: "
+                  "scored as one lung", CaseWarning, stacklevel=3)
+    return []
 
 
 def lesion_scores(lung: np.ndarray, lesion: np.ndarray) -> Row:

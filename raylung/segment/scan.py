@@ -98,9 +98,11 @@ def predict_lung(model: torch.nn.Module, scan: Scan, config: Config,
 
 
 def to_native(prob: np.ndarray, scan: Scan) -> np.ndarray:
-    """The canonical probability resampled linearly onto the input's grid, (z, y, x)."""
+    """The canonical probability resampled linearly onto the input's grid, (z, y, x). The
+    canonical grid may end up to half a voxel short of the input's far edges (its size is
+    rounded to whole voxels): native voxels there take the nearest canonical value."""
     native = sitk.Resample(scan.canonical.image(prob), scan.native.image(), sitk.Transform(),
-                           sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+                           sitk.sitkLinear, 0.0, sitk.sitkFloat32, True)
     return sitk.GetArrayFromImage(native)
 
 

@@ -16,7 +16,7 @@ from raylung.errors import InputError
 from raylung.evaluate.folders import evaluate_cases, match_cases
 from raylung.evaluate.overlap import segmentation_scores
 from raylung.evaluate.report import format_summary, summarise_scores
-from raylung.evaluate.scores import EmptyMaskWarning, score_case
+from raylung.evaluate.scores import CaseWarning, EmptyMaskWarning, score_case
 
 SPACING = (2.5, 1.3, 0.7)  # (z, y, x) mm: anisotropic, as in thick-slice CT
 
@@ -173,10 +173,22 @@ def test_multi_label_maps_get_a_row_per_label():
     assert rows["lung"]["dice"] == 1.0
     assert rows["1"]["dice"] == pytest.approx(2 * 32 / (32 + 48))
     assert rows["2"]["dice"] == pytest.approx(2 * 48 / (64 + 48))
-    with pytest.warns(EmptyMaskWarning, match="label 2: empty prediction"):
-        score_case(np.where(pred == 2, 1, pred), ref, SPACING)
     sided = [row["label"] for row in score_case(pred, (ref != 0).astype(np.uint8), SPACING)]
     assert sided == ["lung"], "a binary reference is scored as one lung, whatever pred labels"
+
+
+@pytest.mark.parametrize("pred_labels, named", [
+    ({1: 1, 2: 1}, r"\[1\] of the prediction are not the reference's \[1, 2\]"),  # binary
+    ({1: 1, 2: 3}, r"\[1, 3\] of the prediction are not the reference's \[1, 2\]")])
+def test_other_labels_than_the_reference_s_are_one_lung_with_a_warning(pred_labels, named):
+    """A binary mask (raylung segment's default) against a sided reference, or sides
+    against lobes: label 1 of one is not label 1 of the other, so per-label rows would
+    compare the whole lung with one side."""
+    ref = _box(lo=(2, 2, 1), hi=(6, 6, 4), value=1) + _box(lo=(2, 2, 6), hi=(6, 6, 9), value=2)
+    pred = np.vectorize(lambda v: pred_labels.get(v, 0))(ref).astype(ref.dtype)
+    with pytest.warns(CaseWarning, match=named):
+        rows = score_case(pred, ref, SPACING)
+    assert [row["label"] for row in rows] == ["lung"] and rows[0]["dice"] == 1.0
 
 
 def test_lesion_inclusion_and_its_pooled_summary():

@@ -14,7 +14,7 @@ from raylung.errors import InputError
 from raylung.evaluate.overlap import dice
 from raylung.segment.postprocess import clean_mask, label_sides
 from raylung.preprocess.normalise import normalise_hu
-from raylung.segment.scan import Grid, _predict_volume, predict_lung, prepare_scan
+from raylung.segment.scan import Grid, _predict_volume, predict_lung, prepare_scan, to_native
 from raylung.segment.segmenter import finish
 
 BALL_CENTRE = (6.0, -4.0, 3.0)  # mm, LPS
@@ -147,3 +147,14 @@ def test_sides_follow_the_patient_not_the_array():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # numpy's "mean of empty slice" once reached the console
         assert not label_sides(np.zeros_like(mask), lps).any()
+
+
+def test_every_native_voxel_gets_a_probability():
+    """The canonical grid has whole voxels and may stop up to half a voxel short of the
+    scan's far edges (here 62 x 0.7 mm = 43.4 mm at 1 mm, 7 x 5 mm = 35 mm at 2 mm): those
+    native voxels take the nearest canonical value, not 0, or a lung reaching the last slice
+    would lose it."""
+    image, _ = _thorax(spacing=(0.7, 0.7, 5.0), size=(62, 62, 7))
+    scan = prepare_scan(image, load_config(None, ["ingest.spacing_mm=[1,1,2]"]))
+    native = to_native(np.ones(scan.hu.shape, np.float32), scan)
+    assert native.shape == (7, 62, 62) and native.min() == 1.0

@@ -73,6 +73,12 @@ class PhantomConfig(_Section):
         return v
 
 
+# The ingest settings that shape what a model sees (grid, HU, thorax box, lung labels). A run
+# takes them from its store, so its validation, test report and exported model prepare whole
+# scans as the store's cases were prepared.
+PREPARATION = ("spacing_mm", "hu_window", "lung_labels", "body_hu", "bone_hu", "min_bone_voxels")
+
+
 class IngestConfig(_Section):
     """How source CT becomes canonical arrays in the store."""
 
@@ -439,14 +445,18 @@ def load_config(paths: str | Path | Sequence[str | Path] | None = None,
     key, so an experiment file and a ``cluster/`` scaling file combine."""
     files = [] if paths is None else [paths] if isinstance(paths, (str, Path)) else list(paths)
     tree: dict[str, Any] = {}
+    origins: dict[str, str] = {}  # dotted key -> the file, or the command line, that set it last
     for path in files:
-        _merge(tree, _read_yaml(Path(path)))
+        update = _read_yaml(Path(path))
+        _merge(tree, update)
+        origins.update(dict.fromkeys(_dotted_keys(update), str(path)))
     for item in overrides:
         _apply_override(tree, item)
+        origins.update(dict.fromkeys(_dotted_keys(item.partition("=")[0]), "command line"))
     try:
         return Config.model_validate(tree)
     except ValidationError as err:
-        raise ConfigError(_one_line(err, " + ".join(str(p) for p in files))) from None
+        raise ConfigError(_one_line(err, origins)) from None
 
 
 def save_config(config: Config, path: str | Path) -> None:
@@ -545,10 +555,37 @@ def _apply_override(tree: dict[str, Any], item: str) -> None:
     node[leaf] = value
 
 
-def _one_line(err: ValidationError, path: str | Path | None) -> str:
-    where = f"{path}: " if path else ""
-    parts = []
+def _dotted_keys(tree: dict[str, Any] | str, prefix: str = "") -> list[str]:
+    """Every key of a tree (or of one dotted key) with the sections above it, dotted."""
+    if isinstance(tree, str):
+        parts = tree.split(".")
+        return [".".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    keys = []
+    for key, value in tree.items():
+        keys.append(f"{prefix}{key}")
+        if isinstance(value, dict):
+            keys += _dotted_keys(value, f"{prefix}{key}.")
+    return keys
+
+
+def _one_line(err: ValidationError, origins: dict[str, str]) -> str:
+    """The validation errors in one line, led by where the offending keys were set."""
+    parts, blamed = [], []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
-        parts.append(f"{loc}: {e['msg']}" if loc else e["msg"])
-    return f"{where}invalid config: " + "; ".join(parts)
+        parts.append(f"{loc}: {_message(e)}" if loc else e["msg"])
+        keys = [".".join(loc.split(".")[:n]) for n in range(loc.count(".") + 1, 0, -1)]
+        blamed.append(next((origins[k] for k in keys if k in origins), ""))
+    where = " + ".join(dict.fromkeys(b for b in blamed if b))
+    return f"{where + ': ' if where else ''}invalid config: " + "; ".join(parts)
+
+
+def _message(error: dict[str, Any]) -> str:
+    """pydantic's message, an unknown key's with the keys its section has."""
+    if error["type"] != "extra_forbidden":
+        return error["msg"]
+    section: Any = Config
+    for part in error["loc"][:-1]:
+        section = section.model_fields[part].annotation
+    owner = ".".join(map(str, error["loc"][:-1])) or "the config"
+    return f"unknown key ({owner} has: {', '.join(section.model_fields)})"

@@ -30,3 +30,25 @@ def last_line(error: BaseException) -> str:
     """
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return redacted(lines[-1]) if lines else type(error).__name__
+
+
+# Libraries whose errors are object storage refusing a request (credentials, bucket, access)
+STORAGE_LIBRARIES = frozenset({"botocore", "aiobotocore", "s3fs", "gcsfs", "adlfs", "google",
+                               "azure", "fsspec"})
+
+
+def storage_problem(error: BaseException) -> str | None:
+    """One line for an error of object storage, its URL passwords redacted; None for any other
+    error (a storage library's traceback may show a URL's password).
+
+    >>> from botocore.exceptions import NoCredentialsError
+    >>> storage_problem(NoCredentialsError())
+    'object storage refused: NoCredentialsError: Unable to locate credentials'
+    >>> storage_problem(KeyError("x")) is None
+    True
+    """
+    if type(error).__module__.split(".")[0] not in STORAGE_LIBRARIES:
+        return None
+    line = last_line(error)
+    return f"object storage refused: {type(error).__name__}: {line[:160]}" + (
+        "..." if len(line) > 160 else "")

@@ -22,6 +22,7 @@ import torch
 from pydantic import ValidationError
 
 from raylung.config import Config, public_tree
+from raylung.errors import storage_problem
 from raylung.io.write import write_atomic
 from raylung.models.generator import ResnetGenerator
 from raylung.models.segmenter import lung_unet
@@ -121,7 +122,8 @@ def _load(path: str | Path, kind: str,
     except FileNotFoundError:
         raise ValueError(f"{path}: exported model not found") from None
     except Exception as err:  # noqa: BLE001 - torch raises many types for a file that is not its own
-        raise ValueError(f"{path}: not a torch file ({type(err).__name__})") from None
+        problem = storage_problem(err) or f"not a torch file ({type(err).__name__})"
+        raise ValueError(f"{path}: {problem}") from None
     found = payload.get("kind", "generator_h2p") if isinstance(payload, dict) else None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or found != kind:
         raise ValueError(f"{path}: not a raylung {kind} export (found {found or 'something else'})")

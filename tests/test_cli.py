@@ -42,7 +42,7 @@ def test_phantom_writes_cases_and_resolved_config(tmp_path, capsys):
 def test_bad_override_is_one_line(tmp_path, capsys):
     assert main(["phantom", str(tmp_path), "phantom.cases=-1"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("raylung phantom: error: invalid config: phantom.cases")
+    assert err.startswith("raylung phantom: error: command line: invalid config: phantom.cases")
     assert "\n" not in err
 
 
@@ -51,8 +51,8 @@ def test_bad_override_is_one_line(tmp_path, capsys):
                           "cuda or cuda:N)"),
     (["--batch-size", "0"], ": error: argument --batch-size: 0: must be at least 1"),
     (["--actors", "-2"], ": error: argument --actors: -2: must be at least 1"),
-    (["ray.bogus=1"], "segment: error: invalid config: ray.bogus: Extra inputs are not "
-                      "permitted"),
+    (["ray.bogus=1"], "segment: error: command line: invalid config: ray.bogus: unknown key "
+                      "(ray has: address, num_cpus, max_parallel_cases, verbose)"),
     (["ingest.spacing_mm=[4,4,4]"], "segment: error: ingest.spacing_mm=[4,4,4]: segment takes "
                                     "the model's settings from the model file; only ray.* and "
                                     "storage.* overrides apply")])
@@ -124,6 +124,35 @@ def test_info_on_missing_store_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == (f"raylung info: error: {tmp_path / 'none'}/manifest.parquet: not found "
                    "(run `raylung ingest` first)")
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["train-gan", "data.store=NONE"], "train-gan: error: NONE/manifest.parquet: not found "
+                                       "(run `raylung ingest` first)"),
+    (["train-seg", "data.store=NONE"], "train-seg: error: NONE/manifest.parquet: not found "
+                                       "(run `raylung ingest` first)"),
+    (["tune", "--space", str(Path(__file__).parents[1] / "tune_spaces" / "full.yaml")],
+     "tune: error: data.store is not set")])
+def test_a_training_job_without_its_store_is_one_line_before_ray_starts(argv, line, tmp_path,
+                                                                        capsys):
+    """No Ray, no run folder: the store is checked first."""
+    runs = tmp_path / "runs"
+    argv = [a.replace("NONE", str(tmp_path / "none")) for a in argv]
+    assert main([*argv, f"run.storage_path={runs}"]) == 2
+    assert capsys.readouterr().err.startswith(f"raylung {line}".replace("NONE",
+                                                                       str(tmp_path / "none")))
+    assert not runs.exists()
+
+
+def test_object_storage_refusing_is_one_line_without_the_password(capsys, monkeypatch):
+    """botocore refuses a bucket name holding credentials (s3fs takes them as options, not in
+    the URL) and quotes it; its traceback would show the password."""
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert main(["info", "s3://me:hunter2@bucket/store"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("raylung info: error: object storage refused: ParamValidationError: "
+                          'Invalid bucket name "me:<redacted>@bucket"')
+    assert "hunter2" not in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.slow

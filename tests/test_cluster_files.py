@@ -44,12 +44,16 @@ def test_overlay_layers_over_an_experiment_key_by_key(tmp_path):
     assert gpu.data.reader_cpus == 1.0 and gpu.data.batch_size == laptop.data.batch_size
 
 
-def test_a_bad_layer_names_the_files(tmp_path):
+def test_a_bad_value_names_the_layer_that_set_it(tmp_path):
+    """Of an experiment file and a cluster/ file, the one that set the bad key; a key given
+    on the command line, the command line."""
     bad = tmp_path / "bad.yaml"
     bad.write_text("scaling: {num_workers: 0}\n")
-    with pytest.raises(ConfigError, match=r"laptop.yaml \+ .*bad.yaml: invalid config: "
-                                          r"scaling.num_workers"):
+    with pytest.raises(ConfigError, match=r"^[^+]*bad.yaml: invalid config: scaling.num_workers"):
         load_config([CLUSTER / "laptop.yaml", bad])
+    with pytest.raises(ConfigError, match=r"^command line: invalid config: gan.lambda_srround: "
+                                          r"unknown key \(gan has: width,"):
+        load_config([bad, CLUSTER / "laptop.yaml"], ["gan.lambda_srround=1"])
 
 
 def test_cluster_launcher_config_passes_rays_schema():
@@ -151,7 +155,8 @@ def test_runtime_env_is_valid_and_leaves_local_data_behind():
     from ray.runtime_env import RuntimeEnv
 
     env = RuntimeEnv(**yaml.safe_load((CLUSTER / "runtime_env.yaml").read_text()))
-    assert env["working_dir"] == "." and {".venv", "runs", "demo_out"} <= set(env["excludes"])
+    assert env["working_dir"] == "." and {".venv", "runs", "sweeps", "stream_out",
+                                          "demo_out"} <= set(env["excludes"])
 
 
 def test_cluster_jobs_wait_for_the_nodes_an_autoscaler_adds():

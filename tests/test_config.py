@@ -43,7 +43,8 @@ def test_saved_config_reloads_identically(tmp_path):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("ingest.spacin_mm=[1,1,1]", "ingest.spacin_mm: Extra inputs are not permitted"),
+    ("ingest.spacin_mm=[1,1,1]", "command line: invalid config: ingest.spacin_mm: unknown key "
+                                 "(ingest has: spacing_mm, hu_window,"),
     ("ingest.hu_window=[100,-100]", "hu_window must be [low, high]"),
     ("data.hu_norm=[0,0]", "hu_norm must be [low, high] with low < high"),
     ("phantom.cases=0", "phantom.cases: Input should be greater than or equal to 1"),

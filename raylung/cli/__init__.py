@@ -27,7 +27,7 @@ from raylung.cli.demo import add_demo
 from raylung.cli.jobs import RAY_LOGS
 from raylung.cli.train import add_train_gan, add_train_seg, add_tune
 from raylung.config import ConfigError
-from raylung.errors import InputError, last_line
+from raylung.errors import InputError, last_line, storage_problem
 from raylung.secrets import redacted
 from raylung.store.case_store import StoreError
 
@@ -57,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"raylung {args.command}: interrupted; rerun the same command to resume",
               file=sys.stderr)
         return 130
-    except Exception as err:  # noqa: BLE001 - only Ray Train's failures are turned into a line
+    except Exception as err:  # noqa: BLE001 - only storage's and Ray Train's failures are lines
+        if storage_problem(err):
+            print(f"raylung {args.command}: error: {storage_problem(err)}", file=sys.stderr)
+            return 2
         line = _run_failure(err)
         if line is None:
             raise
@@ -83,7 +86,10 @@ def _run_failure(err: Exception) -> str | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="raylung", description=__doc__.split("\n\n")[0])
+    summary, examples, _ = __doc__.split("\n\n", 2)
+    parser = argparse.ArgumentParser(prog="raylung", description=summary,
+                                     epilog="examples:\n" + examples,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_phantom(sub)
     add_ingest(sub)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from raylung.cli.jobs import add_job, job_config, number
+from raylung.cli.jobs import add_job, job_config, number, one_line_warnings
 from raylung.config import Config, save_config
 from raylung.store.case_store import CaseStore
 
@@ -56,7 +56,8 @@ def ingest_cases(src: str, store_url: str, config: Config) -> int:
     """Ingest ``src`` into the store and print what was written; the exit status."""
     from raylung.ingest.run import ingest
 
-    result = ingest(src, store_url, config)
+    with one_line_warnings("ingest"):
+        result = ingest(src, store_url, config)
     print(f"ingest: {len(result.written)} written, {len(result.skipped)} unchanged, "
           f"{len(result.failures)} failed -> {store_url}")
     if result.failures:

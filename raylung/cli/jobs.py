@@ -33,12 +33,22 @@ def number(cast: type, low: float, strict: bool = False):
     return parse
 
 
+class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's help ends with its default, where it has a value to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, [], argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def add_job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
             *positionals: tuple[str, dict], config: bool = True,
             example: str = "ingest.spacing_mm=[1,1,2]") -> argparse.ArgumentParser:
     """A subcommand: its positionals, then (unless it reads no config) ``--config`` and
     ``key=value`` overrides (``example`` in the help)."""
-    job = sub.add_parser(name, help=help_text, description=help_text)
+    job = sub.add_parser(name, help=help_text, description=help_text,
+                         formatter_class=_ShowDefaults)
     for dest, kwargs in positionals:
         job.add_argument(dest, **kwargs)
     job.set_defaults(run=run)

@@ -25,7 +25,7 @@ import pandas as pd
 import ray
 import yaml
 
-from raylung.config import Config, ConfigError, DataConfig, IngestConfig
+from raylung.config import PREPARATION, Config, ConfigError, DataConfig, IngestConfig
 from raylung.data.sample import make_sample
 from raylung.data.spec_source import SpecSource
 from raylung.data.specs import chosen_for_synthesis, draw_specs
@@ -50,7 +50,7 @@ def build_shards(cfg: Config, split: str, epochs: Iterable[int], domain: str | N
                  labelled_only: bool = False, world: int = 1) -> list[ray.data.Dataset]:
     """One dataset per training worker: rank r's holds every world-th sample of each epoch
     from the r-th. The cases are selected and put in the object store once for all ranks."""
-    store = _store(cfg)
+    store = open_store(cfg)
     cases = select_cases(store, cfg.data, split, domain, labelled_only)
     centres = load_centres(store, cases) if cfg.data.mode == "patch3d" else {}
     inputs = ray.put((cases, centres))
@@ -110,7 +110,7 @@ def read_val_samples(cfg: Config, domain: str, count: int) -> dict[str, np.ndarr
     val.data.augment.enabled = False
     val.data.box_slices = 0.0  # G is scored on the lung, where it draws disease
     val.data.twin_p = 0.0      # the real domains, not the oracle's twins
-    store = _store(val)
+    store = open_store(val)
     cases = select_cases(store, val.data, "val", domain, labelled_only=True)
     centres = load_centres(store, cases) if val.data.mode == "patch3d" else {}
     specs = draw_specs(cases, centres, val.data, 0, _stream_key("val", domain, True))
@@ -192,19 +192,14 @@ def _stream_key(split: str, domain: str | None, labelled_only: bool) -> str:
     return f"{split}/{domain}/{labelled_only}"
 
 
-# The ingest settings that shape what a model sees (grid, HU, thorax box, lung labels). A run
-# takes them from its store, so its validation, test report and exported model prepare whole
-# scans as the store's cases were prepared.
-PREPARATION = ("spacing_mm", "hu_window", "lung_labels", "body_hu", "bone_hu", "min_bone_voxels")
-
-
 def with_store_ingest(config: Config) -> Config:
     """``config`` with the ``PREPARATION`` settings the store was ingested with; one line
-    where the job sets one of them otherwise (unchanged for a store without its config)."""
-    store = _store(config)
+    where the job sets one of them otherwise, or where there is no store (before Ray starts)."""
+    store = open_store(config)
     try:
         saved = yaml.safe_load(store.read_bytes("raylung_config.yaml")).get("ingest", {})
     except StoreError:
+        read_manifest(store)  # no store at all: one line; a store without its config: as is
         return config
     stored = IngestConfig.model_validate(
         {**config.ingest.model_dump(), **{k: saved[k] for k in PREPARATION if k in saved}})
@@ -220,7 +215,8 @@ def with_store_ingest(config: Config) -> Config:
     return adopted
 
 
-def _store(cfg: Config) -> CaseStore:
+def open_store(cfg: Config) -> CaseStore:
+    """The store of ``data.store``; one line when it is not set."""
     if not cfg.data.store:
         raise ValueError("data.store is not set: give the store path, "
                          "e.g. data.store=demo_out/store")

@@ -21,13 +21,14 @@ from raylung.config import IngestConfig
 from raylung.errors import InputError
 from raylung.ingest.sources import CaseSource
 from raylung.io.geometry import canonical_grid, resample_to
-from raylung.io.read import read_mask_on, read_volume
+from raylung.io.read import data_files, read_mask_on, read_volume
 from raylung.preprocess.thorax_crop import (NoBoneError, body_mask, bounding_box,
                                             estimated_lung_box, thorax_box)
 from raylung.seeds import text_seed
 
 STORE_FORMAT = 3  # bump when the stored arrays or attributes change, so reruns re-ingest
 MAX_CENTRES = 4096  # cached lung voxels per case for lung-centred patches (as MONAI/nnU-Net do)
+AIR_HU = -500  # a chest CT always holds voxels below it (the air outside the body, the lungs)
 
 
 @dataclass
@@ -41,6 +42,7 @@ class PreparedCase:
 def prepare_case(source: CaseSource, cfg: IngestConfig) -> PreparedCase:
     """Read, check and canonicalise one case; raise InputError naming the bad file."""
     image = read_volume(source.image)
+    _check_hounsfield(source.image, image)
     grid = canonical_grid(image, cfg.spacing_mm)
     arrays = {"image": canonical_hu(image, grid, cfg.hu_window)}
     if source.lung:
@@ -120,10 +122,18 @@ def canonical_hu(image: sitk.Image, grid: sitk.Image, window: tuple[int, int]) -
     return np.clip(np.rint(values), *window).astype(np.int16)
 
 
+def _check_hounsfield(path: str, image: sitk.Image) -> None:
+    """Refuse a scan without air, which is no CT in HU: its values would be stored as HU."""
+    if sitk.GetArrayViewFromImage(image).min() >= AIR_HU:
+        raise InputError(path, f"no voxel below {AIR_HU} HU: not a CT in Hounsfield units (a "
+                               "missing RescaleIntercept or a +1024 offset?)")
+
+
 def _twin_array(path: str, image: sitk.Image, grid: sitk.Image,
                 window: tuple[int, int]) -> np.ndarray:
     """A phantom's diseased twin, stored like the image; it must share the image's grid."""
     twin = read_volume(path)
+    _check_hounsfield(path, twin)
     same = (twin.GetSize() == image.GetSize()
             and np.allclose(twin.GetSpacing(), image.GetSpacing())
             and np.allclose(twin.GetOrigin(), image.GetOrigin()))
@@ -152,10 +162,17 @@ def _attrs(source: CaseSource, grid: sitk.Image, box: list[int], arrays: dict) -
 
 
 def _source_files(path: Path) -> list[Path]:
-    """The file, or every file of a folder (a DICOM series) in name order."""
+    """The file and the data files its header names (a .mhd's .raw), or every file of a folder
+    (a DICOM series) in name order: every file its voxels are read from."""
     if not path.exists():
         raise InputError(path, "file not found")
-    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file())
+    files = [path, *data_files(path)]
+    for file in files:
+        if not file.exists():
+            raise InputError(file, "file not found")
+    return files
 
 
 def _hash_bytes(file: Path, digest: Any) -> None:

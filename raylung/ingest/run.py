@@ -4,29 +4,34 @@ The split of every case is fixed in the store's ``splits.json`` (raylung/data/sp
 A rerun skips cases whose commit record carries the same source paths and either the same
 sizes and times of those files (without reading them) or the same hash of their bytes; it
 rewrites changed or interrupted ones, and reports every failing case in one line (stderr and
-ingest_report.csv).
+ingest_report.csv). Settings that shape the stored arrays (``PREPARATION``) cannot change in a
+store that holds cases: its runs take them from its ``raylung_config.yaml``.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 import ray
+import yaml
 from tqdm import tqdm
 
-from raylung.config import Config, IngestConfig, absolute, dump_config
+from raylung.config import PREPARATION, Config, ConfigError, IngestConfig, absolute, dump_config
 from raylung.data.splits import store_splits
 from raylung.errors import InputError, last_line
 from raylung.ingest.case import prepare_case, source_hash, source_stat
 from raylung.ingest.sources import CaseSource, Failure, read_sources
 from raylung.runtime import connect
-from raylung.store.case_store import CaseStore
+from raylung.secrets import redacted
+from raylung.store.case_store import CaseStore, StoreError
 from raylung.store.manifest import write_manifest
 
 REPORT = "ingest_report.csv"
+CONFIG = "raylung_config.yaml"
 
 
 @dataclass
@@ -47,20 +52,37 @@ def ingest(src: str, store_url: str, config: Config, progress: bool = True) -> I
     sources, failures = read_sources(src, config.ingest.domain)
     # the tasks run in folders of their own (on a cluster, the raylet's)
     store = CaseStore(absolute(store_url), config.storage.storage_options)
+    _check_preparation(store, config.ingest)
     store.create()
-    store.write_bytes("raylung_config.yaml", dump_config(config).encode())
+    store.write_bytes(CONFIG, dump_config(config).encode())
     result = IngestResult(failures=list(failures))
     for failure in failures:
         _print_failure(failure)
     if sources:
         connect(config.ray)
         _run_tasks(sources, store, config, result, progress)
-    store.write_table(REPORT, pd.DataFrame([vars(f) for f in result.failures],
+    store.write_table(REPORT, pd.DataFrame([redacted(vars(f)) for f in result.failures],
                                            columns=["case", "file", "reason"]))
     manifest = write_manifest(store)
     if not manifest.empty:
         store_splits(store, manifest, config.data)  # from now on every case keeps its split
     return result
+
+
+def _check_preparation(store: CaseStore, cfg: IngestConfig) -> None:
+    """Refuse settings that would prepare new cases unlike the store's others: every run on the
+    store prepares scans as its config file says (raylung.data.pipeline.with_store_ingest)."""
+    try:
+        saved = yaml.safe_load(store.read_bytes(CONFIG)).get("ingest", {})
+    except StoreError:
+        return
+    mine = cfg.model_dump(mode="json")
+    changed = [key for key in PREPARATION if key in saved and saved[key] != mine[key]]
+    if changed and store.case_ids():
+        key = changed[0]
+        raise ConfigError(f"ingest.{key}={json.dumps(mine[key])}: the store {store.url} holds "
+                          f"cases ingested with {json.dumps(saved[key])}; ingest into a new "
+                          "store")
 
 
 def _run_tasks(sources: list[CaseSource], store: CaseStore, config: Config,
@@ -97,8 +119,8 @@ def _collect(outcome: dict[str, Any], result: IngestResult, bar: tqdm) -> None:
 
 
 def _print_failure(failure: Failure) -> None:
-    """One line on stderr, written around any progress bar."""
-    tqdm.write(f"raylung ingest: case {failure.case}: {failure.file}: {failure.reason}",
+    """One line on stderr, written around any progress bar, URL passwords redacted."""
+    tqdm.write(redacted(f"raylung ingest: case {failure.case}: {failure.file}: {failure.reason}"),
                file=sys.stderr)
 
 

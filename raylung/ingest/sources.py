@@ -5,11 +5,14 @@ empty; an optional ``twin`` column holds a phantom's diseased twin image); relat
 relative to the table's folder. A folder with ``cases.csv`` or ``cases.parquet`` is read
 through that table; any other folder is scanned: each sub-folder is a case whose ``image.*``
 (a file, or an ``image/`` DICOM folder), ``lung.*``, ``lesion.*`` and ``twin.*`` are found by
-name, and every case gets the domain given by ``ingest.domain``.
+name (any case of suffix), and every case gets the domain given by ``ingest.domain``; other
+image files in a case folder (a ``seg.nii.gz``) are not used, with a warning.
 """
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +21,12 @@ import pandas as pd
 
 from raylung.config import DOMAINS
 from raylung.errors import InputError
-from raylung.io.read import IMAGE_SUFFIXES
+from raylung.io.read import IMAGE_SUFFIXES, image_name, image_suffix, printable
 
 TABLE_NAMES = ("cases.csv", "cases.parquet")
 REQUIRED_COLUMNS = ("case_id", "image", "domain")
+CASE_FILES = ("image", "lung", "lesion", "twin")  # what a scanned case folder's files are named
+LISTED = 5  # names of a case folder's files a failure shows
 
 
 @dataclass(frozen=True)
@@ -91,26 +96,45 @@ def _scan_folder(folder: Path, domain: str | None) -> list[dict]:
     # hidden folders (.git) and a zarr store kept inside the folder are no cases
     for case_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
                            and not (p / "zarr.json").exists()):
-        rows.append({
-            "case_id": case_dir.name,
-            "image": _find(case_dir, "image") or str(case_dir / "image"),
-            "lung": _find(case_dir, "lung"),
-            "lesion": _find(case_dir, "lesion"),
-            "twin": _find(case_dir, "twin"),
-            "domain": domain,
-        })
+        files = {stem: _find(case_dir, stem) for stem in CASE_FILES}
+        if files["image"]:
+            _warn_unused(case_dir, files)
+        rows.append({"case_id": case_dir.name, **files, "domain": domain,
+                     "no_image": None if files["image"] else _no_image(case_dir)})
     if not rows:
         raise InputError(folder, "folder holds no case folders")
     return rows
 
 
 def _find(case_dir: Path, stem: str) -> str | None:
+    """A case folder's ``stem`` folder (a DICOM series) or file ``stem`` + an image suffix of
+    any case (``image.NII.GZ``), the first suffix of IMAGE_SUFFIXES where there are several."""
     if (case_dir / stem).is_dir():
         return str(case_dir / stem)
-    for suffix in IMAGE_SUFFIXES:
-        if (case_dir / f"{stem}{suffix}").exists():
-            return str(case_dir / f"{stem}{suffix}")
-    return None
+    found = [p for p in case_dir.iterdir() if p.is_file() and image_name(p) == stem]
+    first = min(found, key=lambda p: IMAGE_SUFFIXES.index(image_suffix(p.name)), default=None)
+    return str(first) if first else None
+
+
+def _warn_unused(case_dir: Path, files: dict[str, str | None]) -> None:
+    """Warn about the image files of a case folder that a scan does not use: a lung mask named
+    ``seg.nii.gz`` would leave its case unlabelled without a word."""
+    used = {Path(path).name for path in files.values() if path}
+    unused = sorted(p.name for p in case_dir.iterdir()
+                    if p.is_file() and image_suffix(p.name) and p.name not in used)
+    if unused:
+        unlabelled = "" if files["lung"] else "; without a lung.<suffix> the case is unlabelled"
+        warnings.warn(f"{case_dir}: {', '.join(unused)} not used (a case folder's files are "
+                      f"{', '.join(CASE_FILES)}.<suffix>{unlabelled})", stacklevel=4)
+
+
+def _no_image(case_dir: Path) -> str:
+    """Why a case folder has no image, with what it holds instead."""
+    names = sorted(p.name + "/" * p.is_dir() for p in case_dir.iterdir())
+    found = ", ".join(names[:LISTED]) + (f" and {len(names) - LISTED} more"
+                                         if len(names) > LISTED else "")
+    return (f"no image.<suffix> with a supported suffix ({', '.join(IMAGE_SUFFIXES)}) nor an "
+            f"image/ DICOM folder in {case_dir.name}/ (found {found or 'nothing'})")
 
 
 def _resolve(base: Path, value: object) -> str | None:
@@ -130,7 +154,7 @@ def _validate(rows: list[dict], origin: Path) -> tuple[list[CaseSource], list[Fa
     for row in rows:
         problem = _row_problem(row, counts[row["case_id"]])
         if problem:
-            failures.append(Failure(row["case_id"], str(origin), problem))
+            failures.append(Failure(printable(row["case_id"]), str(origin), problem))
             continue
         sources.append(CaseSource(row["case_id"], row["image"], row.get("lung"),
                                   row.get("lesion"), row["domain"], row.get("twin")))
@@ -139,14 +163,32 @@ def _validate(rows: list[dict], origin: Path) -> tuple[list[CaseSource], list[Fa
 
 def _row_problem(row: dict, count: int) -> str | None:
     case_id = row["case_id"]
-    if not case_id or "/" in case_id or case_id.startswith("."):
-        return f"invalid case id {case_id!r} (non-empty, no '/', not starting with '.')"
+    why = _case_id_problem(case_id)
+    if why:
+        return f"invalid case id {case_id!r} ({why})"
     if count > 1:
         return f"duplicate case id {case_id!r} ({count} rows); ids must be unique"
     if row["domain"] not in DOMAINS:
         return f"unknown domain {row['domain']!r} (expected one of {', '.join(DOMAINS)})"
     if not row["image"]:
-        return "no image path given"
+        return row.get("no_image") or "no image path given"
+    return None
+
+
+def _case_id_problem(case_id: str) -> str | None:
+    """Why a case id cannot name its zarr group in the store (and a folder on object storage)."""
+    if not case_id:
+        return "empty"
+    if "/" in case_id or case_id.startswith("."):
+        return "'/' and a leading '.' are path syntax"
+    if case_id.startswith("__") or case_id == "zarr.json":
+        return "zarr reserves names starting with '__' and 'zarr.json'"
+    if "::" in case_id:
+        return "'::' chains URLs in fsspec"
+    if re.search(r"[\x00-\x1f\x7f]", case_id):
+        return "it holds a control character"
+    if printable(case_id) != case_id:
+        return "it is not valid UTF-8"
     return None
 
 

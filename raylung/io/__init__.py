@@ -1,0 +1,1 @@
+"""Reading and writing medical images with SimpleITK, each bad file one clear error."""

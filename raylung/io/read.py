@@ -6,6 +6,10 @@ bad case instead of a stack trace.
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Iterable
+from itertools import takewhile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,13 @@ IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm")
 MASK_INSIDE = 0.95
 # MetaImage/NRRD headers that name a second file holding the voxels.
 DETACHED_SUFFIXES = (".mhd", ".nhdr")
+# Headers that may name the files holding their voxels: the field's separator, by suffix.
+HEADER_SEPARATORS = {".mha": "=", ".mhd": "=", ".nrrd": ":", ".nhdr": ":"}
+# The field naming those files: MetaImage's ElementDataFile, NRRD's "data file" (or "datafile").
+DATA_FILE_FIELDS = ("elementdatafile", "datafile")
+# The tag (7FE0,0010) that starts a DICOM object's pixels, little endian: a slice has it, a
+# report or a plan has none.
+PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
 
 _SCALAR_TYPES = {
     sitk.sitkInt8, sitk.sitkUInt8, sitk.sitkInt16, sitk.sitkUInt16, sitk.sitkInt32,
@@ -38,6 +49,7 @@ def read_volume(path: str | Path, largest_series: bool = False) -> sitk.Image:
     A folder with several DICOM series is an error, or with ``largest_series`` its series of
     the most slices is read (as lungmask does)."""
     path = Path(path)
+    _check_utf8(path)
     if not path.exists():
         raise InputError(path, "file not found")
     image = _read_series(path, largest_series) if path.is_dir() else _read_file(path)
@@ -93,6 +105,41 @@ def image_suffix(name: str) -> str:
     return next((s for s in IMAGE_SUFFIXES if name.lower().endswith(s)), "")
 
 
+def data_files(path: str | Path) -> list[Path]:
+    """The files a MetaImage or NRRD header names for its voxels (none where they follow the
+    header), relative to its folder unless absolute: a reader needs them, and ingest hashes
+    them with the header."""
+    path = Path(path)
+    separator = HEADER_SEPARATORS.get(path.suffix.lower())
+    if separator is None:
+        return []
+    with open(path, "rb") as handle:
+        for raw in handle:
+            line = os.fsdecode(raw).strip()
+            if not line and separator == ":":  # a NRRD header ends at a blank line
+                return []
+            key, _, value = line.partition(separator)
+            if key.replace(" ", "").lower() in DATA_FILE_FIELDS:
+                rest = (os.fsdecode(following).strip() for following in handle)
+                return [path.parent / name for name in _data_file_names(value.strip(), rest)]
+    return []
+
+
+def _data_file_names(value: str, rest: Iterable[str]) -> list[str]:
+    """The names a header's data-file field gives: none for LOCAL, the lines that follow for
+    LIST (up to a blank one), a printf pattern's for ``PATTERN MIN MAX [STEP]`` (MAX
+    included), else the value."""
+    words = value.split()
+    if not words or words[0] == "LOCAL":
+        return []
+    if words[0] == "LIST":
+        return list(takewhile(bool, rest))
+    if "%" in words[0] and len(words) >= 3:
+        first, last, step = (int(word) for word in [*words[1:4], 1][:3])
+        return [words[0] % i for i in range(first, last + 1, step)]
+    return [value]
+
+
 def _read_file(path: Path) -> sitk.Image:
     if path.stat().st_size == 0:
         raise InputError(path, "file is empty (0 bytes)")
@@ -101,17 +148,21 @@ def _read_file(path: Path) -> sitk.Image:
                                "pair to one .nii.gz")
     if is_nifti(path):
         check_nifti(path)
+    for file in data_files(path):
+        if not file.exists():
+            raise InputError(path, f"data file {file} named by the header is missing")
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as err:
         reason = _itk_reason(err)
-        if "No such file" in reason and not path.name.lower().endswith(DETACHED_SUFFIXES):
-            reason = "truncated or corrupt file"  # a stale errno: the file itself is here
+        if "No such file" in reason:
+            reason = "truncated or corrupt file"  # a stale errno: every file it reads is here
         raise InputError(path, f"unreadable image ({reason})") from None
 
 
 def dicom_series(folder: str | Path) -> list[list[str]]:
     """The files of each DICOM series directly in ``folder`` (none: an empty list)."""
+    _check_utf8(Path(folder))
     try:
         ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
     except RuntimeError as err:
@@ -121,6 +172,7 @@ def dicom_series(folder: str | Path) -> list[list[str]]:
 
 def _read_series(folder: Path, largest: bool) -> sitk.Image:
     series = dicom_series(folder)
+    _check_left_out(folder, series)
     if not series:
         raise InputError(folder, "folder holds no readable DICOM series")
     if len(series) > 1 and not largest:
@@ -135,6 +187,22 @@ def _read_series(folder: Path, largest: bool) -> sitk.Image:
     if image.HasMetaDataKey("ITK_non_uniform_sampling_deviation"):
         _check_slice_gaps(folder, files, image)
     return image
+
+
+def _check_left_out(folder: Path, series: list[list[str]]) -> None:
+    """Refuse a DICOM slice that no series took: GDCM drops an unreadable one without a word,
+    and a truncated first or last slice leaves the others evenly spaced."""
+    taken = {Path(file).name for files in series for file in files}
+    for file in sorted(folder.iterdir()):
+        if (file.is_file() and file.name not in taken and file.name.upper() != "DICOMDIR"
+                and _is_dicom_image(file)):
+            raise InputError(file, "unreadable DICOM file: truncated or corrupt?")
+
+
+def _is_dicom_image(file: Path) -> bool:
+    """Whether a file is a DICOM object ("DICM" after its 128-byte preamble) with pixels."""
+    with open(file, "rb") as handle:
+        return handle.read(132)[128:] == b"DICM" and PIXEL_DATA_TAG in handle.read()
 
 
 def _check_slice_gaps(folder: Path, files: list[str], image: sitk.Image) -> None:
@@ -172,8 +240,27 @@ def _check_volume(path: Path, image: sitk.Image) -> None:
             raise InputError(path, f"image has {nonfinite} NaN/inf voxels")
 
 
+def _check_utf8(path: Path) -> None:
+    """Refuse a name that is not UTF-8 (bytes os.fsdecode kept as surrogates) before SimpleITK
+    sees it: SimpleITK aborts the whole process on one."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(printable(path), "file name is not valid UTF-8 (SimpleITK cannot "
+                                          "open it: rename it)") from None
+
+
+def printable(path: str | Path) -> str:
+    """``path`` as text any report can hold: a byte that is not UTF-8 becomes ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def _itk_reason(err: RuntimeError) -> str:
-    """The useful last line of an ITK exception, without the C++ source location."""
+    """The useful last line of an ITK exception, without the C++ source location; where that
+    line is a row of a matrix ITK printed (no word in it), the first sentence of its
+    ``ITK ERROR`` line (e.g. a singular direction's "Bad direction, determinant is 0")."""
     lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
     reason = lines[-1] if lines else "unknown error"
+    if not re.search("[A-Za-z]", reason):
+        reason = next((ln for ln in lines if "ERROR:" in ln), reason).split(". ")[0]
     return reason.split("): ")[-1][:200]

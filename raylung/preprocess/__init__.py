@@ -1,0 +1,1 @@
+"""Image processing shared by ingest, training and inference: HU windows, thorax box, bands."""

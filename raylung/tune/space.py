@@ -75,7 +75,9 @@ def load_sweep(path: str | Path, base: str | Path | Sequence[str | Path] | None 
     except ConfigError as err:
         files = " + ".join(map(str, bases))
         where = f"{path} over {files}" if files else str(path)
-        raise ConfigError(f"{where}: {str(err).removeprefix(f'{files}: ')}") from None
+        problem = str(err)
+        raise ConfigError(f"{where}: {problem[problem.find('invalid config:'):]}"
+                          if "invalid config:" in problem else problem) from None
     return Sweep(config, {key: _checked(config, key, spec, path) for key, spec in space.items()})
 
 

@@ -20,10 +20,9 @@ from ray.tune.search import ConcurrencyLimiter, SearchAlgorithm, Searcher
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from raylung.config import Config, ConfigError
-from raylung.data.pipeline import select_cases
+from raylung.data.pipeline import open_store, select_cases
 from raylung.io.write import write_atomic
 from raylung.runtime import connect, free_port
-from raylung.store.case_store import CaseStore
 from raylung.train.deepspeed_config import select_accelerator
 from raylung.train.runner import check_placement, start_ray
 from raylung.tune.callback import VALIDATION, validation_number
@@ -137,7 +136,7 @@ def _check_validation(config: Config, objective: Objective) -> None:
     if getattr(getattr(config, objective.stage), field) == 0:
         raise ConfigError(f"tune.objective: {objective.name} is scored by validation; set "
                           f"{objective.stage}.{field} > 0")
-    store = CaseStore(config.data.store, config.storage.storage_options)
+    store = open_store(config)
     domains = (["healthy"] if objective.stage == "gan" else []) + (
         ["pathological"] if objective.reference or objective.stage == "seg" else [])
     for domain in domains:

@@ -1,7 +1,9 @@
-"""The ways to name what to ingest: a parquet table, a folder without a table, multi-label masks."""
+"""The ways to name what to ingest: a parquet table, a folder without a table, multi-label masks;
+the case ids and case folders that are refused (those tests need no Ray cluster)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
@@ -12,14 +14,15 @@ from raylung.cli import main
 from raylung.config import load_config
 from raylung.errors import InputError
 from raylung.ingest.run import ingest
+from raylung.ingest.sources import read_sources
+from raylung.io.read import IMAGE_SUFFIXES
 from raylung.store.case_store import CaseStore
 from raylung.store.manifest import read_manifest
-
-pytestmark = pytest.mark.usefixtures("ray_cluster")
 
 VOLUMES = ("image", "lung", "lesion", "lung_centres")
 
 
+@pytest.mark.usefixtures("ray_cluster")
 def test_parquet_table_ingests_like_cases_csv(small_phantoms, phantom_store, tmp_path):
     table = pd.read_csv(small_phantoms / "cases.csv")
     for column in ("image", "lung", "lesion", "twin"):  # the parquet lives elsewhere: absolute paths
@@ -49,6 +52,7 @@ def case_folders(small_phantoms, tmp_path):
     return src, picked
 
 
+@pytest.mark.usefixtures("ray_cluster")
 def test_folder_without_table_takes_the_configured_domain(case_folders, phantom_store, tmp_path):
     src, (healthy, sick) = case_folders
     url = str(tmp_path / "store")
@@ -104,6 +108,7 @@ def multi_label_case(tmp_path, image_writer):
     return tmp_path / "cases.csv", labels
 
 
+@pytest.mark.usefixtures("ray_cluster")
 @pytest.mark.parametrize("lung_labels", [LOBES, []], ids=["lobes", "default"])
 def test_multi_label_mask_becomes_the_lung_through_lung_labels(multi_label_case, tmp_path,
                                                                 lung_labels):
@@ -117,6 +122,7 @@ def test_multi_label_mask_becomes_the_lung_through_lung_labels(multi_label_case,
     np.testing.assert_array_equal(lung, expected.astype(np.uint8))
 
 
+@pytest.mark.usefixtures("ray_cluster")
 def test_a_case_whose_changed_source_fails_leaves_the_store(case_folders, tmp_path):
     """Its earlier version would go on training while the report says it failed."""
     src, (healthy, sick) = case_folders
@@ -132,8 +138,6 @@ def test_a_case_whose_changed_source_fails_leaves_the_store(case_folders, tmp_pa
 
 
 def test_a_folder_scan_skips_hidden_folders_and_a_store_inside_it(case_folders, tmp_path):
-    from raylung.ingest.sources import read_sources
-
     src, picked = case_folders
     (src / ".git").mkdir()
     CaseStore(str(src / "store")).create()
@@ -142,3 +146,55 @@ def test_a_folder_scan_skips_hidden_folders_and_a_store_inside_it(case_folders, 
     (tmp_path / "cases.csv").write_text("case_id,image,domain\n")
     with pytest.raises(InputError, match=r"cases.csv: cases table has no rows$"):
         read_sources(tmp_path / "cases.csv")
+
+
+def test_case_ids_that_break_the_store_are_refused(tmp_path):
+    """zarr took case 'zarr.json' for its metadata, fsspec read 'x::y' as a chained URL."""
+    ids = ["zarr.json", "__z", "x::y", "tab\tx", "a/b", "ok"]
+    table = pd.DataFrame({"case_id": ids, "image": "ct.nii.gz", "domain": "healthy"})
+    table.to_csv(tmp_path / "cases.csv", index=False)
+    sources, failures = read_sources(tmp_path / "cases.csv")
+    assert [s.case_id for s in sources] == ["ok"]
+    assert {f.case: f.reason for f in failures} == {
+        "zarr.json": "invalid case id 'zarr.json' (zarr reserves names starting with '__' and "
+                     "'zarr.json')",
+        "__z": "invalid case id '__z' (zarr reserves names starting with '__' and 'zarr.json')",
+        "x::y": "invalid case id 'x::y' ('::' chains URLs in fsspec)",
+        "tab\tx": "invalid case id 'tab\\tx' (it holds a control character)",
+        "a/b": "invalid case id 'a/b' ('/' and a leading '.' are path syntax)",
+    }
+
+
+def test_a_case_folder_whose_name_is_not_utf8_is_one_printable_failure(tmp_path, image_writer):
+    """Its id would reach SimpleITK (which aborts) and the report (which cannot hold it)."""
+    image_writer(tmp_path / "src/ok/image.nii.gz", np.zeros((2, 2, 2), np.int16))
+    os.rename(tmp_path / "src/ok", os.fsencode(tmp_path / "src") + b"/case\xff")
+    sources, (failure,) = read_sources(tmp_path / "src", "healthy")
+    assert not sources
+    assert (failure.case, failure.reason) == (
+        "case\\xff", "invalid case id 'case\\udcff' (it is not valid UTF-8)")
+
+
+def test_a_case_folder_without_image_says_what_it_holds(tmp_path, image_writer):
+    """Its image was "…/capital/image: file not found"; an upper-case suffix is an image."""
+    image_writer(tmp_path / "src/capital/Image.nii.gz", np.zeros((2, 2, 2), np.int16))
+    (tmp_path / "src/capital/notes.txt").write_text("scanner B")
+    image_writer(tmp_path / "src/upper/ct.nii.gz", np.zeros((2, 2, 2), np.int16))
+    (tmp_path / "src/upper/ct.nii.gz").rename(tmp_path / "src/upper/image.NII.GZ")
+    sources, (failure,) = read_sources(tmp_path / "src", "healthy")
+    assert [(s.case_id, s.image) for s in sources] == [("upper",
+                                                         str(tmp_path / "src/upper/image.NII.GZ"))]
+    assert (failure.case, failure.reason) == ("capital", (
+        f"no image.<suffix> with a supported suffix ({', '.join(IMAGE_SUFFIXES)}) nor an image/ "
+        "DICOM folder in capital/ (found Image.nii.gz, notes.txt)"))
+
+
+def test_a_mask_a_folder_scan_does_not_use_is_named_in_a_warning(tmp_path, image_writer):
+    """A lung mask named seg.nii.gz left its case unlabelled without a word."""
+    for name in ("image.nii.gz", "seg.nii.gz"):
+        image_writer(tmp_path / "src/c1" / name, np.zeros((2, 2, 2), np.int16))
+    with pytest.warns(UserWarning, match=r"src/c1: seg.nii.gz not used \(a case folder's files "
+                                         r"are image, lung, lesion, twin.<suffix>; without a "
+                                         r"lung.<suffix> the case is unlabelled\)$"):
+        (source,), _ = read_sources(tmp_path / "src", "healthy")
+    assert not source.labelled

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import SimpleITK as sitk
 
 from raylung.errors import InputError
-from raylung.io.read import read_mask, read_mask_on, read_volume
+from raylung.io.read import data_files, read_mask, read_mask_on, read_volume
 
 
 def test_formats_read_the_same_voxels(tmp_path, image_writer):
@@ -177,3 +178,79 @@ def test_a_mask_whose_header_was_lost_is_refused_however_its_box_overlaps(tmp_pa
                                          r"lie inside its image: its origin, spacing or "
                                          r"direction do not match the image's$"):
         read_mask_on(tmp_path / "lost.nii.gz", image)
+
+
+@pytest.mark.parametrize("suffix", [".mhd", ".nhdr"])
+def test_a_missing_data_file_is_named(tmp_path, image_writer, suffix):
+    """ITK said "No such file" of the header, which is there."""
+    path = image_writer(tmp_path / f"ct{suffix}", np.ones((4, 5, 6), np.int16))
+    (tmp_path / "ct.raw").unlink()
+    with pytest.raises(InputError, match=rf"ct{suffix}: data file {tmp_path}/ct.raw named by the "
+                                         r"header is missing$"):
+        read_volume(path)
+
+
+@pytest.mark.parametrize("header, names", [
+    ("ElementDataFile = LOCAL\n", []),
+    ("ElementDataFile = /abs/ct.raw\n", ["/abs/ct.raw"]),
+    ("ElementDataFile = LIST 2D\ns1.raw\ns2.raw\n", ["s1.raw", "s2.raw"]),
+    ("ElementDataFile = s%02d.raw 1 5 2\n", ["s01.raw", "s03.raw", "s05.raw"]),
+])
+def test_data_files_of_a_metaimage_header(tmp_path, header, names):
+    (tmp_path / "ct.mhd").write_text(f"ObjectType = Image\nNDims = 3\n{header}")
+    assert data_files(tmp_path / "ct.mhd") == [tmp_path / name for name in names]
+
+
+@pytest.mark.parametrize("field, names", [
+    ("", []),  # attached: the voxels follow the blank line
+    ("data file: ../ct.raw.gz\n", ["../ct.raw.gz"]),
+    ("datafile: LIST\ns1.raw\ns2.raw\n", ["s1.raw", "s2.raw"]),
+    ("data file: s%d.raw 0 2 1 2\n", ["s0.raw", "s1.raw", "s2.raw"]),
+])
+def test_data_files_of_a_nrrd_header(tmp_path, field, names):
+    (tmp_path / "ct.nrrd").write_bytes(f"NRRD0004\ntype: short\n{field}\n".encode() + bytes(8))
+    assert data_files(tmp_path / "ct.nrrd") == [tmp_path / name for name in names]
+
+
+@pytest.mark.parametrize("index", [0, 9])
+def test_a_truncated_first_or_last_dicom_slice_is_named(tmp_path, dicom_writer, index):
+    """GDCM dropped it without a word, and the other slices are still evenly spaced."""
+    image = sitk.GetImageFromArray(np.zeros((10, 16, 16), np.int16))
+    folder = dicom_writer(image, tmp_path / "series")
+    slice_ = folder / f"slice_{index:04d}.dcm"
+    slice_.write_bytes(slice_.read_bytes()[:-100])
+    with pytest.raises(InputError, match=rf"series/slice_{index:04d}.dcm: unreadable DICOM file: "
+                                         r"truncated or corrupt\?$"):
+        read_volume(folder)
+
+
+def test_a_dicom_report_beside_the_slices_is_no_slice(tmp_path, dicom_writer):
+    """GDCM leaves a structured report (no pixels) out of every series, rightly."""
+    import pydicom.data
+
+    folder = dicom_writer(sitk.GetImageFromArray(np.zeros((3, 16, 16), np.int16)),
+                          tmp_path / "series")
+    shutil.copy(pydicom.data.get_testdata_file("test-SR.dcm"), folder / "report.dcm")
+    assert read_volume(folder).GetSize() == (16, 16, 3)
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_before_simpleitk(tmp_path, image_writer):
+    """SimpleITK aborts the whole process (SIGABRT) on such a name."""
+    path = image_writer(tmp_path / "ct.nii.gz", np.ones((2, 2, 2), np.int16))
+    folder = os.fsencode(tmp_path) + b"/dicom\xff"
+    os.mkdir(folder)
+    os.rename(path, os.fsencode(tmp_path) + b"/ct\xff.nii.gz")
+    for bad, shown in ((os.fsdecode(folder), "dicom"), (str(tmp_path / "ct\udcff.nii.gz"), "ct")):
+        with pytest.raises(InputError, match=rf"{shown}\\xff(.nii.gz)?: file name is not valid "
+                                             r"UTF-8 \(SimpleITK cannot open it: rename it\)$"):
+            read_volume(bad)
+
+
+def test_a_singular_nrrd_direction_gives_itks_reason_not_a_matrix_row(tmp_path):
+    header = ("NRRD0004\ntype: short\ndimension: 3\nspace: left-posterior-superior\n"
+              "sizes: 2 2 2\nspace directions: (1,0,0) (1,0,0) (0,0,1)\nencoding: raw\n"
+              "endian: little\nspace origin: (0,0,0)\n\n")
+    (tmp_path / "ct.nrrd").write_bytes(header.encode() + bytes(16))
+    with pytest.raises(InputError, match=r"ct.nrrd: unreadable image \(Bad direction, "
+                                         r"determinant is 0\)$"):
+        read_volume(tmp_path / "ct.nrrd")

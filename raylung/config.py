@@ -187,7 +187,7 @@ class DataConfig(_Section):
     seed: int = 0
     # Samples per reader call, i.e. per Ray Data block; trainers still take batch_size. Each
     # block costs Ray a task and an object, so 32 streams 64^3 patches 1.2x and slices 1.3x
-    # faster than blocks of 8 (benchmarks/data_throughput.py, issue 3 note).
+    # faster than blocks of 8 (benchmarks/data_throughput.py).
     read_block: int = Field(32, ge=1, description="samples per reader call (Ray Data block)")
     read_concurrency: int = Field(2, ge=1, description="crop-reading actors per stream "
                                   "and training worker")
@@ -581,9 +581,10 @@ def _one_line(err: ValidationError, origins: dict[str, str]) -> str:
 
 
 def _message(error: dict[str, Any]) -> str:
-    """pydantic's message, an unknown key's with the keys its section has."""
+    """pydantic's message (less its "Value error, " of raylung's own checks), an unknown
+    key's with the keys its section has."""
     if error["type"] != "extra_forbidden":
-        return error["msg"]
+        return error["msg"].removeprefix("Value error, ")
     section: Any = Config
     for part in error["loc"][:-1]:
         section = section.model_fields[part].annotation

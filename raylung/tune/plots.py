@@ -11,7 +11,7 @@ from raylung.plots import plt
 from raylung.tune.objectives import Objective
 from raylung.tune.space import Sweep
 
-# The mission's two weights when the space has them; otherwise its first two numeric fields.
+# The method's two weights when the space has them; otherwise its first two numeric fields.
 PREFERRED = ("gan.lambda_surround", "gan.lambda_adv")
 MARKERS = {"finished": "o", "stopped": "v"}
 

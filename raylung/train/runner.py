@@ -46,11 +46,11 @@ def fit_gan(config: Config, callbacks: Sequence[UserCallback] = (),
 
     ``callbacks`` join the run's own (e.g. Tune's ``TuneReportCallback`` inside a trial);
     ``progress`` prints rank 0's line at every report on this console."""
-    config = with_store_ingest(config)
     check_gan_crops(config)
     check_accumulation(config, {"gan.steps": config.gan.steps,
                                 "gan.checkpoint_every": config.gan.checkpoint_every})
     check_resume(config, ("gan.steps", "gan.decay_start", "gan.lr"))
+    config = with_store_ingest(config)
     start_ray(config)
     check_placement(config, "GAN run")
     epochs, first_step = resume_epochs(config, config.gan.steps)

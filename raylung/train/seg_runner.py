@@ -32,13 +32,13 @@ def fit_seg(config: Config, callbacks: Sequence[UserCallback] = (),
             progress: bool = True) -> ray.train.Result:
     """Train the segmenter; returns Ray Train's result (its checkpoints hold ``segmenter.pt``);
     ``progress`` prints rank 0's line at every report on this console."""
-    config = with_store_ingest(config)
     check_accumulation(config, {"seg.steps": config.seg.steps,
                                 "the steps of an epoch (data.samples_per_epoch / "
                                 "data.batch_size / scaling.num_workers)": steps_per_epoch(config)})
     check_resume(config, ("seg.steps", "seg.decay_start", "seg.lr"))
     check_divisible(*crop_size(config), math.prod(config.seg.strides),
                     f"the U-Net's strides {list(config.seg.strides)} divide it")
+    config = with_store_ingest(config)
     if config.seg.generator:
         check_generator(config)
     start_ray(config)

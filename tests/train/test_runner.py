@@ -84,11 +84,12 @@ def test_checkpoints_inside_an_optimiser_step_fail_before_the_run(fit, overrides
      r"the U-Net run needs 4 CPUs \(workers, crop readers and GAN actors\) but the cluster "),
     ("seg", [], r"the U-Net run needs 3 CPUs \(workers, crop readers\)")])
 def test_a_run_the_cluster_cannot_hold_fails_before_it_waits_forever(fit, overrides, message,
-                                                                     generator_file):
+                                                                     generator_file,
+                                                                     phantom_store):
     """The defaults' crop readers (2 actors of 1 CPU per stream) beside a 1-CPU worker do not
     fit 2 CPUs: Ray Data waited for the missing actors without end."""
     overrides = [o.format(generator=generator_file) for o in overrides]
-    config = load_config(None, [*overrides, "data.store=/nowhere"])
+    config = load_config(None, [*overrides, f"data.store={phantom_store.url}"])
     with pytest.raises(ConfigError, match=rf"^scaling: {message}.*cluster/laptop.yaml"):
         (fit_gan if fit == "gan" else fit_seg)(config)
 

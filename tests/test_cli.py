@@ -214,7 +214,9 @@ def _assert_quiet_console(stdout: str, stderr: str, cwd: Path) -> None:
         assert part in summary, part
     pictures = summary.split("pictures:\n")[1].split()
     assert pictures and all((cwd / picture).exists() for picture in pictures), pictures
-    assert len(lines) < 90, "\n".join(lines)  # tqdm, not a terminal here, writes a line per update
+    # tqdm, not a terminal here, writes a line per update: at most one per case or scan (a
+    # loaded machine writes more of them: 90 lines in all once), never one per step
+    assert len(lines) < 120, "\n".join(lines)
 
 
 @pytest.mark.usefixtures("ray_cluster")

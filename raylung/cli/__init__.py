@@ -58,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - only storage's and Ray Train's failures are lines
-        if storage_problem(err):
-            print(f"raylung {args.command}: error: {storage_problem(err)}", file=sys.stderr)
+        problem = storage_problem(err)
+        if problem:
+            print(f"raylung {args.command}: error: {problem}", file=sys.stderr)
             return 2
         line = _run_failure(err)
         if line is None:

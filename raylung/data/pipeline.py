@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import ray
-import yaml
 
 from raylung.config import PREPARATION, Config, ConfigError, DataConfig, IngestConfig
 from raylung.data.sample import make_sample
@@ -196,9 +195,8 @@ def with_store_ingest(config: Config) -> Config:
     """``config`` with the ``PREPARATION`` settings the store was ingested with; one line
     where the job sets one of them otherwise, or where there is no store (before Ray starts)."""
     store = open_store(config)
-    try:
-        saved = yaml.safe_load(store.read_bytes("raylung_config.yaml")).get("ingest", {})
-    except StoreError:
+    saved = store.ingest_settings()
+    if saved is None:
         read_manifest(store)  # no store at all: one line; a store without its config: as is
         return config
     stored = IngestConfig.model_validate(

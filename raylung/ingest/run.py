@@ -17,7 +17,6 @@ from typing import Any
 
 import pandas as pd
 import ray
-import yaml
 from tqdm import tqdm
 
 from raylung.config import PREPARATION, Config, ConfigError, IngestConfig, absolute, dump_config
@@ -27,11 +26,10 @@ from raylung.ingest.case import prepare_case, source_hash, source_stat
 from raylung.ingest.sources import CaseSource, Failure, read_sources
 from raylung.runtime import connect
 from raylung.secrets import redacted
-from raylung.store.case_store import CaseStore, StoreError
+from raylung.store.case_store import CONFIG, CaseStore
 from raylung.store.manifest import write_manifest
 
 REPORT = "ingest_report.csv"
-CONFIG = "raylung_config.yaml"
 
 
 @dataclass
@@ -72,9 +70,8 @@ def ingest(src: str, store_url: str, config: Config, progress: bool = True) -> I
 def _check_preparation(store: CaseStore, cfg: IngestConfig) -> None:
     """Refuse settings that would prepare new cases unlike the store's others: every run on the
     store prepares scans as its config file says (raylung.data.pipeline.with_store_ingest)."""
-    try:
-        saved = yaml.safe_load(store.read_bytes(CONFIG)).get("ingest", {})
-    except StoreError:
+    saved = store.ingest_settings()
+    if saved is None:
         return
     mine = cfg.model_dump(mode="json")
     changed = [key for key in PREPARATION if key in saved and saved[key] != mine[key]]

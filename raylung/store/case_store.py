@@ -25,6 +25,7 @@ from typing import Any
 import fsspec
 import numpy as np
 import pandas as pd
+import yaml
 import zarr
 from fsspec.implementations.local import LocalFileSystem
 
@@ -32,6 +33,7 @@ from raylung.io.write import write_bytes
 from raylung.store.volume import LocalVolume, Volume
 
 CASES = "cases"
+CONFIG = "raylung_config.yaml"  # the resolved config of the last ingest
 
 
 class StoreError(ValueError):
@@ -137,6 +139,13 @@ class CaseStore:
             return self.fs.cat_file(f"{self.root}/{name}")
         except FileNotFoundError:
             raise StoreError(f"{self.url}/{name}: not found (run `raylung ingest` first)") from None
+
+    def ingest_settings(self) -> dict[str, Any] | None:
+        """The ``ingest`` section of the store's ``raylung_config.yaml``; None without one."""
+        try:
+            return yaml.safe_load(self.read_bytes(CONFIG)).get("ingest", {})
+        except StoreError:
+            return None
 
     def write_table(self, name: str, table: pd.DataFrame) -> None:
         """Write a pandas table as parquet or CSV, chosen by the file name."""

@@ -35,8 +35,9 @@ def build_engine(module: torch.nn.Module, config: Config, lr: float, betas: tupl
 
     accum = config.deepspeed.grad_accum
     schedule = linear_decay_lambda(max(1, steps // accum), decay_start // accum)
+    trained = [p for p in module.parameters() if p.requires_grad]
     engine, *_ = deepspeed.initialize(
-        model=module, model_parameters=[p for p in module.parameters() if p.requires_grad],
-        config=deepspeed_config(config, lr, betas),
+        model=module, model_parameters=trained,
+        config=deepspeed_config(config, lr, betas, sum(p.numel() for p in trained)),
         lr_scheduler=lambda optimizer: torch.optim.lr_scheduler.LambdaLR(optimizer, schedule))
     return engine

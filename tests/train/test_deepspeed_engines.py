@@ -44,14 +44,15 @@ def _config(*extra):
 
 def test_derived_config_follows_raylung_config():
     ds = deepspeed_config(_config("deepspeed.zero_stage=2", "deepspeed.grad_accum=4",
-                                  "deepspeed.grad_clip=0.5"), 1e-3, (0.5, 0.999))
+                                  "deepspeed.grad_clip=0.5"), 1e-3, (0.5, 0.999), 1234)
     assert ds["train_micro_batch_size_per_gpu"] == 2
     assert ds["gradient_accumulation_steps"] == 4
     assert ds["gradient_clipping"] == 0.5
-    assert ds["zero_optimization"] == {"stage": 2}
+    assert ds["zero_optimization"] == {"stage": 2, "reduce_bucket_size": 1234}
     assert ds["bf16"] == {"enabled": False}          # CPU: fp32 whatever deepspeed.bf16 says
     assert ds["optimizer"]["params"]["lr"] == 1e-3
-    on_gpu = deepspeed_config(_config("scaling.use_gpu=true"), 1e-3, (0.5, 0.999))
+    on_gpu = deepspeed_config(_config("scaling.use_gpu=true"), 1e-3, (0.5, 0.999), 10**9)
+    assert on_gpu["zero_optimization"]["reduce_bucket_size"] == 500_000_000  # DeepSpeed's own
     assert on_gpu["bf16"] == {"enabled": True}
 
 
@@ -64,6 +65,16 @@ def test_the_optimiser_is_adam_without_weight_decay(process_group, stage):
     assert type(optimiser) is torch.optim.Adam
     assert {g["weight_decay"] for g in optimiser.param_groups} == {0.0}
     assert {g["betas"] for g in optimiser.param_groups} == {(0.5, 0.999)}
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_the_gradient_bucket_holds_the_engine_not_deepspeeds_default(process_group, stage):
+    """DeepSpeed's default bucket of 5e8 elements is 1 GB (bf16) to 2 GB (fp32) per engine,
+    allocated at every step, for a discriminator of a few thousand weights."""
+    config = _config(f"deepspeed.zero_stage={stage}")
+    discs = Discriminators(config)
+    engine = build_engine(discs, config, 2e-4, (0.5, 0.999), 10, 5)
+    assert engine.optimizer.reduce_bucket_size == sum(p.numel() for p in discs.parameters())
 
 
 def test_a_generator_with_noise_is_pushed_to_vary_with_it(process_group):
@@ -108,10 +119,11 @@ def test_lr_schedule_counts_optimiser_steps_under_accumulation(process_group):
     assert lrs[-1] == 0.0 and lrs[3] == 1.0      # 4 optimiser steps: 2 constant, 2 decaying
 
 
-def test_a_bf16_student_steps_with_its_fp32_teacher(process_group):
-    """A GPU run's U-Net trains in bf16 while its pseudo-label teacher, the student's
-    average, stays fp32 (the CPU runs the bf16 engine too)."""
-    config = _config("scaling.use_gpu=true", "seg.channels=[4,8]", "seg.strides=[2]",
+@pytest.mark.parametrize("stage", [0, 1, 2])
+def test_a_bf16_student_steps_with_its_fp32_teacher(process_group, stage):
+    """A GPU run's U-Net trains in bf16, at every ZeRO stage, while its pseudo-label teacher,
+    the student's average, stays fp32 (the CPU runs the bf16 engine too)."""
+    config = _config("scaling.use_gpu=true", f"deepspeed.zero_stage={stage}", "seg.channels=[4,8]", "seg.strides=[2]",
                      "seg.num_res_units=1", "seg.pseudo_label=true", "seg.pseudo_threshold=0.51")
     torch.manual_seed(0)
     engine = build_engine(build_segmenter(config), config, 1e-3, (0.9, 0.999), 10, 5)

@@ -1,15 +1,17 @@
 """One typed config tree for every raylung job.
 
 A job reads ``--config FILE.yaml`` (optional) and then ``key=value`` overrides with dotted keys
-(``ingest.spacing_mm=[1,1,2]``); values are parsed with ``yaml.safe_load`` so lists and numbers
-work. The resolved tree is validated by pydantic and written next to every output.
+(``ingest.spacing_mm=[1,1,2]``); files and values are parsed by PyYAML's safe loader, so lists and
+numbers work (``1e3`` too, a string to plain YAML 1.1). The resolved tree is validated by pydantic
+and written next to every output.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError,
@@ -490,9 +492,10 @@ def flat_items(tree: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, An
             yield f"{prefix}{key}", value
 
 
-class _SafeUniqueLoader(yaml.SafeLoader):
+class _ConfigLoader(yaml.SafeLoader):
     """``yaml.safe_load``'s loader that refuses a key given twice in one mapping (plain YAML
-    keeps the last one silently)."""
+    keeps the last one silently) and reads ``1e3`` and ``2e-4`` as numbers, as YAML 1.2 does
+    (YAML 1.1 wants ``1.0e+3``, and ``gan.steps: 1e3`` failed as "unable to parse string")."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen = set()
@@ -509,10 +512,15 @@ class _SafeUniqueLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"))
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     """A config file's tree; a section left empty (``phantom:``) is an empty mapping."""
     try:
-        tree = yaml.load(path.read_text(), Loader=_SafeUniqueLoader)
+        tree = yaml.load(path.read_text(), Loader=_ConfigLoader)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except OSError as err:  # a folder, no permission
@@ -543,9 +551,11 @@ def _apply_override(tree: dict[str, Any], item: str) -> None:
     if not sep or not key:
         raise ConfigError(f"override {item!r}: expected key=value, e.g. ingest.spacing_mm=[1,1,2]")
     try:
-        value = yaml.safe_load(raw)
+        value = yaml.load(raw, Loader=_ConfigLoader)
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, (int, float)) and _is_text(key):
+        value = raw  # run.name=2024 or =1e3: the text typed, not a number the field refuses
     node = tree
     *parents, leaf = key.split(".")
     for part in parents:
@@ -553,6 +563,18 @@ def _apply_override(tree: dict[str, Any], item: str) -> None:
         if not isinstance(node, dict):
             raise ConfigError(f"override {item!r}: {part} is not a section")
     node[leaf] = value
+
+
+def _is_text(key: str) -> bool:
+    """Whether a dotted key names a text field of the config (``str`` or ``str | None``)."""
+    node: Any = Config
+    for part in key.split("."):
+        field = getattr(node, "model_fields", {}).get(part)
+        if field is None:
+            return False
+        node = field.annotation
+    unwrapped = [get_args(t)[0] if get_origin(t) is Annotated else t for t in (node, *get_args(node))]
+    return str in unwrapped
 
 
 def _dotted_keys(tree: dict[str, Any] | str, prefix: str = "") -> list[str]:
@@ -571,7 +593,7 @@ def _dotted_keys(tree: dict[str, Any] | str, prefix: str = "") -> list[str]:
 def _one_line(err: ValidationError, origins: dict[str, str]) -> str:
     """The validation errors in one line, led by where the offending keys were set."""
     parts, blamed = [], []
-    for e in err.errors():
+    for e in _short_tuples_merged(err.errors()):
         loc = ".".join(str(p) for p in e["loc"])
         parts.append(f"{loc}: {_message(e)}" if loc else e["msg"])
         keys = [".".join(loc.split(".")[:n]) for n in range(loc.count(".") + 1, 0, -1)]
@@ -580,9 +602,34 @@ def _one_line(err: ValidationError, origins: dict[str, str]) -> str:
     return f"{where + ': ' if where else ''}invalid config: " + "; ".join(parts)
 
 
+def _short_tuples_merged(errors: list[Any]) -> list[dict[str, Any]]:
+    """pydantic's errors, with a short tuple's "hu_norm.1: Field required" (one per missing
+    item) made one error of the tuple that counts what it has and needs."""
+    merged: dict[tuple, dict[str, Any]] = {}
+    out = []
+    for e in errors:
+        *parent, index = e["loc"] or [None]
+        if e["type"] != "missing" or not isinstance(index, int):
+            out.append(e)
+        elif tuple(parent) in merged:
+            merged[tuple(parent)]["ctx"]["needed"] = index + 1
+        else:
+            merged[tuple(parent)] = {"type": "too_short", "loc": tuple(parent),
+                                     "ctx": {"given": index, "needed": index + 1}}
+            out.append(merged[tuple(parent)])
+    return out
+
+
 def _message(error: dict[str, Any]) -> str:
     """pydantic's message (less its "Value error, " of raylung's own checks), an unknown
-    key's with the keys its section has."""
+    key's with the keys its section has, a section's given a value as a section's."""
+    if error["type"] in ("model_type", "dict_type"):
+        return f"is a section: give it keys (key: value), not {error['input']!r}"
+    if error["type"] == "too_short" and "needed" in error["ctx"]:
+        return f"needs {error['ctx']['needed']} values, got {error['ctx']['given']}"
+    if error["type"] == "too_long":
+        return f"takes at most {error['ctx']['max_length']} values, got " \
+               f"{error['ctx']['actual_length']}"
     if error["type"] != "extra_forbidden":
         return error["msg"].removeprefix("Value error, ")
     section: Any = Config

@@ -15,6 +15,15 @@ def test_overrides_parse_yaml_values():
     assert config.ingest.lung_labels == [10, 11]
 
 
+def test_exponents_are_numbers_and_text_fields_keep_the_text(tmp_path):
+    """YAML 1.1 reads 1e3 as a string, which an int field refused ("unable to parse string")."""
+    path = tmp_path / "job.yaml"
+    path.write_text("gan:\n  steps: 1e3\n  lr: 2e-4\n")
+    config = load_config(path, ["seg.steps=1.5E3", "run.name=1e3", "data.store=2024"])
+    assert (config.gan.steps, config.gan.lr, config.seg.steps) == (1000, 2e-4, 1500)
+    assert config.run.name == "1e3" and config.data.store.endswith("/2024")
+
+
 def test_local_paths_are_made_absolute_and_urls_kept(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = load_config(None, ["data.store=demo_out/store", "seg.generator=g/generator_h2p.pt",
@@ -52,6 +61,9 @@ def test_saved_config_reloads_identically(tmp_path):
     ("ingest.shards=[64,100,128]", "shards [64, 100, 128] must be positive multiples of chunks"),
     ("nonsense", "expected key=value"),
     ("gan.lambda_diversity=1", "lambda_diversity > 0 needs noise_channels > 0"),
+    ("ingest.spacing_mm=[1,2]", "ingest.spacing_mm: needs 3 values, got 2"),  # not "Field required"
+    ("data.hu_norm=[1,2,3]", "data.hu_norm: takes at most 2 values, got 3"),
+    ("data.augment=5", "data.augment: is a section: give it keys (key: value), not 5"),
 ])
 def test_bad_override_is_one_clear_line(override, message):
     with pytest.raises(ConfigError) as err:

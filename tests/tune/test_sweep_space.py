@@ -32,7 +32,7 @@ def _write(tmp_path: Path, space: dict, **sections) -> Path:
     ({"gan.width": {"uniform": [4, 8]}}, "space.gan.width: uniform needs a float field"),
     ({"gan.lambda_adv": {"uniform": [3, 1]}}, "space.gan.lambda_adv: uniform needs low < high"),
     ({"gan.lambda_adv": {"loguniform": [0, 1]}}, "space.gan.lambda_adv: loguniform needs 0 < low"),
-    ({"gan.lr": {"loguniform": ["5e-5", 0.001]}}, "space.gan.lr: loguniform needs numbers"),
+    ({"gan.lr": {"loguniform": ["small", 0.001]}}, "space.gan.lr: loguniform needs numbers"),
     ({"gan.lambda_adv": {"uniform": [-1, 1]}}, "space.gan.lambda_adv: -1 is not valid here"),
     ({"gan.decay_start": {"grid": [1, 500]}}, "space.gan.decay_start: 500 is not valid here"),
 ])
@@ -118,6 +118,13 @@ def test_param_space_maps_each_distribution(tmp_path):
     assert space["gan.seed"] == {"grid_search": [0, 1]}
     assert base_values(sweep) == {"gan.lambda_surround": 12.0, "gan.lambda_adv": 1.0,
                                   "gan.width": 32, "gan.seed": 0}
+
+
+def test_exponents_in_a_space_are_numbers(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("space:\n  gan.lr: {loguniform: [5e-5, 1e-3]}\n")
+    lr = param_space(load_sweep(path))["gan.lr"]
+    assert (lr.lower, lr.upper) == (5e-5, 1e-3)
 
 
 def test_trial_config_sets_the_sampled_values(tmp_path):

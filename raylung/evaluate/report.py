@@ -29,7 +29,9 @@ def summarise_scores(per_case: pd.DataFrame) -> pd.DataFrame:
 
     The worst case is the lowest overlap, the largest distance or the largest |volume
     difference| (volumes name the case with the largest |volume_diff_ml|); sd is 0 for one case.
-    "lesion_inclusion_pooled" is sum(included)/sum(lesion voxels) in mean, median and worst.
+    "lesion_inclusion_pooled" is sum(included)/sum(lesion voxels) in mean, median and worst;
+    "empty_prediction" the share of cases whose prediction is empty against a non-empty
+    reference (their distances are the volume's diagonal, which the means include).
     """
     rows = []
     for label, table in per_case.groupby("label", sort=False):
@@ -38,6 +40,8 @@ def summarise_scores(per_case: pd.DataFrame) -> pd.DataFrame:
                 rows.append(_summary_row(str(label), metric, table[table[metric].notna()]))
         if set(_LESION_COUNTS) <= set(table) and table[_LESION_COUNTS[0]].sum() > 0:
             rows.append(_pooled_lesion_row(str(label), table.dropna(subset=_LESION_COUNTS)))
+        if {"volume_pred_ml", "volume_ref_ml"} <= set(table):
+            rows.append(_empty_prediction_row(str(label), table))
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -69,6 +73,15 @@ def _pooled_lesion_row(label: str, table: pd.DataFrame) -> dict[str, object]:
             "median": pooled, "worst": pooled, "worst_case": "pooled", "cases": len(lesions)}
 
 
+def _empty_prediction_row(label: str, table: pd.DataFrame) -> dict[str, object]:
+    """The share of cases with nothing predicted where the reference has this label."""
+    empty = (table["volume_pred_ml"] == 0) & (table["volume_ref_ml"] > 0)
+    share = float(empty.mean())
+    first = str(table.loc[empty, "case"].iloc[0]) if empty.any() else "none"
+    return {"label": label, "metric": "empty_prediction", "mean": share, "sd": 0.0,
+            "median": share, "worst": share, "worst_case": first, "cases": len(table)}
+
+
 def format_summary(summary: pd.DataFrame,
                    metrics: Sequence[str] = ("dice", "hd95_mm", "rim_dice", "nsd",
                                              "volume_diff_pct", "lesion_inclusion_pooled")) -> str:
@@ -81,6 +94,11 @@ def format_summary(summary: pd.DataFrame,
     for row in shown.itertuples(index=False):
         lines.append(f"{row.label:<6} {row.metric:<24} {row.mean:>9.4g} {row.sd:>9.4g} "
                      f"{row.median:>9.4g} {row.worst:>9.4g}  {row.worst_case:<20} {row.cases:>5}")
+    empty = summary[(summary["metric"] == "empty_prediction") & (summary["mean"] > 0)]
+    for row in empty.itertuples(index=False):
+        lines.append(f"{row.label}: {round(row.mean * row.cases)} of {row.cases} predictions "
+                     f"empty (first {row.worst_case}): their HD95 and ASSD are the volume's "
+                     "diagonal, which the mean includes")
     return "\n".join(lines)
 
 

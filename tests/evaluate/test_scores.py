@@ -162,6 +162,10 @@ def test_summary_of_empty_cases_has_no_nan():
     assert list(summary.columns) == ["label", "metric", "mean", "sd", "median", "worst",
                                      "worst_case", "cases"]
     assert "dice" in format_summary(summary) and "nan" not in format_summary(summary)
+    empty = summary.set_index("metric").loc["empty_prediction"]
+    assert (empty["mean"], empty["worst_case"], empty["cases"]) == (0.25, "no_pred", 4)
+    assert "lung: 1 of 4 predictions empty (first no_pred): their HD95 and ASSD are the " \
+           "volume's diagonal" in format_summary(summary)
 
 
 def test_multi_label_maps_get_a_row_per_label():

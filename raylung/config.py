@@ -20,6 +20,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
 from raylung.secrets import redacted, restored
 
 DOMAINS = ("healthy", "pathological")
+P_SYNTH_WITH_GENERATOR = 0.5  # seg.p_synth when seg.generator is given alone
 
 
 class ConfigError(ValueError):
@@ -276,7 +277,8 @@ class SegConfig(_Section):
     # cases only (and what G makes of them); "all" also uses labelled pathological cases.
     train_on: Literal["healthy", "all"] = "healthy"
     p_synth: float = Field(0.0, ge=0.0, le=1.0,
-                           description="share of labelled healthy samples translated by G")
+                           description="share of labelled healthy samples translated by G "
+                           f"(unset: {P_SYNTH_WITH_GENERATOR} with seg.generator, else 0)")
     generator: PathOrUrl | None = Field(None, description="exported generator_h2p.pt of train-gan")
     synth_actors: int = Field(1, ge=1, description="GAN actors per training worker")
     synth_cpus: float = Field(1.0, gt=0.0, description="CPUs per GAN actor")
@@ -292,6 +294,15 @@ class SegConfig(_Section):
     sw_batch_size: int = Field(4, ge=1, description="slices or patches per forward pass "
                                "when whole scans are segmented (validation)")
     seed: int = Field(0, description="network initialisation")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _share_of_a_generator(cls, data: Any) -> Any:
+        """A generator given without a share translates half the samples: at 0 it would be
+        loaded and checked, and then translate nothing."""
+        if isinstance(data, dict) and data.get("generator") and data.get("p_synth") is None:
+            return {**data, "p_synth": P_SYNTH_WITH_GENERATOR}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> SegConfig:

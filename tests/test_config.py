@@ -24,6 +24,13 @@ def test_exponents_are_numbers_and_text_fields_keep_the_text(tmp_path):
     assert config.run.name == "1e3" and config.data.store.endswith("/2024")
 
 
+def test_a_generator_alone_translates_half_the_samples():
+    """At p_synth 0 a given generator was loaded, checked, and translated nothing."""
+    assert load_config(None, ["seg.generator=g.pt"]).seg.p_synth == 0.5
+    assert load_config(None, ["seg.generator=g.pt", "seg.p_synth=0"]).seg.p_synth == 0.0
+    assert load_config(None, []).seg.p_synth == 0.0
+
+
 def test_local_paths_are_made_absolute_and_urls_kept(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = load_config(None, ["data.store=demo_out/store", "seg.generator=g/generator_h2p.pt",

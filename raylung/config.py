@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Hashable, Iterator, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -453,16 +454,18 @@ class Config(_Section):
 
 
 def load_config(paths: str | Path | Sequence[str | Path] | None = None,
-                overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Build the config from YAML files plus ``key=value`` overrides; later files win key by
-    key, so an experiment file and a ``cluster/`` scaling file combine."""
+                overrides: list[str] | tuple[str, ...] = (),
+                layers: Sequence[tuple[str, dict[str, Any]]] = ()) -> Config:
+    """Build the config from YAML files, then ``layers`` (trees read elsewhere, e.g. a sweep
+    file's sections, by origin; keys may be dotted), then ``key=value`` overrides; later ones
+    win key by key, so an experiment file and a ``cluster/`` scaling file combine."""
     files = [] if paths is None else [paths] if isinstance(paths, (str, Path)) else list(paths)
+    read = [(str(path), _read_yaml(Path(path))) for path in files]
     tree: dict[str, Any] = {}
     origins: dict[str, str] = {}  # dotted key -> the file, or the command line, that set it last
-    for path in files:
-        update = _read_yaml(Path(path))
+    for origin, update in [*read, *((o, _undotted(layer)) for o, layer in layers)]:
         _merge(tree, update)
-        origins.update(dict.fromkeys(_dotted_keys(update), str(path)))
+        origins.update(dict.fromkeys(_dotted_keys(update), origin))
     for item in overrides:
         _apply_override(tree, item)
         origins.update(dict.fromkeys(_dotted_keys(item.partition("=")[0]), "command line"))
@@ -481,7 +484,7 @@ def save_config(config: Config, path: str | Path) -> None:
 
 def dump_config(config: Config) -> str:
     """The resolved config as YAML text, secrets redacted (raylung/secrets.py)."""
-    return yaml.safe_dump(public_tree(config), sort_keys=False)
+    return yaml_text(public_tree(config))
 
 
 def public_tree(config: Config) -> dict[str, Any]:
@@ -523,9 +526,22 @@ class _ConfigLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-_ConfigLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
-    list("-+.0123456789"))
+class _ConfigDumper(yaml.SafeDumper):
+    """``yaml.safe_dump``'s dumper that quotes text such as ``1e3``, which ``_ConfigLoader``
+    would read back as a number."""
+
+
+for _yaml in (_ConfigLoader, _ConfigDumper):
+    _yaml.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
+        list("-+.0123456789"))
+
+
+def yaml_text(tree: dict[str, Any], **options: Any) -> str:
+    """A tree as the YAML that raylung's config reader reads back unchanged (``options``:
+    ``yaml.dump``'s)."""
+    return yaml.dump(tree, Dumper=_ConfigDumper, sort_keys=False, **options)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -557,6 +573,18 @@ def _merge(tree: dict[str, Any], update: dict[str, Any]) -> None:
             tree[key] = value
 
 
+def _undotted(tree: dict[str, Any]) -> dict[str, Any]:
+    """A tree whose dotted keys (``gan.steps: 100``) are nested sections."""
+    nested: dict[str, Any] = {}
+    for key, value in flat_items(tree):
+        *parents, leaf = key.split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
 def _apply_override(tree: dict[str, Any], item: str) -> None:
     key, sep, raw = item.partition("=")
     if not sep or not key:
@@ -565,8 +593,8 @@ def _apply_override(tree: dict[str, Any], item: str) -> None:
         value = yaml.load(raw, Loader=_ConfigLoader)
     except yaml.YAMLError:
         value = raw
-    if isinstance(value, (int, float)) and _is_text(key):
-        value = raw  # run.name=2024 or =1e3: the text typed, not a number the field refuses
+    if isinstance(value, (int, float, date)) and _is_text(key):
+        value = raw  # run.name=2024, =1e3 or =2024-06-01: the text typed, which YAML reads else
     node = tree
     *parents, leaf = key.split(".")
     for part in parents:
@@ -606,7 +634,7 @@ def _one_line(err: ValidationError, origins: dict[str, str]) -> str:
     parts, blamed = [], []
     for e in _short_tuples_merged(err.errors()):
         loc = ".".join(str(p) for p in e["loc"])
-        parts.append(f"{loc}: {_message(e)}" if loc else e["msg"])
+        parts.append(f"{loc}: {_message(e)}" if loc else _message(e))
         keys = [".".join(loc.split(".")[:n]) for n in range(loc.count(".") + 1, 0, -1)]
         blamed.append(next((origins[k] for k in keys if k in origins), ""))
     where = " + ".join(dict.fromkeys(b for b in blamed if b))
@@ -634,13 +662,17 @@ def _short_tuples_merged(errors: list[Any]) -> list[dict[str, Any]]:
 def _message(error: dict[str, Any]) -> str:
     """pydantic's message (less its "Value error, " of raylung's own checks), an unknown
     key's with the keys its section has, a section's given a value as a section's."""
-    if error["type"] in ("model_type", "dict_type"):
-        return f"is a section: give it keys (key: value), not {error['input']!r}"
+    if error["type"] in ("model_type", "dict_type"):  # the value is not shown: it may be a key
+        given = {type(None): "nothing", bool: "true or false", int: "a number", float: "a number",
+                 str: "text", list: "a list"}.get(type(error["input"]), "a value")
+        return f"is a section: give it keys (key: value) or leave it out, not {given}"
+    if error["type"] == "string_type" and isinstance(error["input"], (int, float, date)):
+        return "is text, but YAML read a number or a date: put it in quotes"
     if error["type"] == "too_short" and "needed" in error["ctx"]:
         return f"needs {error['ctx']['needed']} values, got {error['ctx']['given']}"
     if error["type"] == "too_long":
-        return f"takes at most {error['ctx']['max_length']} values, got " \
-               f"{error['ctx']['actual_length']}"
+        most = "needs" if error["ctx"].get("field_type") == "Tuple" else "takes at most"
+        return f"{most} {error['ctx']['max_length']} values, got {error['ctx']['actual_length']}"
     if error["type"] != "extra_forbidden":
         return error["msg"].removeprefix("Value error, ")
     section: Any = Config

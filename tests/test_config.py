@@ -24,6 +24,14 @@ def test_exponents_are_numbers_and_text_fields_keep_the_text(tmp_path):
     assert config.run.name == "1e3" and config.data.store.endswith("/2024")
 
 
+def test_a_section_given_a_value_is_refused_without_showing_it():
+    """The value may be credentials typed in the wrong place."""
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["storage.storage_options=key=AKIAXYZ,secret=wJalr"])
+    assert "storage.storage_options: is a section" in str(err.value)
+    assert "AKIA" not in str(err.value) and "wJalr" not in str(err.value)
+
+
 def test_a_generator_alone_translates_half_the_samples():
     """At p_synth 0 a given generator was loaded, checked, and translated nothing."""
     assert load_config(None, ["seg.generator=g.pt"]).seg.p_synth == 0.5
@@ -53,7 +61,8 @@ def test_file_then_overrides(tmp_path):
 
 
 def test_saved_config_reloads_identically(tmp_path):
-    config = load_config(None, ["ingest.hu_window=[-1000,2000]", "ingest.spacing_mm=null"])
+    config = load_config(None, ["ingest.hu_window=[-1000,2000]", "ingest.spacing_mm=null",
+                                "run.name=1e3", "logging.mlflow_experiment=2024-06-01"])
     save_config(config, tmp_path / "resolved.yaml")
     assert load_config(tmp_path / "resolved.yaml") == config
 
@@ -69,8 +78,9 @@ def test_saved_config_reloads_identically(tmp_path):
     ("nonsense", "expected key=value"),
     ("gan.lambda_diversity=1", "lambda_diversity > 0 needs noise_channels > 0"),
     ("ingest.spacing_mm=[1,2]", "ingest.spacing_mm: needs 3 values, got 2"),  # not "Field required"
-    ("data.hu_norm=[1,2,3]", "data.hu_norm: takes at most 2 values, got 3"),
-    ("data.augment=5", "data.augment: is a section: give it keys (key: value), not 5"),
+    ("data.hu_norm=[1,2,3]", "data.hu_norm: needs 2 values, got 3"),
+    ("data.augment=5", "data.augment: is a section: give it keys (key: value) or leave it out, "
+                       "not a number"),
 ])
 def test_bad_override_is_one_clear_line(override, message):
     with pytest.raises(ConfigError) as err:

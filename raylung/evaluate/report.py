@@ -96,9 +96,9 @@ def format_summary(summary: pd.DataFrame,
                      f"{row.median:>9.4g} {row.worst:>9.4g}  {row.worst_case:<20} {row.cases:>5}")
     empty = summary[(summary["metric"] == "empty_prediction") & (summary["mean"] > 0)]
     for row in empty.itertuples(index=False):
-        lines.append(f"{row.label}: {round(row.mean * row.cases)} of {row.cases} predictions "
-                     f"empty (first {row.worst_case}): their HD95 and ASSD are the volume's "
-                     "diagonal, which the mean includes")
+        lines.append(f"{row.label}: {round(row.mean * row.cases)} of {row.cases} cases with an "
+                     f"empty prediction (first {row.worst_case}): their HD95 and ASSD are the "
+                     "volume's diagonal, which the mean includes")
     return "\n".join(lines)
 
 

@@ -140,11 +140,11 @@ RESUME_KEYS = ("data.batch_size", "data.samples_per_epoch", "scaling.num_workers
                "data.seed", "data.split_fractions", "data.splits_file")  # the split
 
 
-def check_resume(config: Config, schedule: Sequence[str]) -> None:
-    """A rerun of a run name resumes its latest checkpoint, whose learning-rate ``schedule``
-    and ``RESUME_KEYS`` follow the settings it was trained with: one that changes them is
-    refused in one line (the restored schedule would silently win, e.g. lr 0 past the old
-    end)."""
+def check_resume(config: Config, fixed: Sequence[str]) -> None:
+    """A rerun of a run name resumes its latest checkpoint, whose trainer's ``fixed`` keys
+    (its learning-rate schedule, ...) and ``RESUME_KEYS`` follow the settings it was trained
+    with: one that changes them is refused in one line (the restored schedule would silently
+    win, e.g. lr 0 past the old end)."""
     checkpoints = _registered_checkpoints(config)
     if not checkpoints:
         return
@@ -152,7 +152,7 @@ def check_resume(config: Config, schedule: Sequence[str]) -> None:
     with checkpoint.filesystem.open_input_stream(f"{checkpoint.path}/raylung_config.yaml") as f:
         trained = dict(flat_items(yaml.safe_load(f.read())))
     now = dict(flat_items(config.model_dump(mode="json")))
-    for key in (*schedule, *RESUME_KEYS):
+    for key in (*fixed, *RESUME_KEYS):
         if trained.get(key) != now[key]:
             raise ConfigError(f"run.name={config.run.name} resumes a run trained with "
                               f"{key}={trained.get(key)}, which a resume cannot change to "

@@ -35,7 +35,8 @@ def fit_seg(config: Config, callbacks: Sequence[UserCallback] = (),
     check_accumulation(config, {"seg.steps": config.seg.steps,
                                 "the steps of an epoch (data.samples_per_epoch / "
                                 "data.batch_size / scaling.num_workers)": steps_per_epoch(config)})
-    check_resume(config, ("seg.steps", "seg.decay_start", "seg.lr"))
+    # and the share of G's samples: a generator alone meant 0 until it meant 0.5
+    check_resume(config, ("seg.steps", "seg.decay_start", "seg.lr", "seg.p_synth"))
     check_divisible(*crop_size(config), math.prod(config.seg.strides),
                     f"the U-Net's strides {list(config.seg.strides)} divide it")
     config = with_store_ingest(config)

@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 from ray import tune
 
 from raylung.config import (Config, ConfigError, dump_config, flat_items, is_site_key,
-                            load_config, read_yaml_tree)
+                            load_config, read_yaml_tree, yaml_text)
 
 CONTINUOUS = ("loguniform", "uniform")
 DISTRIBUTIONS = (*CONTINUOUS, "choice", "grid")
@@ -47,8 +46,8 @@ class Sweep:
 
     def to_yaml(self) -> str:
         """The resolved sweep as a file ``load_sweep`` reads back."""
-        return dump_config(self.config) + yaml.safe_dump({"space": self.space}, sort_keys=False,
-                                                       default_flow_style=None)
+        return dump_config(self.config) + yaml_text({"space": self.space},
+                                                    default_flow_style=None)
 
 
 def load_sweep(path: str | Path, base: str | Path | Sequence[str | Path] | None = None,
@@ -64,14 +63,14 @@ def load_sweep(path: str | Path, base: str | Path | Sequence[str | Path] | None 
         raise ConfigError(f"{path}: space: missing; map config fields to distributions, "
                           "e.g. gan.lambda_adv: {loguniform: [0.1, 10]}")
     bases = [] if base is None else [base] if isinstance(base, (str, Path)) else list(base)
-    site = []
+    site = []  # a cluster/ file's layer again, over the sweep file's
     for file in bases:
-        items = list(flat_items(read_yaml_tree(file)))
+        layer = read_yaml_tree(file)
+        items = list(flat_items(layer))
         if items and all(is_site_key(key) for key, _ in items):
-            site += items
+            site.append((str(file), layer))
     try:
-        config = load_config(base, [*(f"{k}={json.dumps(v)}" for k, v in flat_items(tree)),
-                                     *(f"{k}={json.dumps(v)}" for k, v in site), *overrides])
+        config = load_config(base, overrides, layers=[(str(path), tree), *site])
     except ConfigError as err:
         files = " + ".join(map(str, bases))
         where = f"{path} over {files}" if files else str(path)

@@ -164,8 +164,8 @@ def test_summary_of_empty_cases_has_no_nan():
     assert "dice" in format_summary(summary) and "nan" not in format_summary(summary)
     empty = summary.set_index("metric").loc["empty_prediction"]
     assert (empty["mean"], empty["worst_case"], empty["cases"]) == (0.25, "no_pred", 4)
-    assert "lung: 1 of 4 predictions empty (first no_pred): their HD95 and ASSD are the " \
-           "volume's diagonal" in format_summary(summary)
+    assert "lung: 1 of 4 cases with an empty prediction (first no_pred): their HD95 and " \
+           "ASSD are the volume's diagonal" in format_summary(summary)
 
 
 def test_multi_label_maps_get_a_row_per_label():

@@ -121,6 +121,8 @@ def test_a_rerun_that_would_change_the_schedule_is_one_line(seg_config_in, twelv
         fit_seg(seg_config_in(runs, "straight", *overrides, "seg.steps=24"))
     with pytest.raises(ConfigError, match=r"seg.lr=0.001, .* to 0.002"):
         fit_seg(seg_config_in(runs, "straight", *overrides, "seg.lr=0.002"))
+    with pytest.raises(ConfigError, match=r"seg.p_synth=0.5, .* to 0.25"):  # G's share too
+        fit_seg(seg_config_in(runs, "straight", *overrides, "seg.p_synth=0.25"))
 
 
 def test_a_killed_worker_of_two_restarts_the_group_from_the_latest_checkpoint(

@@ -134,14 +134,18 @@ def test_trial_config_sets_the_sampled_values(tmp_path):
 
 
 def test_the_saved_sweep_reads_back_from_its_folder(tmp_path):
-    sweep = load_sweep(_write(tmp_path, {"gan.lambda_adv": {"uniform": [0, 2]}}),
-                       overrides=[f"run.storage_path={tmp_path / 'sweeps'}", "run.name=s1"])
+    """Text that YAML could read as a number (2e5) stays text; a dotted key sets its field."""
+    path = tmp_path / "space.yaml"
+    path.write_text("space: {gan.lambda_adv: {uniform: [0, 2]}}\n"
+                    "logging: {mlflow_experiment: '2e5'}\ngan.steps: 300\n")
+    sweep = load_sweep(path, overrides=[f"run.storage_path={tmp_path / 'sweeps'}", "run.name=s1"])
+    assert (sweep.config.logging.mlflow_experiment, sweep.config.gan.steps) == ("2e5", 300)
     sweep.folder.mkdir(parents=True)
     (sweep.folder / "sweep.yaml").write_text(sweep.to_yaml())
     moved = tmp_path / "moved"
     sweep.folder.rename(moved)
     again = read_sweep(moved, ["ray.num_cpus=2"])
-    assert again.space == sweep.space
+    assert again.space == sweep.space and again.config.logging.mlflow_experiment == "2e5"
     assert again.folder == moved.resolve()
     assert again.config.ray.num_cpus == 2
 

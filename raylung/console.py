@@ -42,13 +42,20 @@ def train_logging(verbose: bool) -> ray.train.LoggingConfig:
     return ray.train.LoggingConfig(log_level="INFO" if verbose else "WARNING")
 
 
+def quiet_loggers(verbose: bool) -> None:
+    """In this process: the INFO lines of Ray's Python loggers off unless ``verbose`` (Ray
+    logs some before it starts, e.g. Ray Train on reading a run folder to resume)."""
+    if not verbose:
+        for name in ("ray", "ray.data", "ray.train", "ray.tune"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def quiet_driver(verbose: bool) -> None:
     """In this process (the driver): Ray's and Ray Data's INFO lines off, and the known
     noise (``RAY_NOISE``) filtered from the console unless ``verbose``."""
     if verbose:
         return
-    for name in ("ray", "ray.data", "ray.train", "ray.tune"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_loggers(verbose)
     for stream in (sys.stdout, sys.stderr):
         _filter(stream)
 

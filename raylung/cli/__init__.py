@@ -4,16 +4,17 @@
     raylung ingest data/ --store store/             # CT files -> zarr store (Ray tasks)
     raylung info store/                             # what a store holds
     raylung stream store/ --mode patch3d            # the Ray Data stream alone: speed, samples
-    raylung train-gan --config job.yaml             # the shape-aware CycleGAN (Ray Train)
-    raylung train-seg --config job.yaml seg.generator=G.pt seg.p_synth=0.5   # U-Net + GAN aug
+    raylung train-gan --config exp.yaml data.store=store/   # the shape-aware CycleGAN
+    raylung train-seg --config exp.yaml data.store=store/ seg.generator=G.pt  # U-Net + GAN aug
     raylung tune --space tune_spaces/demo.yaml      # Ray Tune search of the loss weights
     raylung segment scans/ --model segmenter.pt --out masks/     # apply a trained segmenter
-    raylung synth healthy/ --model generator_h2p.pt --out sick/  # G's disease in whole scans
+    raylung synth healthy/ --model generator_h2p.pt --out synth/  # G's disease in whole scans
     raylung evaluate --pred masks/ --ref labels/ --out report/   # Dice, HD95, surface Dice...
     raylung demo --out demo_out/                    # the end-to-end demo on phantoms
 
 Every job but ``evaluate`` takes ``--config FILE.yaml`` and ``key=value`` overrides of the
-config tree (see raylung/config.py).
+config tree (see raylung/config.py); exp.yaml: an experiment file such as
+experiments/cpu_scale.yaml, which a laptop pairs with cluster/laptop.yaml.
 """
 
 from __future__ import annotations

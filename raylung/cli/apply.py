@@ -23,12 +23,13 @@ def _scans_job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
     """A job that applies a model to scans: INPUT, ``--model``, ``--out``, device and batch."""
     job = add_job(sub, name, run, help_text,
                   ("input", {"help": "image file, DICOM file or series folder, a folder of "
-                                     "scans, or a CSV/parquet table with an 'image' column"}),
+                                     "scans or of case folders (<case>/image.nii.gz), or a "
+                                     "CSV/parquet table with an 'image' column"}),
                   example="ray.address=auto (only ray.* and storage.* apply)")
     job.add_argument("--model", required=True, help=model)
     job.add_argument("--out", required=True, type=Path,
                      help=f"{out} file for one scan, else a folder (one <name>.nii.gz per scan)")
-    job.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    job.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     job.add_argument("--batch-size", type=number(int, 1), default=8,
                      help="slices (2-D) or patches (3-D) per forward pass")
     job.add_argument("--actors", type=number(int, 1), default=1,
@@ -136,11 +137,13 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
                   config=False)
     job.add_argument("--pred", required=True, type=Path, help="predicted mask file or folder")
     job.add_argument("--ref", required=True, type=Path,
-                     help="reference mask file or folder (cases matched by name)")
+                     help="reference mask file or folder (cases matched by name; a case "
+                          "folder's lung.<suffix>, as ingest reads them)")
     job.add_argument("--out", required=True, type=Path,
                      help="folder for per_case.csv, summary.csv and report.png")
     job.add_argument("--lesions", type=Path,
-                     help="folder of lesion masks: adds the lesion inclusion rate")
+                     help="folder of lesion masks (or case folders' lesion.<suffix>): adds the "
+                          "lesion inclusion rate")
     job.add_argument("--images", type=Path,
                      help="the CT scans (file or folder, matched by name): drawn under the "
                           "worst cases' contours in report.png")
@@ -177,6 +180,6 @@ def _report_images(images: Path | None, cases: list) -> dict[str, Path] | None:
             raise InputError(images, f"--images is one file but there are {len(cases)} cases: "
                                      "give a folder of scans named as the masks")
         return {cases[0][0]: images}
-    found = files_by_case(images)
+    found = files_by_case(images, "image")
     warn_unmatched("scan(s)", images, found, {case[0]: case[2] for case in cases})
     return found

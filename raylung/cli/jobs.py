@@ -44,10 +44,10 @@ class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
 
 def add_job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
             *positionals: tuple[str, dict], config: bool = True,
-            example: str = "ingest.spacing_mm=[1,1,2]") -> argparse.ArgumentParser:
+            example: str = "ingest.spacing_mm=[1,1,2]", more: str = "") -> argparse.ArgumentParser:
     """A subcommand: its positionals, then (unless it reads no config) ``--config`` and
-    ``key=value`` overrides (``example`` in the help)."""
-    job = sub.add_parser(name, help=help_text, description=help_text,
+    ``key=value`` overrides (``example`` in the help); ``more`` adds to its own --help."""
+    job = sub.add_parser(name, help=help_text, description=f"{help_text}{more}",
                          formatter_class=_ShowDefaults)
     for dest, kwargs in positionals:
         job.add_argument(dest, **kwargs)
@@ -68,8 +68,12 @@ def add_job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
 def job_config(args: argparse.Namespace, *extra: str) -> Config:
     """The job's config: its ``--config`` files, then ``extra``, then the command line's
     overrides (they win)."""
+    from raylung.console import quiet_loggers  # here: it brings Ray, slow for --help
+
     verbose = ["ray.verbose=true"] if args.verbose else []
-    return load_config(args.config, [*extra, *args.overrides, *verbose])
+    config = load_config(args.config, [*extra, *args.overrides, *verbose])
+    quiet_loggers(config.ray.verbose)  # now: Ray logs INFO before it starts (a run's resume)
+    return config
 
 
 @contextlib.contextmanager

@@ -13,10 +13,15 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+LAPTOP = (". Needs data.store; the defaults are the GPU scale (256 x 256 slices): on a laptop "
+          "add --config experiments/cpu_scale.yaml --config cluster/laptop.yaml")
+
+
 def add_train_gan(sub: argparse._SubParsersAction) -> None:
     """The ``train-gan`` job and its flags."""
     add_job(sub, "train-gan", _run_train_gan, "train the shape-aware CycleGAN with Ray Train and "
-            "DeepSpeed (rerun the same run.name to resume)")
+            "DeepSpeed (rerun the same run.name to resume)", more=LAPTOP,
+            example="data.store=store run.name=gan gan.steps=1000")
 
 
 def _run_train_gan(args: argparse.Namespace) -> int:
@@ -42,7 +47,8 @@ def train_gan(config: Config) -> str:
 def add_train_seg(sub: argparse._SubParsersAction) -> None:
     """The ``train-seg`` job and its flags."""
     add_job(sub, "train-seg", _run_train_seg, "train the U-Net segmenter with Ray Train and "
-            "DeepSpeed, with on-the-fly GAN augmentation (seg.generator, seg.p_synth)")
+            "DeepSpeed, with on-the-fly GAN augmentation (seg.generator, seg.p_synth)",
+            more=LAPTOP, example="data.store=store run.name=seg seg.generator=G.pt")
 
 
 def _run_train_seg(args: argparse.Namespace) -> int:

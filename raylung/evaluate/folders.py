@@ -1,6 +1,7 @@
 """Score folders of predicted masks against reference masks and write the evaluation files.
 
-Cases are matched by name (file name less its image suffix, or a DICOM series folder's name);
+Cases are matched by name (file name less its image suffix, a DICOM series folder's name, or
+the name of a case folder as ingest reads them: its ``lung``, ``lesion`` or ``image`` file);
 masks must already share the reference's grid: a mismatch is an error, never a resample.
 """
 
@@ -19,7 +20,8 @@ from raylung.errors import InputError
 from raylung.evaluate.report import save_report, summarise_scores
 from raylung.evaluate.scores import CaseWarning, Row, score_case
 from raylung.io.geometry import same_grid
-from raylung.io.read import IMAGE_SUFFIXES, image_name, read_mask, read_volume
+from raylung.io.read import (IMAGE_SUFFIXES, case_file, image_name, is_case_folder, read_mask,
+                             read_volume)
 from raylung.io.write import write_atomic
 
 Case = tuple[str, Path, Path, Path | None]
@@ -34,9 +36,9 @@ def match_cases(pred: Path, ref: Path, lesions: Path | None = None) -> list[Case
     """
     pred, ref = Path(pred), Path(ref)
     single = _single_case(ref)
-    refs = _masks(ref, single, ref)
-    preds = _masks(pred, single, ref)
-    lesion_masks = {} if lesions is None else _masks(Path(lesions), single, ref)
+    refs = _masks(ref, single, ref, "lung")
+    preds = _masks(pred, single, ref, "lung")
+    lesion_masks = {} if lesions is None else _masks(Path(lesions), single, ref, "lesion")
     missing = sorted(set(refs) - set(preds))
     if missing:
         more = f" (and {len(missing) - 1} more cases)" if len(missing) > 1 else ""
@@ -72,29 +74,34 @@ def _single_case(ref: Path) -> str | None:
     return name
 
 
-def _masks(path: Path, single: str | None, ref: Path) -> dict[str, Path]:
-    """Masks by case: ``path`` itself as case ``single``, or the cases in folder ``path``."""
+def _masks(path: Path, single: str | None, ref: Path, stem: str) -> dict[str, Path]:
+    """Masks by case: ``path`` itself as case ``single``, or the cases in folder ``path`` (a
+    case folder's ``stem`` file)."""
     if not path.exists():
         raise InputError(path, "not found")
     if (single is None) != path.is_dir():
         kind, ref_kind = ("a folder", "one file") if path.is_dir() else ("one file", "a folder")
         raise InputError(path, f"is {kind} but the reference {ref} is {ref_kind}: give two files "
                                "or two folders")
-    masks = {single: path} if single is not None else files_by_case(path)
+    masks = {single: path} if single is not None else files_by_case(path, stem)
     if not masks:
         raise InputError(path, f"no masks found (files ending {', '.join(IMAGE_SUFFIXES)} or "
                                "DICOM series folders)")
     return masks
 
 
-def files_by_case(folder: Path) -> dict[str, Path]:
-    """Images or masks of a folder by case name; other files and hidden ones are skipped."""
+def files_by_case(folder: Path, stem: str) -> dict[str, Path]:
+    """Images or masks of a folder by case name, a case folder's by its ``stem`` file (none
+    where it has none: an unlabelled case); other files and hidden ones are skipped."""
     if not folder.is_dir():
         raise InputError(folder, "not found (expected a folder of images or masks)")
     masks: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        name = image_name(path)
-        if name is None or path.name.startswith("."):
+    for entry in sorted(folder.iterdir()):
+        name = image_name(entry)
+        if name is None or entry.name.startswith("."):
+            continue
+        path = case_file(entry, stem) if is_case_folder(entry) else entry
+        if path is None:
             continue
         if name in masks:
             raise InputError(path, f"case '{name}' has a second mask {masks[name].name}: keep one")

@@ -21,11 +21,10 @@ import pandas as pd
 
 from raylung.config import DOMAINS
 from raylung.errors import InputError
-from raylung.io.read import IMAGE_SUFFIXES, image_name, image_suffix, printable
+from raylung.io.read import CASE_FILES, IMAGE_SUFFIXES, case_file, image_suffix, printable
 
 TABLE_NAMES = ("cases.csv", "cases.parquet")
 REQUIRED_COLUMNS = ("case_id", "image", "domain")
-CASE_FILES = ("image", "lung", "lesion", "twin")  # what a scanned case folder's files are named
 LISTED = 5  # names of a case folder's files a failure shows
 
 
@@ -96,7 +95,8 @@ def _scan_folder(folder: Path, domain: str | None) -> list[dict]:
     # hidden folders (.git) and a zarr store kept inside the folder are no cases
     for case_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
                            and not (p / "zarr.json").exists()):
-        files = {stem: _find(case_dir, stem) for stem in CASE_FILES}
+        found = {stem: case_file(case_dir, stem) for stem in CASE_FILES}
+        files = {stem: str(path) if path else None for stem, path in found.items()}
         if files["image"]:
             _warn_unused(case_dir, files)
         rows.append({"case_id": case_dir.name, **files, "domain": domain,
@@ -104,16 +104,6 @@ def _scan_folder(folder: Path, domain: str | None) -> list[dict]:
     if not rows:
         raise InputError(folder, "folder holds no case folders")
     return rows
-
-
-def _find(case_dir: Path, stem: str) -> str | None:
-    """A case folder's ``stem`` folder (a DICOM series) or file ``stem`` + an image suffix of
-    any case (``image.NII.GZ``), the first suffix of IMAGE_SUFFIXES where there are several."""
-    if (case_dir / stem).is_dir():
-        return str(case_dir / stem)
-    found = [p for p in case_dir.iterdir() if p.is_file() and image_name(p) == stem]
-    first = min(found, key=lambda p: IMAGE_SUFFIXES.index(image_suffix(p.name)), default=None)
-    return str(first) if first else None
 
 
 def _warn_unused(case_dir: Path, files: dict[str, str | None]) -> None:

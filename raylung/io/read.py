@@ -24,6 +24,7 @@ sitk.ProcessObject_SetGlobalWarningDisplay(False)
 
 # File names SimpleITK reads as images, ".nii.gz" first so it wins over ".gz"-less ".nii".
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm")
+CASE_FILES = ("image", "lung", "lesion", "twin")  # the files of a case folder, <case>/image.nii.gz
 # The least share of a mask's labelled voxels that must lie inside its image's grid.
 MASK_INSIDE = 0.95
 # MetaImage/NRRD headers that name a second file holding the voxels.
@@ -98,6 +99,22 @@ def image_name(path: str | Path) -> str | None:
         return path.name
     suffix = image_suffix(path.name)
     return path.name[: -len(suffix)] if suffix else None
+
+
+def case_file(case_dir: str | Path, stem: str) -> Path | None:
+    """A case folder's ``stem`` folder (a DICOM series) or file ``stem`` + an image suffix of
+    any case (``image.NII.GZ``), the first suffix of IMAGE_SUFFIXES where there are several."""
+    case_dir = Path(case_dir)
+    if (case_dir / stem).is_dir():
+        return case_dir / stem
+    found = [p for p in case_dir.iterdir() if p.is_file() and image_name(p) == stem]
+    return min(found, key=lambda p: IMAGE_SUFFIXES.index(image_suffix(p.name)), default=None)
+
+
+def is_case_folder(path: str | Path) -> bool:
+    """Whether ``path`` is a case folder as ingest scans them (``<case>/image.nii.gz``,
+    ``lung.nii.gz``, ...), not a DICOM series folder."""
+    return Path(path).is_dir() and any(case_file(path, stem) for stem in CASE_FILES)
 
 
 def image_suffix(name: str) -> str:

@@ -2,8 +2,9 @@
 scan's output (a mask, a synthetic scan) goes.
 
 INPUT is one scan (an image file SimpleITK reads, one DICOM file, or a folder holding DICOM
-slices: its largest series) or a batch (a folder of image files and/or DICOM folders, or a
-CSV/parquet table with an ``image`` column and optionally ``case_id``). One scan writes OUTPUT
+slices: its largest series) or a batch (a folder of image files, DICOM folders and/or case
+folders as ingest reads them, ``<case>/image.nii.gz``, or a CSV/parquet table with an ``image``
+column and optionally ``case_id``). One scan writes OUTPUT
 when it names an image file (any suffix SimpleITK writes), else ``OUTPUT/<name>.nii.gz``; a
 batch writes ``OUTPUT/<name>.nii.gz`` per scan, named after it, and ``OUTPUT/.raylung_batch.json``
 (the model and settings), so that a rerun with the same ones does only the scans left.
@@ -20,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from raylung.errors import InputError
-from raylung.io.read import dicom_series, image_name, image_suffix
+from raylung.io.read import case_file, dicom_series, image_name, image_suffix, is_case_folder
 from raylung.io.write import write_atomic
 
 TABLE_SUFFIXES = (".csv", ".parquet")
@@ -59,7 +60,19 @@ def plan_jobs(source: str | Path, out: str | Path) -> tuple[list[Job], bool]:
                    if not p.name.startswith(".") and (p.is_dir() or _is_image(p)))
     if not scans:
         raise InputError(source, "folder holds no DICOM series, image files or scan folders")
-    return _unless_overwriting(_named(scans, out)), True
+    return _unless_overwriting(_named([_case_scan(p) for p in scans], out)), True
+
+
+def _case_scan(path: Path) -> Path | tuple[str, Path]:
+    """A case folder's scan, named after the folder (``<case>/image.nii.gz`` or ``image/``);
+    any other entry is a scan itself. One without an image is named, not read as DICOM."""
+    if not is_case_folder(path):
+        return path
+    image = case_file(path, "image")
+    if image is None:
+        raise InputError(path, "case folder without its scan (image.<suffix> or an image/ "
+                               "DICOM folder)")
+    return path.name, image
 
 
 def pending(jobs: list[Job], out: str | Path, record: dict,

@@ -249,6 +249,24 @@ def test_evaluate_cases_writes_the_three_files(three_cases):
     assert not pd.read_csv(three_cases / "out" / "summary.csv").isna().any().any()
 
 
+def test_case_folders_give_their_lung_and_lesion_masks(three_cases):
+    """A source folder as ingest reads it is a reference: each case folder's lung mask, its
+    lesion mask for --lesions; a case without a lung mask (unlabelled) has no reference."""
+    src = three_cases / "src"
+    for i in range(3):
+        (src / f"case{i}").mkdir(parents=True)
+        (three_cases / "ref" / f"case{i}.nii.gz").rename(src / f"case{i}" / "lung.nii.gz")
+    (src / "case1" / "lung.nii.gz").rename(src / "case1" / "image.nii.gz")  # no label
+    (src / "case2" / "image.nii.gz").write_bytes((src / "case2" / "lung.nii.gz").read_bytes())
+    cases = match_cases(three_cases / "pred", src)
+    assert [(name, ref.name) for name, _, ref, _ in cases] == [("case0", "lung.nii.gz"),
+                                                               ("case2", "lung.nii.gz")]
+    (src / "case2" / "lesion.nii.gz").write_bytes((src / "case2" / "lung.nii.gz").read_bytes())
+    with pytest.warns(UserWarning, match="1 of 2 cases have no lesion mask .*: case0"):
+        cases = match_cases(three_cases / "pred", src, src)
+    assert cases[1][3] == src / "case2" / "lesion.nii.gz"
+
+
 def test_a_report_that_cannot_read_its_scans_leaves_no_tables(three_cases):
     (three_cases / "images").mkdir()
     (three_cases / "images" / "case2.nii.gz").write_bytes(b"not an image")  # the worst case

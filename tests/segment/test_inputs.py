@@ -47,6 +47,23 @@ def test_folder_of_scans_and_dicom_folders_is_a_batch(image_writer, dicom_writer
     assert {j.output for j in jobs} == {str(tmp_path / "masks" / f"{n}.nii.gz") for n in "abc"}
 
 
+def test_case_folders_as_ingest_reads_them_are_scans_named_after_the_folder(image_writer,
+                                                                           tmp_path):
+    """The layout of "Your own scans" (<case>/image.nii.gz, lung.nii.gz) was read as DICOM
+    folders: "folder holds no readable DICOM series"."""
+    src = tmp_path / "sick"
+    _scan(image_writer, src / "p1" / "image.nii.gz")
+    _scan(image_writer, src / "p1" / "lung.nii.gz")
+    _scan(image_writer, src / "p2" / "image.mha")
+    _scan(image_writer, src / "p3.nrrd")
+    jobs, batch = plan_jobs(src, tmp_path / "masks")
+    assert batch and [(j.name, Path(j.image).name) for j in jobs] == [
+        ("p1", "image.nii.gz"), ("p2", "image.mha"), ("p3", "p3.nrrd")]
+    _scan(image_writer, src / "p4" / "lung.nii.gz")
+    with pytest.raises(InputError, match=r"p4: case folder without its scan \(image.<suffix>"):
+        plan_jobs(src, tmp_path / "masks")
+
+
 def test_table_names_masks_by_case_id_and_resolves_relative_paths(image_writer, tmp_path):
     _scan(image_writer, tmp_path / "data" / "x.nii.gz")
     pd.DataFrame({"case_id": ["p1"], "image": ["data/x.nii.gz"]}).to_csv(tmp_path / "t.csv",

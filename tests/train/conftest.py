@@ -113,6 +113,7 @@ def kill_and_rerun(cli_args, kill_after_first_checkpoint):
         assert 0 < latest_step(config) < total_steps, "the kill should land mid-run"
         rerun = subprocess.run(cli, capture_output=True, encoding="utf-8", timeout=600)
         assert rerun.returncode == 0, rerun.stderr[-2000:]
+        assert "snapshot was found" not in rerun.stderr, "Ray's INFO lines stay in its logs"
         return rerun.stdout
     return run
 

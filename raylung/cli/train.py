@@ -75,7 +75,12 @@ def print_test_report(config: Config, checkpoint: str) -> pd.DataFrame | None:
         return None
     print(f"train-seg: test split, {per_case['case'].nunique()} whole scans in their native "
           f"grid -> {out}")
-    print(format_summary(summarise_scores(per_case)))
+    # one table per domain, the diseased scans (where the method is judged) first
+    for domain in sorted(per_case["domain"].unique(), key=lambda d: d != "pathological"):
+        cases = per_case[per_case["domain"] == domain]
+        scans = cases["case"].nunique()
+        print(f"{domain} ({scans} scan{'s' * (scans != 1)}):")
+        print(format_summary(summarise_scores(cases)))
     return per_case
 
 

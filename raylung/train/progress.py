@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 
 from ray.util.queue import Empty, Queue
@@ -21,7 +22,7 @@ SEG_KEYS = ("loss", "synthetic_fraction", "val_dice", "val_rim_dice")
 
 def progress_line(run: str, total: int, keys: Sequence[str], metrics: dict[str, float]) -> str:
     """One line for a person: the run, its step of ``total``, those ``keys`` that ``metrics``
-    holds, and the time left at the interval's rate.
+    holds, and the time left at ``steps_per_s``.
 
     >>> progress_line("demo", 120, ("loss_g", "val_dice"),
     ...               {"step": 40, "loss_g": 2.31249, "steps_per_s": 0.5})
@@ -34,14 +35,16 @@ def progress_line(run: str, total: int, keys: Sequence[str], metrics: dict[str, 
 
 
 def scores_text(metrics: dict[str, float | None]) -> str:
-    """A run's validation scores as the progress lines show them (a resumed run's NaN comes as
-    None and is left out).
+    """A run's validation scores as the progress lines show them (a score without a value,
+    NaN, or None as a resumed run's NaN comes, is left out: e.g. the opacity overlap of a G that
+    drew none yet).
 
-    >>> scores_text({"step": 80, "val_dice": 0.74631, "val_hd95": 25.4999, "val_nsd": None})
+    >>> scores_text({"step": 80, "val_dice": 0.74631, "val_hd95": 25.4999, "val_nsd": None,
+    ...              "val_opacity_overlap": float("nan")})
     'val_dice 0.7463  val_hd95 25.5'
     """
     return "  ".join(f"{key} {value:.4g}" for key, value in metrics.items()
-                     if key.startswith("val_") and value is not None)
+                     if key.startswith("val_") and value is not None and not math.isnan(value))
 
 
 def _duration(seconds: float) -> str:
@@ -65,7 +68,31 @@ def progress_reporter(queue: Queue | None, run: str, total: int,
     (None: no console progress, e.g. inside a Tune trial)."""
     if queue is None:
         return None
-    return lambda metrics: queue.put(progress_line(run, total, keys, metrics))
+    rate = RunRate()
+    return lambda metrics: queue.put(progress_line(run, total, keys, rate(metrics)))
+
+
+class RunRate:
+    """Steps/s since the run's first report, validations and checkpoints included, so that
+    the time left holds (an interval's own rate swings with the validation it held).
+
+    >>> rate = RunRate()
+    >>> rate({"step": 10, "steps_per_s": 5.0}, now=100.0)["steps_per_s"]  # the first: its own
+    5.0
+    >>> rate({"step": 30, "steps_per_s": 40.0}, now=110.0)["steps_per_s"]
+    2.0
+    """
+
+    def __init__(self) -> None:
+        self._first: tuple[int, float] | None = None
+
+    def __call__(self, metrics: dict[str, float], now: float | None = None) -> dict[str, float]:
+        now = time.monotonic() if now is None else now
+        step = int(metrics["step"])
+        if self._first is None or step <= self._first[0]:
+            self._first = (step, now)
+            return metrics
+        return {**metrics, "steps_per_s": (step - self._first[0]) / (now - self._first[1])}
 
 
 @contextlib.contextmanager

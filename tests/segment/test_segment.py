@@ -124,7 +124,9 @@ def test_train_seg_scores_the_test_split_on_whole_scans(trained_seg, phantom_sto
         assert _same_grid(mask, sitk.ReadImage(manifest.loc[case, "source_image"]))
     assert (run / "test" / "summary.csv").exists() and (run / "test" / "report.png").exists()
     assert "train-seg: test split, 2 whole scans in their native grid" in process.stdout
-    assert "dice" in process.stdout.split("test split")[1]
+    tables = process.stdout.split("test split")[1]
+    assert tables.index("pathological (1 scan):") < tables.index("healthy (1 scan):")
+    assert "dice" in tables.split("healthy (1 scan):")[0], "a table per domain, its own scores"
 
 
 def test_the_test_report_of_a_run_folder_on_object_storage(trained_seg, segmenter_file,

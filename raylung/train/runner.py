@@ -196,7 +196,10 @@ def fit(config: Config, worker: Callable[[dict[str, Any]], None],
             dataset_config=data_config(datasets),
             run_config=run,
         )
-        result = trainer.fit()  # a failed run raises here (Ray Train V2)
+        try:
+            result = trainer.fit()  # a failed run raises here (Ray Train V2)
+        except SystemExit as stop:  # Ray Train's Ctrl-C: it aborts the run, then exits with 0
+            raise KeyboardInterrupt from stop
     finish_logging(run.callbacks)
     remove_untracked_checkpoints(config)
     write_run_summary(config, run_folder(config), result, time.perf_counter() - start, best)

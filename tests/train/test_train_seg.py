@@ -169,3 +169,23 @@ def _kill_data_actors(names: tuple[str, ...], killed: list[str], timeout: float 
                 os.kill(actor.pid, signal.SIGKILL)
                 killed.append(stage)
         time.sleep(0.05)
+
+
+def test_ctrl_c_ends_the_run_with_one_line(seg_config, cli_args):
+    """A terminal's Ctrl-C (SIGINT to the job's process group): Ray Train aborts the run and
+    ended it with status 0 or 1 and nothing said; the run is interrupted, and says so."""
+    import subprocess
+
+    config = seg_config("interrupted", "seg.steps=2000", "seg.decay_start=1000",
+                        "seg.val_cases=0", "ray.num_cpus=2")
+    snapshot = Path(config.run.storage_path) / config.run.name / "checkpoint_manager_snapshot.json"
+    proc = subprocess.Popen(cli_args("train-seg", config), start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8")
+    deadline = time.monotonic() + 300
+    while not snapshot.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == ("raylung train-seg: interrupted; rerun the same "
+                                               "command to resume")

@@ -256,7 +256,7 @@ class GanConfig(_Section):
     @model_validator(mode="after")
     def _consistent(self) -> GanConfig:
         if self.decay_start > self.steps:
-            raise ValueError("decay_start must be <= steps")
+            raise ValueError(f"decay_start {self.decay_start} must be <= steps {self.steps}")
         if self.lambda_diversity > 0 and not self.noise_channels:
             raise ValueError("lambda_diversity > 0 needs noise_channels > 0")
         return self
@@ -310,7 +310,7 @@ class SegConfig(_Section):
         if len(self.strides) != len(self.channels) - 1:
             raise ValueError("strides needs one entry fewer than channels")
         if self.decay_start > self.steps:
-            raise ValueError("decay_start must be <= steps")
+            raise ValueError(f"decay_start {self.decay_start} must be <= steps {self.steps}")
         if self.p_synth > 0 and not self.generator:
             raise ValueError("p_synth > 0 needs seg.generator (an exported generator_h2p.pt)")
         return self
@@ -460,10 +460,11 @@ def load_config(paths: str | Path | Sequence[str | Path] | None = None,
     file's sections, by origin; keys may be dotted), then ``key=value`` overrides; later ones
     win key by key, so an experiment file and a ``cluster/`` scaling file combine."""
     files = [] if paths is None else [paths] if isinstance(paths, (str, Path)) else list(paths)
-    read = [(str(path), _read_yaml(Path(path))) for path in files]
+    stack = [*((str(path), _read_yaml(Path(path))) for path in files),
+             *((origin, _undotted(layer)) for origin, layer in layers)]
     tree: dict[str, Any] = {}
     origins: dict[str, str] = {}  # dotted key -> the file, or the command line, that set it last
-    for origin, update in [*read, *((o, _undotted(layer)) for o, layer in layers)]:
+    for origin, update in stack:
         _merge(tree, update)
         origins.update(dict.fromkeys(_dotted_keys(update), origin))
     for item in overrides:
@@ -472,7 +473,8 @@ def load_config(paths: str | Path | Sequence[str | Path] | None = None,
     try:
         return Config.model_validate(tree)
     except ValidationError as err:
-        raise ConfigError(_one_line(err, origins)) from None
+        order = [origin for origin, _ in stack] + ["command line"]
+        raise ConfigError(_one_line(err, origins, order)) from None
 
 
 def save_config(config: Config, path: str | Path) -> None:
@@ -612,8 +614,8 @@ def _is_text(key: str) -> bool:
         if field is None:
             return False
         node = field.annotation
-    unwrapped = [get_args(t)[0] if get_origin(t) is Annotated else t for t in (node, *get_args(node))]
-    return str in unwrapped
+    kinds = (node, *get_args(node))  # str, or the members of `str | None`
+    return str in [get_args(t)[0] if get_origin(t) is Annotated else t for t in kinds]
 
 
 def _dotted_keys(tree: dict[str, Any] | str, prefix: str = "") -> list[str]:
@@ -629,15 +631,18 @@ def _dotted_keys(tree: dict[str, Any] | str, prefix: str = "") -> list[str]:
     return keys
 
 
-def _one_line(err: ValidationError, origins: dict[str, str]) -> str:
-    """The validation errors in one line, led by where the offending keys were set."""
+def _one_line(err: ValidationError, origins: dict[str, str], order: list[str]) -> str:
+    """The validation errors in one line, led by where the offending keys were set (of the
+    config's layers, ``order``)."""
     parts, blamed = [], []
     for e in _short_tuples_merged(err.errors()):
         loc = ".".join(str(p) for p in e["loc"])
         parts.append(f"{loc}: {_message(e)}" if loc else _message(e))
+        inside = [origin for key, origin in origins.items() if key.startswith(f"{loc}.")]
         keys = [".".join(loc.split(".")[:n]) for n in range(loc.count(".") + 1, 0, -1)]
-        blamed.append(next((origins[k] for k in keys if k in origins), ""))
-    where = " + ".join(dict.fromkeys(b for b in blamed if b))
+        # a section's own check (decay_start <= steps) blames every layer that set its keys
+        blamed += inside or [next((origins[k] for k in keys if k in origins), "")]
+    where = " + ".join(dict.fromkeys(o for o in order if o in blamed))
     return f"{where + ': ' if where else ''}invalid config: " + "; ".join(parts)
 
 

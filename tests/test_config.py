@@ -32,6 +32,15 @@ def test_a_section_given_a_value_is_refused_without_showing_it():
     assert "AKIA" not in str(err.value) and "wJalr" not in str(err.value)
 
 
+def test_a_sections_own_check_names_every_layer_that_set_its_keys(tmp_path):
+    first, second = tmp_path / "exp.yaml", tmp_path / "short.yaml"
+    first.write_text("gan: {steps: 1500, decay_start: 1500}\n")
+    second.write_text("gan: {steps: 1e3}\n")
+    with pytest.raises(ConfigError, match=r"exp.yaml \+ .*short.yaml: invalid config: gan: "
+                                          r"decay_start 1500 must be <= steps 1000$"):
+        load_config([first, second])
+
+
 def test_a_generator_alone_translates_half_the_samples():
     """At p_synth 0 a given generator was loaded, checked, and translated nothing."""
     assert load_config(None, ["seg.generator=g.pt"]).seg.p_synth == 0.5

@@ -1,7 +1,7 @@
 """A sweep: Ray Tune runs the trials (raylung/tune/trial.py), then the outputs are written.
 
     raylung tune --space tune_spaces/demo.yaml              # new sweep in run.storage_path/run.name
-    raylung tune --resume sweeps/demo                       # continue a killed sweep
+    raylung tune --resume sweeps/demo                       # continue a stopped sweep
 
 The sweep folder holds Tune's experiment state, ``sweep.yaml`` (the resolved sweep, what
 ``--resume`` reads), ``train/<trial id>/`` (each trial's Ray Train run), and at the end
@@ -31,6 +31,8 @@ from raylung.tune.results import write_outputs
 from raylung.tune.space import SWEEP_FILE, Sweep, base_values, param_space
 from raylung.tune.trial import run_trial
 
+TUNE_SIGINT_ENV = "TUNE_DISABLE_SIGINT_HANDLER"  # read by tune.run when it starts
+
 
 def run_sweep(sweep: Sweep, resume: bool = False) -> pd.DataFrame:
     """Run a new sweep, or continue the one in ``sweep.folder``, to its end; write the
@@ -55,7 +57,15 @@ def run_sweep(sweep: Sweep, resume: bool = False) -> pd.DataFrame:
                                storage_path=sweep.config.run.storage_path,
                                failure_config=tune.FailureConfig(
                                    max_failures=sweep.config.run.max_failures)))
-    return write_outputs(tuner.fit(), sweep, objective)
+    # Tune's own Ctrl-C handler ends the sweep and returns its unfinished trials as results,
+    # which nothing tells from a finished sweep's: a Ctrl-C ends it as a crash would instead,
+    # and --resume goes on from Tune's saved state and each trial's latest checkpoint.
+    os.environ[TUNE_SIGINT_ENV] = "1"
+    try:
+        grid = tuner.fit()
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"continue it with raylung tune --resume {sweep.folder}") from None
+    return write_outputs(grid, sweep, objective)
 
 
 def check_sweep(sweep: Sweep) -> Objective:

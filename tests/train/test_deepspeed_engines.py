@@ -123,8 +123,9 @@ def test_lr_schedule_counts_optimiser_steps_under_accumulation(process_group):
 def test_a_bf16_student_steps_with_its_fp32_teacher(process_group, stage):
     """A GPU run's U-Net trains in bf16, at every ZeRO stage, while its pseudo-label teacher,
     the student's average, stays fp32 (the CPU runs the bf16 engine too)."""
-    config = _config("scaling.use_gpu=true", f"deepspeed.zero_stage={stage}", "seg.channels=[4,8]", "seg.strides=[2]",
-                     "seg.num_res_units=1", "seg.pseudo_label=true", "seg.pseudo_threshold=0.51")
+    config = _config("scaling.use_gpu=true", f"deepspeed.zero_stage={stage}",
+                     "seg.channels=[4,8]", "seg.strides=[2]", "seg.num_res_units=1",
+                     "seg.pseudo_label=true", "seg.pseudo_threshold=0.51")
     torch.manual_seed(0)
     engine = build_engine(build_segmenter(config), config, 1e-3, (0.9, 0.999), 10, 5)
     teacher = ema_model(engine.module, config.seg.ema_decay)

@@ -1,6 +1,6 @@
 """``raylung tune`` end to end on CPU: tune_spaces/demo.yaml at test scale in its own Ray cluster,
-its driver SIGKILLed after the first finished trial, then ``--resume``d to the end, during which
-one trial's own process is SIGKILLed and Tune restarts it.
+interrupted by a Ctrl-C after the first finished trial, then ``--resume``d to the end, during
+which one trial's own process is SIGKILLed and Tune restarts it.
 
 One sweep serves every test here (it takes minutes): four trials, one at a time so that
 ASHA sees them in a fixed order, and one of them fails. The failure is a real one: the space
@@ -60,8 +60,8 @@ def sweep(phantom_store, tmp_path_factory):
                                 start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
                                 env=env)
         finished = _wait_for_a_finished_trial(folder, proc)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C
+        interrupted = proc.wait(timeout=300)
     before = {trial: _train_run(folder, trial) for trial in finished}
     with open(root / "rerun.log", "w") as out, open(root / "rerun.err", "w") as err:
         proc = subprocess.Popen([RAYLUNG, "tune", "--resume", str(folder)], stdout=out,
@@ -71,7 +71,8 @@ def sweep(phantom_store, tmp_path_factory):
     stdout = (root / "rerun.log").read_text()
     assert proc.returncode == 0, stdout[-3000:] + (root / "rerun.err").read_text()[-3000:]
     return SimpleNamespace(folder=folder, finished=finished, before=before, killed=killed,
-                           rerun=SimpleNamespace(stdout=stdout),
+                           rerun=SimpleNamespace(stdout=stdout), interrupted=interrupted,
+                           first=(root / "first.log").read_text(),
                            table=pd.read_csv(folder / "trials.csv"))
 
 
@@ -83,6 +84,15 @@ def test_every_trial_is_in_the_table(sweep):
     assert pd.read_parquet(sweep.folder / "trials.parquet")["trial"].tolist() == \
         table["trial"].tolist()
     assert "top 5 by composite (min)" in sweep.rerun.stdout
+
+
+def test_a_ctrl_c_says_how_to_go_on_and_writes_no_results(sweep):
+    """Tune's own Ctrl-C handler returned the unfinished trials as results: the sweep's table
+    and best config were written as if it had ended, with exit status 0."""
+    assert sweep.interrupted == 130, sweep.first[-3000:]
+    assert sweep.first.strip().splitlines()[-1] == (
+        f"raylung tune: interrupted; continue it with raylung tune --resume {sweep.folder}")
+    assert "Tuner.restore" not in sweep.first and "top 5 by" not in sweep.first
 
 
 def test_asha_stops_a_trial_early(sweep):

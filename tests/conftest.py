@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -190,16 +191,21 @@ def _cli_args(command: str, config) -> list[str]:
             *flat(config.model_dump(mode="json"))]
 
 
-def _kill_after_first_checkpoint(cli: list[str], snapshot: Path, timeout: float = 300) -> None:
-    """Start ``cli`` in its own process group and SIGKILL it right after Ray Train registers
-    its first checkpoint (``snapshot`` appears)."""
-    proc = subprocess.Popen(cli, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout
-    while not snapshot.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+def _kill_after_first_checkpoint(cli: list[str], snapshot: Path, timeout: float = 300,
+                                 stop: int = signal.SIGKILL) -> tuple[int, str]:
+    """Start ``cli`` in its own process group and send it ``stop`` (SIGKILL: a crash, SIGINT:
+    a terminal's Ctrl-C) right after Ray Train registers its first checkpoint (``snapshot``
+    appears); its exit status and stderr."""
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cli, start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=err)
+        deadline = time.monotonic() + timeout
+        while not snapshot.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(proc.pid, stop)
+        status = proc.wait(timeout=180)
+        err.seek(0)
+        return status, err.read()
 
 
 @pytest.fixture

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as stop:  # a job's own says how to go on
         print(f"raylung {args.command}: interrupted; "
-              f"{stop or 'rerun the same command to resume'}", file=sys.stderr)
+              f"{str(stop) or 'rerun the same command to resume'}", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - only storage's and Ray Train's failures are lines
         problem = storage_problem(err)

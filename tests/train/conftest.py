@@ -102,14 +102,19 @@ def read_scalars():
 
 @pytest.fixture
 def kill_and_rerun(cli_args, kill_after_first_checkpoint):
-    """Runs a training command for ``config``, kills it right after its first checkpoint
-    (which must land mid-run), reruns it to the end and returns the rerun's stdout."""
-    def run(command: str, config, total_steps: int) -> str:
+    """Runs a training command for ``config``, kills it (or, with ``stop=signal.SIGINT``,
+    interrupts it as Ctrl-C does, which must say so) right after its first checkpoint (which
+    must land mid-run), reruns it to the end and returns the rerun's stdout."""
+    def run(command: str, config, total_steps: int, stop: int = signal.SIGKILL) -> str:
         from raylung.train.runner import latest_step
 
         cli = cli_args(command, config)
         snapshot = Path(config.run.storage_path) / config.run.name / "checkpoint_manager_snapshot.json"
-        kill_after_first_checkpoint(cli, snapshot)
+        status, stderr = kill_after_first_checkpoint(cli, snapshot, stop=stop)
+        if stop == signal.SIGINT:  # Ray Train aborted the run, exit 0 or 1, nothing said
+            assert status == 130, stderr[-2000:]
+            assert stderr.strip().splitlines()[-1] == (
+                f"raylung {command}: interrupted; rerun the same command to resume")
         assert 0 < latest_step(config) < total_steps, "the kill should land mid-run"
         rerun = subprocess.run(cli, capture_output=True, encoding="utf-8", timeout=600)
         assert rerun.returncode == 0, rerun.stderr[-2000:]

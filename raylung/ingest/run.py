@@ -56,15 +56,24 @@ def ingest(src: str, store_url: str, config: Config, progress: bool = True) -> I
     result = IngestResult(failures=list(failures))
     for failure in failures:
         _print_failure(failure)
-    if sources:
-        connect(config.ray)
-        _run_tasks(sources, store, config, result, progress)
+    try:
+        if sources:
+            connect(config.ray)
+            _run_tasks(sources, store, config, result, progress)
+    except KeyboardInterrupt:  # the cases committed so far are listed and split all the same
+        _finish(store, result, config)
+        raise
+    _finish(store, result, config)
+    return result
+
+
+def _finish(store: CaseStore, result: IngestResult, config: Config) -> None:
+    """The report of the failures, the manifest of the committed cases, and their splits."""
     store.write_table(REPORT, pd.DataFrame([redacted(vars(f)) for f in result.failures],
                                            columns=["case", "file", "reason"]))
     manifest = write_manifest(store)
     if not manifest.empty:
         store_splits(store, manifest, config.data)  # from now on every case keeps its split
-    return result
 
 
 def _check_preparation(store: CaseStore, cfg: IngestConfig) -> None:
@@ -87,22 +96,21 @@ def _run_tasks(sources: list[CaseSource], store: CaseStore, config: Config,
     """Keep at most ``ray.max_parallel_cases`` tasks in flight; collect outcomes as they end."""
     pending = list(reversed(sources))
     running: dict[ray.ObjectRef, CaseSource] = {}
-    bar = tqdm(total=len(sources), desc="ingest", unit="case", disable=not progress,
-               file=sys.stderr)
-    while pending or running:
-        while pending and len(running) < config.ray.max_parallel_cases:
-            source = pending.pop()
-            running[_ingest_case.remote(source, store.url, store.storage_options,
-                                        config.ingest)] = source
-        (done,), _ = ray.wait(list(running), num_returns=1)
-        source = running.pop(done)
-        try:
-            outcome = ray.get(done)
-        except ray.exceptions.RayError as err:  # the task's process died (out of memory, killed)
-            outcome = {"case": source.case_id, "file": source.image, "status": "failed",
-                       "reason": f"its worker died: {last_line(err)}"}
-        _collect(outcome, result, bar)
-    bar.close()
+    with tqdm(total=len(sources), desc="ingest", unit="case", disable=not progress,
+              file=sys.stderr) as bar:  # closed before an interrupt's line, too
+        while pending or running:
+            while pending and len(running) < config.ray.max_parallel_cases:
+                source = pending.pop()
+                running[_ingest_case.remote(source, store.url, store.storage_options,
+                                            config.ingest)] = source
+            (done,), _ = ray.wait(list(running), num_returns=1)
+            source = running.pop(done)
+            try:
+                outcome = ray.get(done)
+            except ray.exceptions.RayError as err:  # its process died (out of memory, killed)
+                outcome = {"case": source.case_id, "file": source.image, "status": "failed",
+                           "reason": f"its worker died: {last_line(err)}"}
+            _collect(outcome, result, bar)
 
 
 def _collect(outcome: dict[str, Any], result: IngestResult, bar: tqdm) -> None:

@@ -91,19 +91,27 @@ def _scan_folder(folder: Path, domain: str | None) -> list[dict]:
     if domain is None:
         raise InputError(folder, "folder has no cases.csv: set ingest.domain=healthy|pathological "
                                  "for its cases, or give a cases table")
-    rows = []
     # hidden folders (.git) and a zarr store kept inside the folder are no cases
-    for case_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
-                           and not (p / "zarr.json").exists()):
-        found = {stem: case_file(case_dir, stem) for stem in CASE_FILES}
-        files = {stem: str(path) if path else None for stem, path in found.items()}
-        if files["image"]:
-            _warn_unused(case_dir, files)
-        rows.append({"case_id": case_dir.name, **files, "domain": domain,
-                     "no_image": None if files["image"] else _no_image(case_dir)})
+    rows = [_case_row(case_dir, domain) for case_dir in sorted(folder.iterdir())
+            if case_dir.is_dir() and not case_dir.name.startswith(".")
+            and not (case_dir / "zarr.json").exists()]
     if not rows:
         raise InputError(folder, "folder holds no case folders")
     return rows
+
+
+def _case_row(case_dir: Path, domain: str) -> dict:
+    """A case folder's row: its files, or (``no_image``) why it has no usable scan."""
+    try:
+        found = {stem: case_file(case_dir, stem) for stem in CASE_FILES}
+    except InputError as err:  # two scans or masks of one kind: this case fails alone
+        return {"case_id": case_dir.name, "image": None, "domain": domain,
+                "no_image": err.problem}
+    files = {stem: str(path) if path else None for stem, path in found.items()}
+    if files["image"]:
+        _warn_unused(case_dir, files)
+    return {"case_id": case_dir.name, **files, "domain": domain,
+            "no_image": None if files["image"] else _no_image(case_dir)}
 
 
 def _warn_unused(case_dir: Path, files: dict[str, str | None]) -> None:

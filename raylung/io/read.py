@@ -103,12 +103,14 @@ def image_name(path: str | Path) -> str | None:
 
 def case_file(case_dir: str | Path, stem: str) -> Path | None:
     """A case folder's ``stem`` folder (a DICOM series) or file ``stem`` + an image suffix of
-    any case (``image.NII.GZ``), the first suffix of IMAGE_SUFFIXES where there are several."""
+    any case (``image.NII.GZ``); two of them are an error, not a choice between two scans."""
     case_dir = Path(case_dir)
-    if (case_dir / stem).is_dir():
-        return case_dir / stem
-    found = [p for p in case_dir.iterdir() if p.is_file() and image_name(p) == stem]
-    return min(found, key=lambda p: IMAGE_SUFFIXES.index(image_suffix(p.name)), default=None)
+    found = [p for p in case_dir.iterdir()
+             if (p.name == stem and p.is_dir()) or (p.is_file() and image_name(p) == stem)]
+    if len(found) > 1:
+        names = " and ".join(sorted(p.name + "/" * p.is_dir() for p in found))
+        raise InputError(case_dir, f"{names} are both its {stem}: keep one")
+    return found[0] if found else None
 
 
 def is_case_folder(path: str | Path) -> bool:

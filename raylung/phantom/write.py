@@ -40,11 +40,9 @@ def write_phantoms(out_dir: str | Path, config: PhantomConfig) -> pd.DataFrame:
     (out / "cases.csv").unlink(missing_ok=True)  # an earlier table must not name new volumes
     flags = pathological_cases(config.cases, config.pathological_fraction, config.seed)
     shape = {"size": config.size, "slices": tuple(config.slices), "twin": config.twins}
-    progress = tqdm(flags, desc="phantoms", unit="case", disable=config.cases < 2)
-    rows = [
-        _write_case(out, make_case(config.seed, index, bool(flag), **shape))
-        for index, flag in enumerate(progress)
-    ]
+    with tqdm(flags, desc="phantoms", unit="case", disable=config.cases < 2) as progress:
+        rows = [_write_case(out, make_case(config.seed, index, bool(flag), **shape))
+                for index, flag in enumerate(progress)]
     table = pd.DataFrame(rows, columns=COLUMNS)
     write_atomic(out / "cases.csv", lambda tmp: table.to_csv(tmp, index=False))
     return table

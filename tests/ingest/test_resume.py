@@ -57,6 +57,28 @@ def test_killed_ingest_resumes(tmp_path):
 
 
 @pytest.mark.slow
+def test_an_interrupted_ingest_lists_the_cases_it_committed(tmp_path):
+    """Ctrl-C: one line, and the manifest of the cases committed (there was none: `info` said
+    "manifest.parquet: not found"; an older one would have left them out)."""
+    write_phantoms(tmp_path / "src", PhantomConfig(cases=6, size=128, slices=(24, 30), seed=5))
+    url = str(tmp_path / "store")
+    proc = subprocess.Popen([*CLI, "ingest", str(tmp_path / "src"), "--store", url,
+                             "ray.max_parallel_cases=1", "ray.num_cpus=1"],
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, encoding="utf-8")
+    deadline = time.monotonic() + 120
+    while not _committed(url) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == ("raylung ingest: interrupted; rerun the same "
+                                               "command to resume")
+    listed = pd.read_parquet(tmp_path / "store" / "manifest.parquet")["case_id"]
+    assert 1 <= len(listed) < 6 and sorted(listed) == sorted(_committed(url))
+
+
+@pytest.mark.slow
 def test_a_case_whose_worker_dies_is_one_failure_and_the_rest_are_stored(small_phantoms,
                                                                         tmp_path, ray_cluster):
     """A task process killed mid-case (as the OOM killer would) is that case's failure line,

@@ -189,6 +189,17 @@ def test_a_case_folder_without_image_says_what_it_holds(tmp_path, image_writer):
         "DICOM folder in capital/ (found Image.nii.gz, notes.txt)"))
 
 
+def test_a_case_folder_with_two_scans_fails_alone(tmp_path, image_writer):
+    """image.nii.gz beside image.mha: the first suffix was taken without a word."""
+    for name in ("image.nii.gz", "image.mha", "lung.nii.gz"):
+        image_writer(tmp_path / "src/two" / name, np.zeros((2, 2, 2), np.int16))
+    image_writer(tmp_path / "src/one/image.nii.gz", np.zeros((2, 2, 2), np.int16))
+    sources, (failure,) = read_sources(tmp_path / "src", "healthy")
+    assert [s.case_id for s in sources] == ["one"]
+    assert (failure.case, failure.reason) == ("two", "image.mha and image.nii.gz are both its "
+                                                     "image: keep one")
+
+
 def test_a_mask_a_folder_scan_does_not_use_is_named_in_a_warning(tmp_path, image_writer):
     """A lung mask named seg.nii.gz left its case unlabelled without a word."""
     for name in ("image.nii.gz", "seg.nii.gz"):

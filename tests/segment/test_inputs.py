@@ -62,6 +62,10 @@ def test_case_folders_as_ingest_reads_them_are_scans_named_after_the_folder(imag
     _scan(image_writer, src / "p4" / "lung.nii.gz")
     with pytest.raises(InputError, match=r"p4: case folder without its scan \(image.<suffix>"):
         plan_jobs(src, tmp_path / "masks")
+    _scan(image_writer, src / "p4" / "image.nii.gz")
+    (src / "p4" / "image").mkdir()
+    with pytest.raises(InputError, match=r"p4: image.nii.gz and image/ are both its image: "):
+        plan_jobs(src, tmp_path / "masks")
 
 
 def test_table_names_masks_by_case_id_and_resolves_relative_paths(image_writer, tmp_path):

@@ -4,10 +4,10 @@ scan's output (a mask, a synthetic scan) goes.
 INPUT is one scan (an image file SimpleITK reads, one DICOM file, or a folder holding DICOM
 slices: its largest series) or a batch (a folder of image files, DICOM folders and/or case
 folders as ingest reads them, ``<case>/image.nii.gz``, or a CSV/parquet table with an ``image``
-column and optionally ``case_id``). One scan writes OUTPUT
-when it names an image file (any suffix SimpleITK writes), else ``OUTPUT/<name>.nii.gz``; a
-batch writes ``OUTPUT/<name>.nii.gz`` per scan, named after it, and ``OUTPUT/.raylung_batch.json``
-(the model and settings), so that a rerun with the same ones does only the scans left.
+column and optionally ``case_id``). One scan writes OUTPUT when it names an image file (any
+suffix SimpleITK writes), else ``OUTPUT/<name>.nii.gz``; a batch writes ``OUTPUT/<name>.nii.gz``
+per scan, named after it, and ``OUTPUT/.raylung_batch.json`` (the model and settings), so that a
+rerun with the same ones does only the scans left.
 """
 
 from __future__ import annotations

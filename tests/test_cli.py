@@ -73,6 +73,30 @@ def test_evaluate_takes_no_config(tmp_path, capsys):
     assert capsys.readouterr().err.strip().endswith("error: unrecognized arguments: seg.steps=3")
 
 
+@pytest.mark.parametrize("command, hint", [("phantom", "rerun the same command"),
+                                           ("ingest", "rerun the same command to resume")])
+def test_an_interrupt_says_whether_a_rerun_resumes(monkeypatch, capsys, command, hint):
+    """Ctrl-C stands in for a real one here (training, tune, ingest: SIGINT in their tests);
+    phantom makes every case again, so it does not "resume"."""
+    from raylung.cli import data
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(data, f"_run_{command}", interrupted)
+    assert main([command, "somewhere", *(["--store", "st"] if command == "ingest" else [])]) == 130
+    assert capsys.readouterr().err.strip() == f"raylung {command}: interrupted; {hint}"
+
+
+def test_a_bare_key_is_refused_with_the_jobs_own_usage(capsys):
+    """It printed raylung's usage (COMMAND ...), not the job's (key=value ...)."""
+    with pytest.raises(SystemExit):
+        main(["train-gan", "gan.steps"])
+    usage, error = capsys.readouterr().err.strip().splitlines()[-2:]
+    assert usage.startswith("usage: raylung train-gan") and "[key=value ...]" in usage
+    assert error == ("raylung train-gan: error: unrecognized arguments: gan.steps (overrides are "
+                     "key=value)")
+
+
 @pytest.mark.parametrize("flag", ["--rim-mm", "--tolerance-mm"])
 def test_evaluate_refuses_bands_of_no_width(flag, capsys):
     """A rim band of 0 mm is empty, and Dice of two empty sets scored it 1."""

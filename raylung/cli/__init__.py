@@ -33,17 +33,21 @@ from raylung.secrets import redacted
 from raylung.store.case_store import StoreError
 
 
+REDONE = ("phantom", "info", "stream", "evaluate")  # jobs a rerun does again from the start
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``raylung`` console script; returns the exit status."""
-    parser = _parser()
+    parser, jobs = _parser()
     args, extra = parser.parse_known_args(argv)
+    job = jobs[args.command]  # its own usage on an error, not raylung's
     if "overrides" in args:
         args.overrides = [*args.overrides, *extra]
         bad = [item for item in args.overrides if "=" not in item or item.startswith("-")]
         if bad:
-            parser.error(f"unrecognized arguments: {' '.join(bad)} (overrides are key=value)")
+            job.error(f"unrecognized arguments: {' '.join(bad)} (overrides are key=value)")
     elif extra:  # a job that reads no config
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        job.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.run(args)
     except (ConfigError, InputError, StoreError, ValueError) as err:
@@ -55,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:  # a job's own says how to go on
+        resumes = " to resume" if args.command not in REDONE else ""
         print(f"raylung {args.command}: interrupted; "
-              f"{str(stop) or 'rerun the same command to resume'}", file=sys.stderr)
+              f"{str(stop) or f'rerun the same command{resumes}'}", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - only storage's and Ray Train's failures are lines
         problem = storage_problem(err)
@@ -87,7 +92,8 @@ def _run_failure(err: Exception) -> str | None:
     return last_line(cause)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The ``raylung`` parser and each job's own, by name."""
     summary, examples, _ = __doc__.split("\n\n", 2)
     parser = argparse.ArgumentParser(prog="raylung", description=summary,
                                      epilog="examples:\n" + examples,
@@ -104,4 +110,4 @@ def _parser() -> argparse.ArgumentParser:
     add_synth(sub)
     add_evaluate(sub)
     add_demo(sub)
-    return parser
+    return parser, sub.choices

@@ -20,8 +20,7 @@ from raylung.errors import InputError
 from raylung.evaluate.report import save_report, summarise_scores
 from raylung.evaluate.scores import CaseWarning, Row, score_case
 from raylung.io.geometry import same_grid
-from raylung.io.read import (IMAGE_SUFFIXES, case_file, image_name, is_case_folder, read_mask,
-                             read_volume)
+from raylung.io.read import IMAGE_SUFFIXES, case_files, image_name, read_mask, read_volume
 from raylung.io.write import write_atomic
 
 Case = tuple[str, Path, Path, Path | None]
@@ -100,7 +99,8 @@ def files_by_case(folder: Path, stem: str) -> dict[str, Path]:
         name = image_name(entry)
         if name is None or entry.name.startswith("."):
             continue
-        path = case_file(entry, stem) if is_case_folder(entry) else entry
+        files = case_files(entry) if entry.is_dir() else {}
+        path = files.get(stem) if files else entry
         if path is None:
             continue
         if name in masks:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from raylung.config import DOMAINS
 from raylung.errors import InputError
-from raylung.io.read import CASE_FILES, IMAGE_SUFFIXES, case_file, image_suffix, printable
+from raylung.io.read import CASE_FILES, IMAGE_SUFFIXES, case_files, image_suffix, printable
 
 TABLE_NAMES = ("cases.csv", "cases.parquet")
 REQUIRED_COLUMNS = ("case_id", "image", "domain")
@@ -103,11 +103,11 @@ def _scan_folder(folder: Path, domain: str | None) -> list[dict]:
 def _case_row(case_dir: Path, domain: str) -> dict:
     """A case folder's row: its files, or (``no_image``) why it has no usable scan."""
     try:
-        found = {stem: case_file(case_dir, stem) for stem in CASE_FILES}
+        found = case_files(case_dir)
     except InputError as err:  # two scans or masks of one kind: this case fails alone
         return {"case_id": case_dir.name, "image": None, "domain": domain,
                 "no_image": err.problem}
-    files = {stem: str(path) if path else None for stem, path in found.items()}
+    files = {stem: str(found[stem]) if stem in found else None for stem in CASE_FILES}
     if files["image"]:
         _warn_unused(case_dir, files)
     return {"case_id": case_dir.name, **files, "domain": domain,

@@ -101,22 +101,21 @@ def image_name(path: str | Path) -> str | None:
     return path.name[: -len(suffix)] if suffix else None
 
 
-def case_file(case_dir: str | Path, stem: str) -> Path | None:
-    """A case folder's ``stem`` folder (a DICOM series) or file ``stem`` + an image suffix of
-    any case (``image.NII.GZ``); two of them are an error, not a choice between two scans."""
-    case_dir = Path(case_dir)
-    found = [p for p in case_dir.iterdir()
-             if (p.name == stem and p.is_dir()) or (p.is_file() and image_name(p) == stem)]
-    if len(found) > 1:
-        names = " and ".join(sorted(p.name + "/" * p.is_dir() for p in found))
-        raise InputError(case_dir, f"{names} are both its {stem}: keep one")
-    return found[0] if found else None
-
-
-def is_case_folder(path: str | Path) -> bool:
-    """Whether ``path`` is a case folder as ingest scans them (``<case>/image.nii.gz``,
-    ``lung.nii.gz``, ...), not a DICOM series folder."""
-    return Path(path).is_dir() and any(case_file(path, stem) for stem in CASE_FILES)
+def case_files(case_dir: str | Path) -> dict[str, Path]:
+    """A case folder's files by kind (``CASE_FILES``): its ``image/`` folder (a DICOM series) or
+    file ``image`` + an image suffix of any case (``image.NII.GZ``), and so on, read in one pass
+    over the folder; none for a DICOM series folder. Two of one kind are an error, not a choice
+    between two scans."""
+    found: dict[str, list[Path]] = {}
+    for path in Path(case_dir).iterdir():
+        kind = path.name if path.is_dir() else image_name(path) if path.is_file() else None
+        if kind in CASE_FILES:
+            found.setdefault(kind, []).append(path)
+    for kind in CASE_FILES:
+        if len(found.get(kind, [])) > 1:
+            names = " and ".join(sorted(p.name + "/" * p.is_dir() for p in found[kind]))
+            raise InputError(case_dir, f"{names} are both its {kind}: keep one")
+    return {kind: paths[0] for kind, paths in found.items()}
 
 
 def image_suffix(name: str) -> str:

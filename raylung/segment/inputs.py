@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from raylung.errors import InputError
-from raylung.io.read import case_file, dicom_series, image_name, image_suffix, is_case_folder
+from raylung.io.read import case_files, dicom_series, image_name, image_suffix
 from raylung.io.write import write_atomic
 
 TABLE_SUFFIXES = (".csv", ".parquet")
@@ -66,9 +66,10 @@ def plan_jobs(source: str | Path, out: str | Path) -> tuple[list[Job], bool]:
 def _case_scan(path: Path) -> Path | tuple[str, Path]:
     """A case folder's scan, named after the folder (``<case>/image.nii.gz`` or ``image/``);
     any other entry is a scan itself. One without an image is named, not read as DICOM."""
-    if not is_case_folder(path):
+    files = case_files(path) if path.is_dir() else {}
+    if not files:
         return path
-    image = case_file(path, "image")
+    image = files.get("image")
     if image is None:
         raise InputError(path, "case folder without its scan (image.<suffix> or an image/ "
                                "DICOM folder)")

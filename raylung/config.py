@@ -606,14 +606,20 @@ def _apply_override(tree: dict[str, Any], item: str) -> None:
     node[leaf] = value
 
 
-def _is_text(key: str) -> bool:
-    """Whether a dotted key names a text field of the config (``str`` or ``str | None``)."""
+def _annotation(parts: Sequence[str | int]) -> Any:
+    """The type of the config field (or section) at ``parts``; None where there is none."""
     node: Any = Config
-    for part in key.split("."):
+    for part in parts:
         field = getattr(node, "model_fields", {}).get(part)
         if field is None:
-            return False
+            return None
         node = field.annotation
+    return node
+
+
+def _is_text(key: str) -> bool:
+    """Whether a dotted key names a text field of the config (``str`` or ``str | None``)."""
+    node = _annotation(key.split("."))
     kinds = (node, *get_args(node))  # str, or the members of `str | None`
     return str in [get_args(t)[0] if get_origin(t) is Annotated else t for t in kinds]
 
@@ -680,8 +686,6 @@ def _message(error: dict[str, Any]) -> str:
         return f"{most} {error['ctx']['max_length']} values, got {error['ctx']['actual_length']}"
     if error["type"] != "extra_forbidden":
         return error["msg"].removeprefix("Value error, ")
-    section: Any = Config
-    for part in error["loc"][:-1]:
-        section = section.model_fields[part].annotation
+    section = _annotation(error["loc"][:-1])
     owner = ".".join(map(str, error["loc"][:-1])) or "the config"
     return f"unknown key ({owner} has: {', '.join(section.model_fields)})"

@@ -53,9 +53,9 @@ def quiet_loggers(verbose: bool) -> None:
 def quiet_driver(verbose: bool) -> None:
     """In this process (the driver): Ray's and Ray Data's INFO lines off, and the known
     noise (``RAY_NOISE``) filtered from the console unless ``verbose``."""
+    quiet_loggers(verbose)
     if verbose:
         return
-    quiet_loggers(verbose)
     for stream in (sys.stdout, sys.stderr):
         _filter(stream)
 

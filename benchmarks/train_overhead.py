@@ -10,13 +10,15 @@ same random batches, without data loading, so the ratio is the framework's overh
 no Ray), which splits the overhead into DeepSpeed's part and Ray's. On a 2-core machine Ray's
 own daemons (GCS, raylet) take CPU time from a 2-thread step; ``--threads 1 2`` shows both.
 ``--gpu`` runs every loop on the GPU and adds DeepSpeed in bf16 (what raylung trains in there)
-beside the fp32 rows, whose ratio to the plain loop stays the framework's overhead.
+beside the fp32 rows, whose ratio to the plain loop stays the framework's overhead, and the
+peak GPU memory PyTorch reserved in each loop (``peak_mib``: ZeRO's buckets show there).
 Prints a table and writes benchmarks/results/train_overhead.csv.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 from pathlib import Path
@@ -61,6 +63,8 @@ def time_steps(gens, discs, config: Config, steps: int, warmup: int = 2) -> floa
     weights = loss_weights(config)
     device, dtype = where(gens.module)
     batch = batch.to(dtype, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     for i in range(warmup + steps):
         if i == warmup:
             _synchronize(device)
@@ -71,31 +75,41 @@ def time_steps(gens, discs, config: Config, steps: int, warmup: int = 2) -> floa
     return (time.perf_counter() - start) / steps
 
 
+def peak_mib(device: torch.device) -> float:
+    """The most GPU memory PyTorch reserved since ``time_steps`` began (NaN on CPU)."""
+    return torch.cuda.max_memory_reserved(device) / 2**20 if device.type == "cuda" else math.nan
+
+
 def _synchronize(device: torch.device) -> None:
     """Wait for queued GPU work, so that the host clock times the steps themselves."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def plain(config: Config, steps: int) -> float:
+def plain(config: Config, steps: int) -> tuple[float, float]:
+    """Seconds per step and peak MiB of the bare modules + Adam."""
     torch.manual_seed(config.gan.seed)
     device = torch.device("cuda" if config.scaling.use_gpu else "cpu")
-    return time_steps(PlainEngine(Generators(config).to(device), config),
-                      PlainEngine(Discriminators(config).to(device), config), config, steps)
+    seconds = time_steps(PlainEngine(Generators(config).to(device), config),
+                         PlainEngine(Discriminators(config).to(device), config), config, steps)
+    return seconds, peak_mib(device)
 
 
-def in_process(config: Config, steps: int) -> float:
-    """The DeepSpeed engines of a Ray Train worker, built in this process as rank 0 of 1."""
+def in_process(config: Config, steps: int) -> tuple[float, float]:
+    """The DeepSpeed engines of a Ray Train worker, built in this process as rank 0 of 1:
+    seconds per step and peak MiB."""
     from raylung.train.gan_loop import _engines
 
     for key, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29531", "RANK": "0",
                        "WORLD_SIZE": "1", "LOCAL_RANK": "0"}.items():
         os.environ.setdefault(key, value)
     engines = _engines(config)
-    return time_steps(engines["generators"], engines["discriminators"], config, steps)
+    seconds = time_steps(engines["generators"], engines["discriminators"], config, steps)
+    return seconds, peak_mib(where(engines["generators"].module)[0])
 
 
-def under_ray_train(config: Config, steps: int, threads: int) -> float:
+def under_ray_train(config: Config, steps: int, threads: int) -> tuple[float, float]:
+    """The same under a 1-worker Ray Train run: seconds per step and the worker's peak MiB."""
     import ray.train
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -106,9 +120,10 @@ def under_ray_train(config: Config, steps: int, threads: int) -> float:
         cfg = Config.model_validate(loop_config["config"])
         engines = _engines(cfg)
         seconds = time_steps(engines["generators"], engines["discriminators"], cfg, steps)
+        peak = peak_mib(where(engines["generators"].module)[0])
         with _empty_checkpoint() as checkpoint:
-            ray.train.report({"seconds_per_step": seconds, "threads": torch.get_num_threads()},
-                             checkpoint=checkpoint)
+            ray.train.report({"seconds_per_step": seconds, "peak_mib": peak,
+                              "threads": torch.get_num_threads()}, checkpoint=checkpoint)
 
     result = TorchTrainer(
         worker, train_loop_config={"config": config.model_dump(mode="json")},
@@ -118,7 +133,7 @@ def under_ray_train(config: Config, steps: int, threads: int) -> float:
         run_config=RunConfig(name="train_overhead", storage_path="/tmp/raylung-bench-train"),
     ).fit()
     assert result.metrics["threads"] == threads, result.metrics
-    return result.metrics["seconds_per_step"]
+    return result.metrics["seconds_per_step"], result.metrics["peak_mib"]
 
 
 def _empty_checkpoint():
@@ -160,18 +175,18 @@ def main() -> None:
     for threads in args.threads:
         torch.set_num_threads(threads)
         baseline = plain(config, args.steps)
-        rows += [_row("plain PyTorch (1 process)", threads, baseline, baseline),
+        rows += [_row("plain PyTorch (1 process)", threads, baseline, baseline[0]),
                  _row(f"{zero}, no Ray (1 process)", threads, in_process(config, args.steps),
-                      baseline)]
+                      baseline[0])]
         if args.gpu:
             rows.append(_row(f"{zero} bf16, no Ray (1 process)", threads,
-                             in_process(bf16, args.steps), baseline))
+                             in_process(bf16, args.steps), baseline[0]))
         connect(config.ray)
         rows.append(_row(f"Ray Train + {zero} (1 worker)", threads,
-                         under_ray_train(config, args.steps, threads), baseline))
+                         under_ray_train(config, args.steps, threads), baseline[0]))
         if args.gpu:
             rows.append(_row(f"Ray Train + {zero} bf16 (1 worker)", threads,
-                             under_ray_train(bf16, args.steps, threads), baseline))
+                             under_ray_train(bf16, args.steps, threads), baseline[0]))
     table = pd.DataFrame(rows)
     RESULTS.mkdir(exist_ok=True)
     table.to_csv(RESULTS / f"train_overhead{'_gpu' if args.gpu else ''}.csv", index=False)
@@ -180,9 +195,10 @@ def main() -> None:
           f"{table.to_string(index=False)}")
 
 
-def _row(loop: str, threads: int, seconds: float, baseline: float) -> dict:
+def _row(loop: str, threads: int, measured: tuple[float, float], baseline: float) -> dict:
+    seconds, peak = measured
     return {"loop": loop, "torch_threads": threads, "seconds_per_step": round(seconds, 3),
-            "ratio": round(seconds / baseline, 2)}
+            "ratio": round(seconds / baseline, 2), "peak_mib": round(peak, 1)}
 
 
 if __name__ == "__main__":

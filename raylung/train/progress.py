@@ -31,7 +31,7 @@ def progress_line(run: str, total: int, keys: Sequence[str], metrics: dict[str, 
     step, rate = int(metrics["step"]), metrics.get("steps_per_s", 0.0)
     shown = "".join(f"  {key} {metrics[key]:.4g}" for key in keys if key in metrics)
     left = (total - step) / rate if rate > 0 else math.inf
-    return f"{run}  step {step}/{total}{shown}  {rate:.2f} steps/s  {_duration(left)} left"
+    return f"{run}  step {step}/{total}{shown}  {rate:.2f} steps/s  {duration(left)} left"
 
 
 def scores_text(metrics: dict[str, float | None]) -> str:
@@ -47,10 +47,10 @@ def scores_text(metrics: dict[str, float | None]) -> str:
                      if key.startswith("val_") and value is not None and not math.isnan(value))
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     """``1h02m``, ``2m40s`` or ``9s``; ``?`` before the rate is known.
 
-    >>> _duration(3725), _duration(160), _duration(9.4), _duration(math.inf)
+    >>> duration(3725), duration(160), duration(9.4), duration(math.inf)
     ('1h02m', '2m40s', '9s', '?')
     """
     if not math.isfinite(seconds):

@@ -27,11 +27,15 @@ from raylung.train.deepspeed_config import select_accelerator
 from raylung.train.runner import check_placement, start_ray
 from raylung.tune.callback import VALIDATION, validation_number
 from raylung.tune.objectives import Objective, objective_of
+from raylung.tune.progress import SweepProgress
 from raylung.tune.results import write_outputs
 from raylung.tune.space import SWEEP_FILE, Sweep, base_values, param_space
 from raylung.tune.trial import run_trial
 
-TUNE_SIGINT_ENV = "TUNE_DISABLE_SIGINT_HANDLER"  # read by tune.run when it starts
+# Read by tune.run when it starts: Tune's Ctrl-C handler off (see run_sweep); Tune's own
+# console output (status tables, each failed trial's traceback) off: SweepProgress prints it.
+TUNE_ENV = {"TUNE_DISABLE_SIGINT_HANDLER": "1", "RAY_AIR_NEW_OUTPUT": "0",
+            "TUNE_PRINT_ALL_TRIAL_ERRORS": "0"}
 
 
 def run_sweep(sweep: Sweep, resume: bool = False) -> pd.DataFrame:
@@ -55,12 +59,14 @@ def run_sweep(sweep: Sweep, resume: bool = False) -> pd.DataFrame:
                            run_config=tune.RunConfig(
                                name=sweep.config.run.name,
                                storage_path=sweep.config.run.storage_path,
+                               verbose=0, callbacks=[SweepProgress(
+                                   max_reports(sweep.config, objective), objective.mode)],
                                failure_config=tune.FailureConfig(
                                    max_failures=sweep.config.run.max_failures)))
     # Tune's own Ctrl-C handler ends the sweep and returns its unfinished trials as results,
     # which nothing tells from a finished sweep's: a Ctrl-C ends it as a crash would instead,
     # and --resume goes on from Tune's saved state and each trial's latest checkpoint.
-    os.environ[TUNE_SIGINT_ENV] = "1"
+    os.environ.update(TUNE_ENV)
     try:
         grid = tuner.fit()
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -68,10 +69,11 @@ def sweep(phantom_store, tmp_path_factory):
                                 stderr=err, env=env)
         killed = _kill_a_trial_after_its_first_checkpoint(folder, set(finished), proc)
         proc.wait(timeout=900)
-    stdout = (root / "rerun.log").read_text()
-    assert proc.returncode == 0, stdout[-3000:] + (root / "rerun.err").read_text()[-3000:]
+    rerun = SimpleNamespace(stdout=(root / "rerun.log").read_text(),
+                            stderr=(root / "rerun.err").read_text())
+    assert proc.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     return SimpleNamespace(folder=folder, finished=finished, before=before, killed=killed,
-                           rerun=SimpleNamespace(stdout=stdout), interrupted=interrupted,
+                           rerun=rerun, interrupted=interrupted,
                            first=(root / "first.log").read_text(),
                            table=pd.read_csv(folder / "trials.csv"))
 
@@ -84,6 +86,28 @@ def test_every_trial_is_in_the_table(sweep):
     assert pd.read_parquet(sweep.folder / "trials.parquet")["trial"].tolist() == \
         table["trial"].tolist()
     assert "top 5 by composite (min)" in sweep.rerun.stdout
+
+
+def test_the_console_has_a_line_per_validation_and_trial_end_not_tunes_tables(sweep):
+    """Tune's status tables, its experiment box and each failed trial's traceback are off;
+    raylung's lines reach every trial's last validation (the killed trial's last one before
+    the kill never reached Tune: its run resumed past it)."""
+    console = sweep.first + sweep.rerun.stdout
+    reached = {}
+    for trial, done in re.findall(r"^tune  validation \d+/\d+  trial (\S+) at (\d)/3: objective "
+                                  r"\S+.* at most \S+ left$", console, re.MULTILINE):
+        reached[trial] = int(done)
+    scored = sweep.table.dropna(subset=["validations"])
+    assert reached == dict(zip(scored["trial"], scored["validations"])), console[-3000:]
+    assert re.search(r"^tune  trial \S+ stopped early at validation [12]/3 \(\d of 4 trials ",
+                     console, re.MULTILINE)
+    assert re.search(r"^tune  trial \S+ failed: ValueError: data.samples_per_epoch=5 must be a "
+                     r"multiple .*\(1 of 4 trials ended\); its traceback: \S+error.txt$", console,
+                     re.MULTILINE)
+    assert f"tune  trial {sweep.killed} failed (" in sweep.rerun.stdout  # then restarted
+    for tunes in ("Trial status", "Configuration for experiment", "errored after",
+                  "Traceback", "Trial task failed"):
+        assert tunes not in console + sweep.rerun.stderr, tunes
 
 
 def test_a_ctrl_c_says_how_to_go_on_and_writes_no_results(sweep):

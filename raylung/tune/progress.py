@@ -40,6 +40,12 @@ class SweepProgress(tune.Callback):
         self.started = time.monotonic()
         self.seen = 0
 
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        """Its values, and a sign of life before its first validation (a downstream trial
+        trains its GAN first, which reports nothing)."""
+        values = "  ".join(f"{key}={_value(value)}" for key, value in trial.config.items())
+        print(f"tune  trial {trial.trial_id} started: {values}", flush=True)
+
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any,
                         result: dict[str, Any], **info: Any) -> None:
         if "objective" not in result:
@@ -105,6 +111,15 @@ class SweepProgress(tune.Callback):
         """The count of ended trials, ``trial`` among them (Tune calls before it marks it)."""
         ended = sum(t.status in ENDED for t in trials if t is not trial) + 1
         return f" ({ended} of {max(self.samples, len(trials))} trials ended)"
+
+
+def _value(value: Any) -> str:
+    """A searched value as a person reads it.
+
+    >>> _value(0.120766), _value(4), _value("x")
+    ('0.1208', '4', 'x')
+    """
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _validations(result: dict[str, Any]) -> int:

@@ -105,6 +105,11 @@ def test_the_console_has_a_line_per_validation_and_trial_end_not_tunes_tables(sw
                      r"multiple .*\(1 of 4 trials ended\); its traceback: \S+error.txt$", console,
                      re.MULTILINE)
     assert f"tune  trial {sweep.killed} failed (" in sweep.rerun.stdout  # then restarted
+    started = re.findall(r"^tune  trial (\S+) started: (.*)$", console, re.MULTILINE)
+    assert {trial for trial, _ in started} == set(sweep.table["trial"])
+    searched = {"data.samples_per_epoch", "gan.lambda_adv", "gan.lambda_surround"}
+    assert all({value.split("=")[0] for value in values.split("  ")} == searched
+               for _, values in started), started
     for tunes in ("Trial status", "Configuration for experiment", "errored after",
                   "Traceback", "Trial task failed"):
         assert tunes not in console + sweep.rerun.stderr, tunes

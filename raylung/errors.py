@@ -47,8 +47,18 @@ def storage_problem(error: BaseException) -> str | None:
     >>> storage_problem(KeyError("x")) is None
     True
     """
+    if isinstance(error, ImportError) and _raised_in(error, "fsspec"):
+        return f"no file system for this URL: {error}"  # e.g. "Please install gcsfs to ..."
     if type(error).__module__.split(".")[0] not in STORAGE_LIBRARIES:
         return None
     line = last_line(error)
     return f"object storage refused: {type(error).__name__}: {line[:160]}" + (
         "..." if len(line) > 160 else "")
+
+
+def _raised_in(error: BaseException, package: str) -> bool:
+    """Whether ``error`` was raised by code of ``package`` (its traceback's last frame)."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_globals.get("__name__", "").split(".")[0] == package

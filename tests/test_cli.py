@@ -179,6 +179,13 @@ def test_object_storage_refusing_is_one_line_without_the_password(capsys, monkey
     assert "hunter2" not in err and len(err.splitlines()) == 1
 
 
+def test_a_url_without_its_file_system_installed_is_one_line(capsys):
+    """fsspec raises ImportError for a protocol whose package is missing (gcsfs here)."""
+    assert main(["info", "gcs://bucket/store"]) == 2
+    assert capsys.readouterr().err == ("raylung info: error: no file system for this URL: "
+                                       "Please install gcsfs to access Google Storage\n")
+
+
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
     """The demo as a new user runs it: into the default ``demo_out`` of the folder it runs in

@@ -22,6 +22,7 @@ import pandas as pd
 from raylung.config import DOMAINS
 from raylung.errors import InputError
 from raylung.io.read import CASE_FILES, IMAGE_SUFFIXES, case_files, image_suffix, printable
+from raylung.io.table import read_table
 
 TABLE_NAMES = ("cases.csv", "cases.parquet")
 REQUIRED_COLUMNS = ("case_id", "image", "domain")
@@ -70,17 +71,7 @@ def read_sources(src: str | Path,
 
 
 def _read_table(path: Path) -> list[dict]:
-    try:
-        table = (pd.read_parquet(path) if path.suffix == ".parquet"
-                 else pd.read_csv(path, dtype=str, keep_default_na=False))
-    except Exception as err:  # pandas raises many types for a malformed table
-        raise InputError(path, f"unreadable cases table ({err})") from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
-    if missing:
-        raise InputError(path, f"cases table lacks column(s) {', '.join(missing)}")
-    rows = table.to_dict("records")
-    if not rows:
-        raise InputError(path, "cases table has no rows")
+    rows = read_table(path, REQUIRED_COLUMNS, "cases table").to_dict("records")
     for row in rows:
         for column in ("image", "lung", "lesion", "twin"):
             row[column] = _resolve(path.parent, row.get(column))

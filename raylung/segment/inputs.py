@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 
 from raylung.errors import InputError
 from raylung.io.read import case_files, dicom_series, image_name, image_suffix
+from raylung.io.table import read_table
 from raylung.io.write import write_atomic
 
 TABLE_SUFFIXES = (".csv", ".parquet")
@@ -127,14 +127,10 @@ def _named(scans: list[Path] | list[tuple[str, Path]], out: Path) -> list[Job]:
 
 def _table(path: Path) -> list[tuple[str, Path]]:
     """(name, image) of every row of a CSV/parquet table; relative paths are the table's."""
-    try:
-        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str)
-    except Exception as err:  # noqa: BLE001 - pandas raises many types for a broken table
-        raise InputError(path, f"unreadable table ({type(err).__name__})") from None
-    if "image" not in table.columns:
-        raise InputError(path, "table needs an 'image' column")
-    if table.empty:
-        raise InputError(path, "table has no rows")
+    table = read_table(path, ["image"])
+    blank = [i for i, image in enumerate(table["image"]) if not str(image or "").strip()]
+    if blank:
+        raise InputError(path, f"row {blank[0] + 1} (after the header) has no image")
     images = [p if Path(p).is_absolute() else path.parent / p for p in table["image"].astype(str)]
     names = (table["case_id"].astype(str) if "case_id" in table.columns
              else [_scan_name(Path(p)) for p in images])

@@ -76,11 +76,14 @@ def test_table_names_masks_by_case_id_and_resolves_relative_paths(image_writer, 
     assert batch and jobs == [Job("p1", str(tmp_path / "data" / "x.nii.gz"),
                                   str(tmp_path / "masks" / "p1.nii.gz"))]
     pd.DataFrame({"path": ["x"]}).to_csv(tmp_path / "bad.csv", index=False)
-    with pytest.raises(InputError, match="bad.csv: table needs an 'image' column"):
+    with pytest.raises(InputError, match="bad.csv: table lacks column\\(s\\) image"):
         plan_jobs(tmp_path / "bad.csv", tmp_path / "masks")
     (tmp_path / "empty.csv").write_text("image\n")
     with pytest.raises(InputError, match="empty.csv: table has no rows$"):
         plan_jobs(tmp_path / "empty.csv", tmp_path / "masks")
+    (tmp_path / "blank.csv").write_text("case_id,image\np1,data/x.nii.gz\np2,\n")
+    with pytest.raises(InputError, match=r"blank.csv: row 2 \(after the header\) has no image$"):
+        plan_jobs(tmp_path / "blank.csv", tmp_path / "masks")
 
 
 def test_a_dicom_file_named_without_a_suffix_keeps_its_name(tmp_path):

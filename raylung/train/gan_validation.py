@@ -8,7 +8,6 @@ PNG grid. The samples are read once, in rank 0's process, with the pipeline's ow
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -65,12 +64,11 @@ class GanValidator:
 
 
 def _reference(config: Config) -> dict[str, np.ndarray] | None:
-    """Labelled pathological val samples; None (and one line) when the val split has none."""
+    """Labelled pathological val samples; None when the val split has none (the driver said
+    so: ``runner.can_validate``)."""
     try:
         return read_val_samples(config, "pathological", config.gan.val_pathological)
-    except ValueError as err:
-        print(f"raylung: GAN validation without translation and realism scores: {err}",
-              file=sys.stderr)
+    except ValueError:
         return None
 
 

@@ -15,6 +15,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import fsspec
+import pandas as pd
 import pyarrow.fs
 import yaml
 
@@ -257,17 +258,24 @@ def run_config(config: Config, callbacks: Sequence[UserCallback] = (),
 
 
 def can_validate(config: Config) -> bool:
-    """Whether GAN validation runs: ``gan.val_samples`` > 0 and labelled healthy val cases
-    (one line when there are none)."""
-    if config.gan.val_samples == 0:
+    """Whether GAN validation runs: ``gan.val_samples`` > 0 and labelled healthy val cases;
+    without labelled pathological ones it runs without the scores that compare with them.
+    The reason for either in one line on this console (the workers' stderr does not reach it)."""
+    if config.gan.val_samples == 0 or val_cases(config, "healthy", "validation skipped") is None:
         return False
-    try:
-        select_cases(CaseStore(config.data.store, config.storage.storage_options), config.data,
-                     "val", "healthy", labelled_only=True)
-    except ValueError as err:
-        print(f"raylung: validation skipped: {err}", file=sys.stderr)
-        return False
+    val_cases(config, "pathological", "GAN validation without translation and realism scores")
     return True
+
+
+def val_cases(config: Config, domain: str, otherwise: str) -> pd.DataFrame | None:
+    """The labelled val cases of ``domain``; None, and ``otherwise`` with the reason on
+    stderr, when the val split has none."""
+    try:
+        return select_cases(CaseStore(config.data.store, config.storage.storage_options),
+                            config.data, "val", domain, labelled_only=True)
+    except ValueError as err:
+        print(f"raylung: {otherwise}: {err}", file=sys.stderr)
+        return None
 
 
 def steps_per_epoch(config: Config) -> int:

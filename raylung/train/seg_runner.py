@@ -9,20 +9,19 @@ resume and logging machinery as ``train-gan`` (raylung/train/runner.py).
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Sequence
 
 import ray.train
 from ray.train import UserCallback
 
 from raylung.config import Config
-from raylung.data.pipeline import build_shards, check_sources, select_cases, with_store_ingest
+from raylung.data.pipeline import build_shards, check_sources, with_store_ingest
 from raylung.data.synth import add_synthesis, check_generator
-from raylung.store.case_store import CaseStore
 from raylung.train.keep_best import kept_best
 from raylung.train.runner import (check_accumulation, check_divisible, check_placement,
                                   check_resume, checkpoint_folder, crop_size, fit, per_worker,
-                                  resume_epochs, run_folder, start_ray, steps_per_epoch)
+                                  resume_epochs, run_folder, start_ray, steps_per_epoch,
+                                  val_cases)
 from raylung.train.seg_loop import train_seg_worker
 
 BEST_METRIC = "val_dice"
@@ -71,11 +70,8 @@ def _can_validate(config: Config) -> bool:
     (validation reads the scans ingest read); the reason on stderr when there are none."""
     if config.seg.val_cases == 0:
         return False
-    store = CaseStore(config.data.store, config.storage.storage_options)
-    try:
-        cases = select_cases(store, config.data, "val", "pathological", labelled_only=True)
-    except ValueError as err:
-        print(f"raylung train-seg: validation skipped: {err}", file=sys.stderr)
+    cases = val_cases(config, "pathological", "validation skipped")
+    if cases is None:
         return False
     check_sources(cases.head(config.seg.val_cases), "val")
     return True

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from ray.data.context import DataContext
 
 from raylung.config import ConfigError, load_config
 from raylung.data.pipeline import build_dataset
-from raylung.train.runner import check_gan_crops, data_config, fit_gan, gan_shards
+from raylung.store.manifest import read_manifest
+from raylung.train.runner import can_validate, check_gan_crops, data_config, fit_gan, gan_shards
 from raylung.train.seg_runner import fit_seg
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
@@ -25,6 +27,22 @@ def test_worker_streams_keep_the_pipelines_order(gan_config):
     for name in datasets:
         assert chosen._resolve_execution_options(name).preserve_order, name
     assert chosen._datasets_to_split == []  # each worker reads its own (runner.per_worker)
+
+
+def test_what_validation_lacks_is_said_on_the_drivers_console(gan_config, phantom_store,
+                                                            tmp_path, capsys):
+    """The workers' stderr does not reach the console: a GAN run without labelled
+    pathological val cases lost its translation and realism scores without a word."""
+    cases = read_manifest(phantom_store)
+    splits = tmp_path / "splits.csv"
+    pd.DataFrame({"case_id": cases["case_id"],
+                  "split": np.where(cases["domain"] == "healthy", "val", "train")}).to_csv(
+        splits, index=False)
+    assert can_validate(gan_config("val", f"data.splits_file={splits}"))
+    assert capsys.readouterr().err.startswith(
+        "raylung: GAN validation without translation and realism scores: ")
+    assert not can_validate(gan_config("val"))  # every case in train
+    assert capsys.readouterr().err.startswith("raylung: validation skipped: ")
 
 
 def test_the_gans_slices_pass_through_the_lung_the_segmenters_not_all(gan_config):

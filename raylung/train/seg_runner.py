@@ -14,9 +14,10 @@ from collections.abc import Sequence
 import ray.train
 from ray.train import UserCallback
 
-from raylung.config import Config
-from raylung.data.pipeline import build_shards, check_sources, with_store_ingest
+from raylung.config import Config, ConfigError
+from raylung.data.pipeline import build_shards, check_sources, select_cases, with_store_ingest
 from raylung.data.synth import add_synthesis, check_generator
+from raylung.store.case_store import CaseStore
 from raylung.train.keep_best import kept_best
 from raylung.train.runner import (check_accumulation, check_divisible, check_placement,
                                   check_resume, checkpoint_folder, crop_size, fit, per_worker,
@@ -41,6 +42,8 @@ def fit_seg(config: Config, callbacks: Sequence[UserCallback] = (),
     config = with_store_ingest(config)
     if config.seg.generator:
         check_generator(config)
+    if config.data.twin_p > 0:
+        _check_twins(config)
     start_ray(config)
     check_placement(config, "U-Net run", gan_actors=bool(config.seg.generator))
     stream = _stream_config(config)
@@ -56,6 +59,16 @@ def fit_seg(config: Config, callbacks: Sequence[UserCallback] = (),
     loop = {"first_step": first_step, "steps_per_epoch": steps_per_epoch(config),
             "validate": _can_validate(config)}
     return fit(config, train_seg_worker, datasets, loop, callbacks, progress, BEST_METRIC)
+
+
+def _check_twins(config: Config) -> None:
+    """``data.twin_p`` reads diseased twins, which only phantom stores hold: without any, the
+    run would train without the oracle, and nothing would say so."""
+    store = CaseStore(config.data.store, config.storage.storage_options)
+    cases = select_cases(store, config.data, "train", "healthy", labelled_only=True)
+    if not any("twin" in store.open_case(case).array_keys() for case in cases["case_id"]):
+        raise ConfigError(f"data.twin_p: no labelled healthy train case of {config.data.store} "
+                          "has a diseased twin (phantoms written with phantom.twins=true have)")
 
 
 def best_checkpoint(config: Config, result: ray.train.Result) -> tuple[str, dict]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -43,6 +45,17 @@ def test_what_validation_lacks_is_said_on_the_drivers_console(gan_config, phanto
         "raylung: GAN validation without translation and realism scores: ")
     assert not can_validate(gan_config("val"))  # every case in train
     assert capsys.readouterr().err.startswith("raylung: validation skipped: ")
+
+
+def test_the_oracle_without_twins_fails_before_the_run(seg_config, phantom_store, tmp_path):
+    """data.twin_p on a store without diseased twins trained the plain baseline silently."""
+    store = tmp_path / "store"
+    shutil.copytree(phantom_store.url, store)
+    for twin in store.glob("cases/*/twin"):
+        shutil.rmtree(twin)
+    with pytest.raises(ConfigError, match=r"data.twin_p: no labelled healthy train case of "
+                                          r"\S+ has a diseased twin"):
+        fit_seg(seg_config("twins", f"data.store={store}", "data.twin_p=0.5"))
 
 
 def test_the_gans_slices_pass_through_the_lung_the_segmenters_not_all(gan_config):

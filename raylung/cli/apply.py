@@ -25,7 +25,8 @@ def _scans_job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
                   ("input", {"help": "image file, DICOM file or series folder, a folder of "
                                      "scans or of case folders (<case>/image.nii.gz), or a "
                                      "CSV/parquet table with an 'image' column"}),
-                  example="ray.address=auto (only ray.* and storage.* apply)")
+                  example="ray.address=auto",
+                  reads=" (only ray.* and storage.* apply: the model file holds the rest)")
     job.add_argument("--model", required=True, help=model)
     job.add_argument("--out", required=True, type=Path,
                      help=f"{out} file for one scan, else a folder (one <name>.nii.gz per scan)")

@@ -44,9 +44,11 @@ class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
 
 def add_job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
             *positionals: tuple[str, dict], config: bool = True,
-            example: str = "ingest.spacing_mm=[1,1,2]", more: str = "") -> argparse.ArgumentParser:
+            example: str = "ingest.spacing_mm=[1,1,2]", more: str = "",
+            reads: str = "") -> argparse.ArgumentParser:
     """A subcommand: its positionals, then (unless it reads no config) ``--config`` and
-    ``key=value`` overrides (``example`` in the help); ``more`` adds to its own --help."""
+    ``key=value`` overrides (``example`` in the help; ``reads``: what of them it uses); ``more``
+    adds to its own --help."""
     job = sub.add_parser(name, help=help_text, description=f"{help_text}{more}",
                          formatter_class=_ShowDefaults)
     for dest, kwargs in positionals:
@@ -56,12 +58,13 @@ def add_job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
         return job
     job.add_argument("--config", type=Path, action="append",
                      help="YAML config file (sections as in raylung/config.py); repeat to layer "
-                          "files, later ones win: --config exp.yaml --config cluster/gpu.yaml")
+                          "files, later ones win: --config exp.yaml --config cluster/gpu.yaml"
+                          + reads)
     job.add_argument("-v", "--verbose", action="store_true",
                      help="also show Ray's own INFO lines (ray.verbose=true); they are always "
                           f"in the session logs under {RAY_LOGS}")
     job.add_argument("overrides", nargs="*", metavar="key=value",
-                     help=f"config overrides with dotted keys, e.g. {example}")
+                     help=f"config overrides with dotted keys, e.g. {example}{reads}")
     return job
 
 

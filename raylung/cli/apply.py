@@ -59,7 +59,8 @@ def _apply_to_scans(args: argparse.Namespace, one, batch, outputs, **extra) -> i
                          "overrides apply")
     config = job_config(args)  # a batch's cluster, a model URL's storage options
     options = _options(args, config, **extra)
-    jobs, is_batch = plan_jobs(args.input, args.out)
+    with one_line_warnings(args.command):
+        jobs, is_batch = plan_jobs(args.input, args.out)
     start = time.perf_counter()
     if not is_batch:
         one(jobs[0], options=options)

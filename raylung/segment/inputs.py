@@ -13,6 +13,7 @@ rerun with the same ones does only the scans left.
 from __future__ import annotations
 
 import json
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from pathlib import Path
 
 
 from raylung.errors import InputError
-from raylung.io.read import case_files, dicom_series, image_name, image_suffix
+from raylung.io.read import (IMAGE_SUFFIXES, case_files, dicom_series, image_name,
+                             image_suffix)
 from raylung.io.table import read_table
 from raylung.io.write import write_atomic
 
@@ -60,7 +62,23 @@ def plan_jobs(source: str | Path, out: str | Path) -> tuple[list[Job], bool]:
                    if not p.name.startswith(".") and (p.is_dir() or _is_image(p)))
     if not scans:
         raise InputError(source, "folder holds no DICOM series, image files or scan folders")
+    _warn_not_scans(source, scans)
     return _unless_overwriting(_named([_case_scan(p) for p in scans], out)), True
+
+
+def _warn_not_scans(folder: Path, scans: list[Path], listed: int = 5) -> None:
+    """Name the files of a batch folder that are not read (a scan in an unsupported format,
+    ``.hdr``/``.img``, would otherwise only be missing from the count); the data file of a
+    ``ct.mhd`` or ``ct.nhdr`` header (``ct.raw``) is read with it."""
+    headers = {image_name(p) for p in scans if p.suffix in (".mhd", ".nhdr")}
+    others = sorted(p.name for p in folder.iterdir()
+                    if not p.name.startswith(".") and p.is_file() and not _is_image(p)
+                    and p.name.split(".")[0] not in headers)
+    if others:
+        more = f" and {len(others) - listed} more" if len(others) > listed else ""
+        warnings.warn(f"{folder}: {', '.join(others[:listed])}{more} not read: not a scan "
+                      f"(suffixes read: {', '.join(IMAGE_SUFFIXES)}; DICOM in folders)",
+                      stacklevel=3)
 
 
 def _case_scan(path: Path) -> Path | tuple[str, Path]:

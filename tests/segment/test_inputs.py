@@ -39,12 +39,16 @@ def test_folder_of_scans_and_dicom_folders_is_a_batch(image_writer, dicom_writer
     _scan(image_writer, src / "a.nii.gz")
     _scan(image_writer, src / "b.mha")
     dicom_writer(sitk.Image((8, 8, 3), sitk.sitkInt16), src / "c")
+    _scan(image_writer, src / "d.mhd")                            # d.raw: its data, read with it
     (src / "notes.txt").write_text("not a scan")
+    (src / "e.hdr").write_bytes(b"\0" * 348)                      # Analyze: not read
     (src / ".git").mkdir()                                       # hidden: no scans
     _scan(image_writer, src / ".b.1a2b3c4d.tmp.nii.gz")           # a killed write's temp file
-    jobs, batch = plan_jobs(src, tmp_path / "masks")
-    assert batch and [j.name for j in jobs] == ["a", "b", "c"]
-    assert {j.output for j in jobs} == {str(tmp_path / "masks" / f"{n}.nii.gz") for n in "abc"}
+    with pytest.warns(UserWarning, match=r"scans: e.hdr, notes.txt not read: not a scan "
+                                         r"\(suffixes read: .nii.gz, "):
+        jobs, batch = plan_jobs(src, tmp_path / "masks")
+    assert batch and [j.name for j in jobs] == ["a", "b", "c", "d"]
+    assert {j.output for j in jobs} == {str(tmp_path / "masks" / f"{n}.nii.gz") for n in "abcd"}
 
 
 def test_case_folders_as_ingest_reads_them_are_scans_named_after_the_folder(image_writer,

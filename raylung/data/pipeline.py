@@ -82,12 +82,17 @@ def _shard(store: CaseStore, inputs: ray.ObjectRef, cfg: Config, epochs: list[in
     return dataset
 
 
+class NoCasesError(ValueError):
+    """No case is left for a stream: the store, split or domain has none of those asked for
+    (what a caller may step around; any other error of reading the store is not)."""
+
+
 def select_cases(store: CaseStore, cfg: DataConfig, split: str, domain: str | None,
                  labelled_only: bool) -> pd.DataFrame:
     """The manifest rows a stream draws from; a clear error when none are left."""
     manifest = read_manifest(store)
     if manifest.empty:
-        raise ValueError(f"{cfg.store}: the store holds no cases (did every case fail at ingest? "
+        raise NoCasesError(f"{cfg.store}: the store holds no cases (did every case fail at ingest? "
                          "see its ingest_report.csv)")
     cases = cases_of(store, manifest, split, cfg)
     if domain is not None:
@@ -96,7 +101,7 @@ def select_cases(store: CaseStore, cfg: DataConfig, split: str, domain: str | No
         cases = cases[cases["labelled"]]
     if cases.empty:
         what = " ".join(w for w in (("labelled" if labelled_only else ""), domain or "") if w)
-        raise ValueError(f"{cfg.store}: no {what + ' ' if what else ''}cases in split {split!r} "
+        raise NoCasesError(f"{cfg.store}: no {what + ' ' if what else ''}cases in split {split!r} "
                          f"({len(manifest)} cases in the store)")
     return cases.reset_index(drop=True)
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from raylung.config import Config
-from raylung.data.pipeline import read_val_samples
+from raylung.data.pipeline import NoCasesError, read_val_samples
 from raylung.evaluate.disease import translation_scores
 from raylung.evaluate.realism import realism_distance
 from raylung.evaluate.synthesis import synthesis_metrics
@@ -68,7 +68,7 @@ def _reference(config: Config) -> dict[str, np.ndarray] | None:
     so: ``runner.can_validate``)."""
     try:
         return read_val_samples(config, "pathological", config.gan.val_pathological)
-    except ValueError:
+    except NoCasesError:
         return None
 
 

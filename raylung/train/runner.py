@@ -27,7 +27,7 @@ from ray.train.torch import TorchTrainer
 
 from raylung.config import Config, ConfigError, flat_items
 from raylung.console import train_logging
-from raylung.data.pipeline import build_shards, select_cases, with_store_ingest
+from raylung.data.pipeline import NoCasesError, build_shards, select_cases, with_store_ingest
 from raylung.models.discriminator import min_input_size
 from raylung.models.generator import N_DOWN
 from raylung.runtime import connect, poll_reports_often
@@ -273,7 +273,7 @@ def val_cases(config: Config, domain: str, otherwise: str) -> pd.DataFrame | Non
     try:
         return select_cases(CaseStore(config.data.store, config.storage.storage_options),
                             config.data, "val", domain, labelled_only=True)
-    except ValueError as err:
+    except NoCasesError as err:
         print(f"raylung: {otherwise}: {err}", file=sys.stderr)
         return None
 

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from raylung.config import Config
-from raylung.data.pipeline import check_sources, select_cases, with_store_ingest
+from raylung.data.pipeline import NoCasesError, check_sources, select_cases, with_store_ingest
 from raylung.evaluate.folders import evaluate_cases
 from raylung.io.read import read_mask, read_mask_on
 from raylung.io.write import write_bytes, write_image
@@ -74,7 +74,7 @@ def _report(config: Config, model: str, out: Path, progress: bool,
     store = CaseStore(config.data.store, config.storage.storage_options)
     try:
         cases = select_cases(store, config.data, "test", domain, labelled_only=True)
-    except ValueError:
+    except NoCasesError:
         return None
     check_sources(cases, "test")
     jobs = [Job(row.case_id, row.source_image, str(out / "masks" / f"{row.case_id}.nii.gz"))

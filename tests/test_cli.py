@@ -46,6 +46,17 @@ def test_bad_override_is_one_line(tmp_path, capsys):
     assert "\n" not in err
 
 
+@pytest.mark.parametrize("argv", [["phantom", "OUT", "--cases", "3", "phantom.cases=5"],
+                                  ["stream", "STORE", "data.store=OTHER"]])
+def test_a_key_set_by_a_flag_and_an_override_is_refused(argv, tmp_path, capsys):
+    """phantom --cases 3 phantom.cases=5 wrote 5 cases: the override won without a word."""
+    key = argv[-1].split("=")[0]
+    assert main([str(tmp_path / a) if a.isupper() else a for a in argv]) == 2
+    assert capsys.readouterr().err == (f"raylung {argv[0]}: error: {key}: set both by a flag "
+                                       f"and by {key}=...; give one\n")
+    assert not (tmp_path / "OUT").exists()
+
+
 @pytest.mark.parametrize(("flags", "line"), [
     (["--device", "gpu"], "segment: error: --device gpu: not a device raylung runs on (cpu, "
                           "cuda or cuda:N)"),

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from raylung.cli.jobs import add_job, job_config, number, one_line_warnings
+from raylung.cli.jobs import add_job, flag_overrides, job_config, number, one_line_warnings
 from raylung.config import Config, save_config
 from raylung.store.case_store import CaseStore
 
@@ -25,9 +25,9 @@ def add_phantom(sub: argparse._SubParsersAction) -> None:
 def _run_phantom(args: argparse.Namespace) -> int:
     from raylung.phantom import write_phantoms
 
-    flags = {"cases": args.cases, "pathological_fraction": args.pathological_fraction,
-             "seed": args.seed}
-    config = job_config(args, *(f"phantom.{k}={v}" for k, v in flags.items() if v is not None))
+    config = job_config(args, *flag_overrides(args, {
+        "phantom.cases": args.cases, "phantom.pathological_fraction": args.pathological_fraction,
+        "phantom.seed": args.seed}))
     write_phantom_cases(args.out_dir, config, write_phantoms)
     return 0
 
@@ -91,15 +91,15 @@ def add_stream(sub: argparse._SubParsersAction) -> None:
                   "a PNG grid of samples", ("store", {"help": "store path or fsspec URL"}))
     job.add_argument("--mode", choices=["slice2d", "patch3d"], help="data.mode")
     job.add_argument("--batches", type=number(int, 1), default=20,
-                     help="batches to pull (default 20)")
+                     help="batches to pull")
     job.add_argument("--split", default="train", choices=["train", "val", "test"])
     job.add_argument("--out", type=Path, default=Path("stream_out"),
                      help="folder for the sample grid and the resolved config")
 
 
 def _run_stream(args: argparse.Namespace) -> int:
-    flags = [f"data.store={args.store}"] + ([f"data.mode={args.mode}"] if args.mode else [])
-    config = job_config(args, *flags)
+    config = job_config(args, *flag_overrides(args, {"data.store": args.store,
+                                                     "data.mode": args.mode}))
     stream_samples(config, args.split, args.batches, args.out)
     save_config(config, args.out / "raylung_config.yaml")  # a stream that failed leaves none
     return 0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from raylung.config import Config, load_config
+from raylung.config import Config, ConfigError, load_config
 
 RAY_LOGS = "/tmp/ray/session_latest/logs"  # Ray's own log files of the newest local session
 
@@ -77,6 +77,16 @@ def job_config(args: argparse.Namespace, *extra: str) -> Config:
     config = load_config(args.config, [*extra, *args.overrides, *verbose])
     quiet_loggers(config.ray.verbose)  # now: Ray logs INFO before it starts (a run's resume)
     return config
+
+
+def flag_overrides(args: argparse.Namespace, flags: dict[str, object]) -> list[str]:
+    """``key=value`` of the config keys that flags set (None: not given); a key that is also
+    given as ``key=value`` is refused, as which one wins is no one's guess."""
+    given = {item.split("=", 1)[0] for item in args.overrides}
+    for key, value in flags.items():
+        if value is not None and key in given:
+            raise ConfigError(f"{key}: set both by a flag and by {key}=...; give one")
+    return [f"{key}={value}" for key, value in flags.items() if value is not None]
 
 
 @contextlib.contextmanager

@@ -100,7 +100,7 @@ def _synth_scan(out: Path, generator: Path) -> None:
 
 
 class _Stages:
-    """Numbered stage headers, ``[2/6] ingest ...``, and each stage's wall time."""
+    """Numbered stage headers, ``[2/8] ingest ...``, and each stage's wall time."""
 
     def __init__(self, total: int) -> None:
         self.total = total

@@ -34,7 +34,7 @@ def stream(config: Config, split: str, batches: int, out_dir: Path | None) -> St
     config.data.samples_per_epoch = batches * config.data.batch_size
     cfg = config.data
     dataset = build_dataset(config, split, [0])
-    start = last = time.perf_counter()
+    last = time.perf_counter()
     waits, sizes, first = [], [], None
     for batch in dataset.iter_batches(batch_size=cfg.batch_size, batch_format="numpy"):
         now = time.perf_counter()
@@ -45,11 +45,10 @@ def stream(config: Config, split: str, batches: int, out_dir: Path | None) -> St
             if out_dir is not None:
                 save_sample_grid(batch, Path(out_dir) / f"stream_{cfg.mode}.png")
         last = time.perf_counter()
-    return _stats(cfg.mode, waits, sizes, cfg.batch_size, last - start)
+    return _stats(cfg.mode, waits, sizes, cfg.batch_size)
 
 
-def _stats(mode: str, waits: list[float], sizes: list[int], batch_size: int,
-           total: float) -> StreamStats:
+def _stats(mode: str, waits: list[float], sizes: list[int], batch_size: int) -> StreamStats:
     steady = max(sum(waits[1:]), 1e-9)
     samples = len(waits) * batch_size
     return StreamStats(

@@ -4,6 +4,7 @@ Layout (``STORE`` is a local path or an fsspec URL such as ``s3://bucket/store``
 
     STORE/zarr.json                root group
     STORE/cases/<case_id>/         group: image int16, lung uint8, lesion uint8 (when present),
+                                   twin int16 (a phantom's diseased twin, when written),
                                    lung_centres int32 (N, 3): cached patch centres on the lung;
                                    volumes are sharded: small inner chunks, one file per shard
     STORE/manifest.parquet         one row per committed case

@@ -20,8 +20,8 @@ DEEPSPEED_BUCKET = 500_000_000  # DeepSpeed's default reduce_bucket_size, kept f
 
 def deepspeed_config(config: Config, lr: float, betas: tuple[float, float],
                      weights: int) -> dict[str, Any]:
-    """The config of one engine (generators or discriminators) of this job, training ``weights``
-    parameters."""
+    """The config of one engine of this job (the GAN's generators or discriminators, or the
+    segmenter), training ``weights`` parameters."""
     ds = config.deepspeed
     return {
         "train_micro_batch_size_per_gpu": config.data.batch_size,

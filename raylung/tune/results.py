@@ -36,7 +36,7 @@ def write_outputs(grid: ResultGrid, sweep: Sweep, objective: Objective) -> pd.Da
     table = results_table(grid, sweep, objective)
     write_bytes(str(folder / "trials.csv"), table.to_csv(index=False).encode())
     write_bytes(str(folder / "trials.parquet"), table.to_parquet(index=False))
-    best = best_trial(table, objective)
+    best = best_trial(table)
     name = None if best is None else best["trial"]
     search = search_figure(table, sweep, objective, name)
     if search is not None:
@@ -57,8 +57,9 @@ def results_table(grid: ResultGrid, sweep: Sweep, objective: Objective) -> pd.Da
                              na_position="last", kind="stable").reset_index(drop=True)
 
 
-def best_trial(table: pd.DataFrame, objective: Objective) -> pd.Series | None:
-    """The best trial that ran all its steps (else the best one stopped early), or None."""
+def best_trial(table: pd.DataFrame) -> pd.Series | None:
+    """The best trial that ran all its steps (else the best one stopped early), or None, of a
+    ``results_table`` (best first)."""
     scored = table.dropna(subset=["objective"])
     finished = scored[scored["status"] == "finished"]
     pool = finished if not finished.empty else scored

@@ -37,21 +37,21 @@ def table():
 
 
 def test_the_best_trial_is_the_best_that_ran_all_its_steps(table):
-    assert best_trial(table, COMPOSITE)["trial"] == "t1"
+    assert best_trial(table)["trial"] == "t1"
 
 
 def test_without_a_finished_trial_the_best_stopped_one_is_taken(table):
-    assert best_trial(table[table["status"] != "finished"], COMPOSITE)["trial"] == "t3"
+    assert best_trial(table[table["status"] != "finished"])["trial"] == "t3"
 
 
 def test_the_best_config_carries_the_best_values(sweep, table):
-    config = best_config(sweep, best_trial(table, COMPOSITE))
+    config = best_config(sweep, best_trial(table))
     assert (config.gan.lambda_surround, config.gan.lambda_adv) == (3.0, 0.2)
     assert config.run.name == "s_best"
 
 
 def test_the_summary_compares_the_best_with_the_defaults(sweep, table):
-    text = summary(table, sweep, COMPOSITE, best_trial(table, COMPOSITE))
+    text = summary(table, sweep, COMPOSITE, best_trial(table))
     assert "4 trials (2 finished, 1 stopped, 1 failed)" in text.splitlines()[0]
     assert "objective 90 vs 120 with the defaults (25 % better)" in text
 

@@ -48,9 +48,3 @@ def rim_dice(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float],
                          f"{' x '.join(f'{s:g}' for s in spacing)} mm: widen it")
     return dice(pred.astype(bool) & rim, truth.astype(bool) & rim)
 
-
-def segmentation_scores(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float],
-                        rim_mm: float) -> dict[str, float]:
-    """Dice, IoU and rim Dice (Dice inside the band of ``rim_mm`` around the true border)."""
-    return {"dice": dice(pred, truth), "iou": iou(pred, truth),
-            "rim_dice": rim_dice(pred, truth, spacing, rim_mm)}

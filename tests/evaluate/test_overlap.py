@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from raylung.evaluate.overlap import iou, rim_band, segmentation_scores
+from raylung.evaluate.overlap import dice, iou, rim_band, rim_dice
 
 
 def _square(size=40, lo=10, hi=30):
@@ -28,11 +28,10 @@ def test_rim_band_width_is_in_mm():
 def test_scores_of_a_prediction_missing_the_rim():
     truth = _square()
     pred = _square(lo=12, hi=28)          # the outer 2-pixel rim cut off, as on fibrosis
-    scores = segmentation_scores(pred, truth, (1.0, 1.0), rim_mm=2.0)
-    assert scores["dice"] == 2 * 256 / (400 + 256)
-    assert scores["iou"] == iou(pred, truth) == 256 / 400
-    assert scores["rim_dice"] == 0.0       # nothing of the rim band's lung part predicted
-    half = segmentation_scores(_square(lo=11, hi=29), truth, (1.0, 1.0), rim_mm=2.0)
-    assert half["rim_dice"] == 2 * 68 / (144 + 68)  # 1 of the rim's 2 pixel rings kept
-    perfect = segmentation_scores(truth, truth, (1.0, 1.0), rim_mm=2.0)
-    assert perfect == {"dice": 1.0, "iou": 1.0, "rim_dice": 1.0}
+    assert dice(pred, truth) == 2 * 256 / (400 + 256)
+    assert iou(pred, truth) == 256 / 400
+    assert rim_dice(pred, truth, (1.0, 1.0), 2.0) == 0.0  # nothing of the rim band's lung part
+    half = _square(lo=11, hi=29)
+    assert rim_dice(half, truth, (1.0, 1.0), 2.0) == 2 * 68 / (144 + 68)  # 1 of 2 rings kept
+    assert (dice(truth, truth), iou(truth, truth), rim_dice(truth, truth, (1.0, 1.0), 2.0)) == (
+        1.0, 1.0, 1.0)

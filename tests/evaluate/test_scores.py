@@ -14,7 +14,7 @@ from monai.metrics import (compute_average_surface_distance, compute_hausdorff_d
 
 from raylung.errors import InputError
 from raylung.evaluate.folders import evaluate_cases, match_cases
-from raylung.evaluate.overlap import segmentation_scores
+from raylung.evaluate.overlap import rim_dice
 from raylung.evaluate.report import format_summary, summarise_scores
 from raylung.evaluate.scores import CaseWarning, EmptyMaskWarning, score_case
 
@@ -102,7 +102,7 @@ def test_distances_agree_with_simpleitk_on_anisotropic_spacing():
     assert row["hd95_mm"] == pytest.approx(expected_hd95, abs=1e-3)
     assert row["assd_mm"] == pytest.approx(expected_assd, abs=1e-3)
     assert 2.0 < row["hd95_mm"] < hausdorff.GetHausdorffDistance()    # non-trivial
-    assert row["rim_dice"] == segmentation_scores(pred, ref, SPACING, 3.0)["rim_dice"]
+    assert row["rim_dice"] == rim_dice(pred, ref, SPACING, 3.0)
 
 
 def test_surface_scores_are_monais_three_metrics():

@@ -47,4 +47,3 @@ def rim_dice(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float],
         raise ValueError(f"a rim band of {rim_mm:g} mm holds no voxel at spacing "
                          f"{' x '.join(f'{s:g}' for s in spacing)} mm: widen it")
     return dice(pred.astype(bool) & rim, truth.astype(bool) & rim)
-

@@ -23,17 +23,17 @@ def add_phantom(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_phantom(args: argparse.Namespace) -> int:
-    from raylung.phantom import write_phantoms
-
     config = job_config(args, *flag_overrides(args, {
         "phantom.cases": args.cases, "phantom.pathological_fraction": args.pathological_fraction,
         "phantom.seed": args.seed}))
-    write_phantom_cases(args.out_dir, config, write_phantoms)
+    write_phantom_cases(args.out_dir, config)
     return 0
 
 
-def write_phantom_cases(out_dir: Path, config: Config, write_phantoms) -> None:
+def write_phantom_cases(out_dir: Path, config: Config) -> None:
     """Write ``config.phantom``'s cases and the config into ``out_dir``; print the count."""
+    from raylung.phantom import write_phantoms  # here: --help stays fast
+
     table = write_phantoms(out_dir, config.phantom)
     save_config(config, out_dir / "raylung_config.yaml")
     counts = table["domain"].value_counts().to_dict()

@@ -42,15 +42,13 @@ def demo_overrides(out: Path) -> list[str]:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from raylung.phantom import write_phantoms
-
     config = job_config(args, *demo_overrides(args.out))
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "raylung_config.yaml")
     timer = _Stages(8)
     with timer("phantoms", f"-> {out / 'phantoms'}"):
-        write_phantom_cases(out / "phantoms", config, write_phantoms)
+        write_phantom_cases(out / "phantoms", config)
     with timer("ingest", f"-> {out / 'store'}"):
         if ingest_cases(str(out / "phantoms"), str(out / "store"), config):
             return 1

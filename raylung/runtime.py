@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+from typing import Any
 
 import ray
 
@@ -18,7 +19,7 @@ POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 REPORT_POLL_S = 0.2
 
 
-def connect(cfg: RayConfig, **init_args) -> None:
+def connect(cfg: RayConfig, **init_args: Any) -> None:
     """Join the cluster named by the config or ``RAY_ADDRESS``; otherwise start a local one
     (``init_args`` go to ``ray.init`` then). The workers' own output (Ray's INFO lines among
     it) reaches this console only with ``ray.verbose``; it is always in the session logs."""

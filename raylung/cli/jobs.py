@@ -8,7 +8,7 @@ import contextlib
 import math
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tqdm import tqdm
@@ -18,10 +18,10 @@ from raylung.config import Config, ConfigError, load_config
 RAY_LOGS = "/tmp/ray/session_latest/logs"  # Ray's own log files of the newest local session
 
 
-def number(cast: type, low: float, strict: bool = False):
+def number(cast: type, low: float, strict: bool = False) -> Callable[[str], float]:
     """An argparse type: a finite ``cast`` number of at least ``low`` (above it when
     ``strict``)."""
-    def parse(text: str):
+    def parse(text: str) -> float:
         value = cast(text)
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"{text}: must be a finite number")
@@ -42,7 +42,8 @@ class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def add_job(sub: argparse._SubParsersAction, name: str, run, help_text: str,
+def add_job(sub: argparse._SubParsersAction, name: str,
+            run: Callable[[argparse.Namespace], int], help_text: str,
             *positionals: tuple[str, dict], config: bool = True,
             example: str = "ingest.spacing_mm=[1,1,2]", more: str = "",
             reads: str = "") -> argparse.ArgumentParser:

@@ -42,6 +42,7 @@ class IngestResult:
 
     @property
     def ok(self) -> bool:
+        """Whether every case was written or found unchanged."""
         return not self.failures
 
 

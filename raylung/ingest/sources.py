@@ -42,6 +42,7 @@ class CaseSource:
 
     @property
     def labelled(self) -> bool:
+        """Whether the case has a lung mask (the segmenter learns only from those)."""
         return self.lung is not None
 
 

@@ -29,6 +29,7 @@ class Box:
         return slice(self.z0, self.z1), slice(self.y0, self.y1), slice(self.x0, self.x1)
 
     def as_list(self) -> list[int]:
+        """``[z0, z1, y0, y1, x0, x1]``, as the store's attributes keep it."""
         return [self.z0, self.z1, self.y0, self.y1, self.x0, self.x1]
 
 

@@ -41,6 +41,7 @@ class Grid:
 
     @classmethod
     def of(cls, image: sitk.Image) -> Grid:
+        """The grid ``image`` lies on."""
         return cls(image.GetSize(), image.GetSpacing(), image.GetOrigin(), image.GetDirection())
 
     def image(self, array: np.ndarray | None = None) -> sitk.Image:

@@ -49,6 +49,9 @@ class Segmenter:
 
     def __call__(self, image: sitk.Image, postprocess: bool = True,
                  sides: bool = False) -> Segmentation:
+        """The lung mask and probability of ``image`` on its own grid (``postprocess``: only
+        the large components, holes filled, nothing outside the body; ``sides``: left and
+        right labelled apart)."""
         scan = self.prepare(image)
         return finish(self.predict(scan), scan, postprocess, sides)
 

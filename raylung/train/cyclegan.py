@@ -53,6 +53,7 @@ class GanBatch:
     pathological: torch.Tensor
 
     def to(self, dtype: torch.dtype, device: torch.device) -> GanBatch:
+        """The batch on ``device`` in ``dtype`` (bf16 engines take bf16 inputs)."""
         return GanBatch(*(t.to(device=device, dtype=dtype)
                           for t in (self.healthy, self.surround, self.pathological)))
 

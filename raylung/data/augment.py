@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from raylung.config import AugmentConfig
+from raylung.preprocess.normalise import AIR_HU
 
-AIR_HU = -1024.0  # air, and the fill outside a scan
 # Rotation planes (pairs of spatial axes): 2-D rotates in-plane; 3-D rotates about z, y, x in turn.
 _PLANES = {2: ((0, 1),), 3: ((1, 2), (0, 2), (0, 1))}
 

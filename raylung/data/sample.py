@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from raylung.config import DataConfig
-from raylung.data.augment import AIR_HU, augment, sample_params
-from raylung.preprocess.normalise import normalise_hu
+from raylung.data.augment import augment, sample_params
+from raylung.preprocess.normalise import AIR_HU, normalise_hu
 from raylung.preprocess.surround import margin_voxels, surround_band
 from raylung.store.volume import Volume
 

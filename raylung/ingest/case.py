@@ -28,7 +28,7 @@ from raylung.seeds import text_seed
 
 STORE_FORMAT = 3  # bump when the stored arrays or attributes change, so reruns re-ingest
 MAX_CENTRES = 4096  # cached lung voxels per case for lung-centred patches (as MONAI/nnU-Net do)
-AIR_HU = -500  # a chest CT always holds voxels below it (the air outside the body, the lungs)
+AIR_CHECK_HU = -500  # a chest CT always holds voxels below it (the air outside the body, lungs)
 
 
 @dataclass
@@ -124,9 +124,9 @@ def canonical_hu(image: sitk.Image, grid: sitk.Image, window: tuple[int, int]) -
 
 def _check_hounsfield(path: str, image: sitk.Image) -> None:
     """Refuse a scan without air, which is no CT in HU: its values would be stored as HU."""
-    if sitk.GetArrayViewFromImage(image).min() >= AIR_HU:
-        raise InputError(path, f"no voxel below {AIR_HU} HU: not a CT in Hounsfield units (a "
-                               "missing RescaleIntercept or a +1024 offset?)")
+    if sitk.GetArrayViewFromImage(image).min() >= AIR_CHECK_HU:
+        raise InputError(path, f"no voxel below {AIR_CHECK_HU} HU: not a CT in Hounsfield units "
+                               "(a missing RescaleIntercept or a +1024 offset?)")
 
 
 def _twin_array(path: str, image: sitk.Image, grid: sitk.Image,

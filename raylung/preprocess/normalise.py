@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+AIR_HU = -1024.0  # air, and the fill outside a scan
+
 
 def normalise_hu(hu: np.ndarray, window: tuple[int, int]) -> np.ndarray:
     """float32 in [-1, 1] from HU clipped to ``window``."""

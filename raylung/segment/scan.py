@@ -18,13 +18,12 @@ import torch
 from monai.inferers import sliding_window_inference
 
 from raylung.config import Config
-from raylung.data.augment import AIR_HU
 from raylung.data.sample import resize_planes
 from raylung.errors import InputError
 from raylung.ingest.case import canonical_hu
 from raylung.io.geometry import canonical_grid
 from raylung.models.placement import where
-from raylung.preprocess.normalise import normalise_hu
+from raylung.preprocess.normalise import AIR_HU, normalise_hu
 from raylung.preprocess.thorax_crop import Box, NoBoneError, body_mask, thorax_box
 
 SW_OVERLAP = 0.5  # sliding-window overlap of 3-D models (nnU-Net's default)

@@ -32,6 +32,17 @@ def last_line(error: BaseException) -> str:
     return redacted(lines[-1]) if lines else type(error).__name__
 
 
+def first_line(error: BaseException) -> str:
+    r"""``Type: the first line of its message``, URL passwords redacted: an unexpected error of
+    one item of many (a case, a scan) in a table cell or a console line.
+
+    >>> first_line(OSError("s3://me:pw@bucket/x: denied\nmore lines"))
+    'OSError: s3://me:<redacted>@bucket/x: denied'
+    """
+    lines = str(error).strip().splitlines()
+    return redacted(f"{type(error).__name__}: {lines[0] if lines else ''}")
+
+
 # Libraries whose errors are object storage refusing a request (credentials, bucket, access)
 STORAGE_LIBRARIES = frozenset({"botocore", "aiobotocore", "s3fs", "gcsfs", "adlfs", "google",
                                "azure", "fsspec"})

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from raylung.config import PREPARATION, Config, ConfigError, IngestConfig, absolute, dump_config
 from raylung.data.splits import store_splits
-from raylung.errors import InputError, last_line
+from raylung.errors import InputError, first_line, last_line
 from raylung.ingest.case import prepare_case, source_hash, source_stat
 from raylung.ingest.sources import CaseSource, Failure, read_sources
 from raylung.runtime import connect
@@ -154,8 +154,7 @@ def _ingest_case(source: CaseSource, url: str, options: dict, cfg: IngestConfig)
     except InputError as err:
         outcome = {**outcome, "status": "failed", "file": err.path, "reason": err.problem}
     except Exception as err:  # one bad case must not stop the others; report it in one line
-        reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-        outcome = {**outcome, "status": "failed", "reason": reason}
+        outcome = {**outcome, "status": "failed", "reason": first_line(err)}
     else:
         return {**outcome, "status": "written"}
     if committed:

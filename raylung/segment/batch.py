@@ -19,7 +19,7 @@ import ray
 from tqdm import tqdm
 
 from raylung.config import Config
-from raylung.errors import InputError
+from raylung.errors import InputError, first_line
 from raylung.io.read import read_volume
 from raylung.io.write import write_image
 from raylung.networks import export_config
@@ -181,5 +181,4 @@ def _problem(row: dict[str, Any], err: Exception) -> str:
     """``FILE: problem`` in one line, URL passwords redacted (a model given as a URL)."""
     if isinstance(err, InputError):
         return redacted(str(err))
-    lines = str(err).strip().splitlines()
-    return redacted(f"{row['image']}: {type(err).__name__}: {lines[0] if lines else ''}")
+    return redacted(f"{row['image']}: {first_line(err)}")

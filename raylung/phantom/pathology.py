@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr
 
-from raylung.phantom.thorax import Box, Geometry, Thorax
+from raylung.phantom.thorax import Slices, Geometry, Thorax
 
 # Hounsfield units of the opacities (before noise).
 GROUND_GLASS_HU = (-600.0, -300.0)
@@ -99,7 +99,7 @@ def add_opacities(thorax: Thorax, opacities: Opacities) -> tuple[np.ndarray, np.
 
 
 def _strength(
-    thorax: Thorax, opacities: Opacities, box: Box, rng: np.random.Generator
+    thorax: Thorax, opacities: Opacities, box: Slices, rng: np.random.Generator
 ) -> np.ndarray:
     """Patch field biased towards the back and the base, raised around the anchor."""
     grid = thorax.grid
@@ -111,7 +111,7 @@ def _strength(
     return np.maximum(strength, anchor)
 
 
-def _anchor_profile(thorax: Thorax, opacities: Opacities, box: Box) -> np.ndarray:
+def _anchor_profile(thorax: Thorax, opacities: Opacities, box: Slices) -> np.ndarray:
     """1 at a point on the inner posterolateral chest wall, falling to 0 at ANCHOR_RADIUS_MM."""
     grid, wall = thorax.grid, thorax.geometry.wall
     side, angle, height = opacities.anchor

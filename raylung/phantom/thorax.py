@@ -132,7 +132,7 @@ _HU = {
 }
 HU_BY_TISSUE = np.array([_HU[tissue] for tissue in Tissue], dtype=np.float32)
 
-Box = tuple[slice, slice, slice]
+Slices = tuple[slice, slice, slice]  # a (z, y, x) region of the volume
 
 
 @dataclass(frozen=True)
@@ -247,16 +247,16 @@ class Thorax:
     edge: np.ndarray  # (ny, nx) radius of the skin along the same ray
 
     @property
-    def lung_box(self) -> Box:
+    def lung_box(self) -> Slices:
         """Bounding box of the lungs: where textures are worth computing."""
         return bounding_box(self.lung).slices()
 
-    def wall_depth(self, box: Box) -> np.ndarray:
+    def wall_depth(self, box: Slices) -> np.ndarray:
         """Depth below the inner chest wall (reference mm) inside ``box``; negative in the wall."""
         pleura = self.geometry.wall.pleura(self.edge[box[1:]], self.grid.t[box[0]])
         return pleura - self.radius[box[1:]]
 
-    def field(self, rng: np.random.Generator, cell_mm: float, box: Box) -> np.ndarray:
+    def field(self, rng: np.random.Generator, cell_mm: float, box: Slices) -> np.ndarray:
         """Smooth random field over ``box`` with features about ``cell_mm`` wide."""
         shape = tuple(s.stop - s.start for s in box)
         return smooth_field(rng, shape, self.grid.step, cell_mm)
@@ -550,7 +550,7 @@ def _add_vessels(image: np.ndarray, lung: np.ndarray, grid: Grid, geometry: Geom
     np.copyto(region, region + (VESSEL_HU - region) * profile, where=lung[box])
 
 
-def _vessel_width(grid: Grid, box: Box, geometry: Geometry) -> np.ndarray:
+def _vessel_width(grid: Grid, box: Slices, geometry: Geometry) -> np.ndarray:
     """Field level that counts as vessel: wide at each lung's hilum, narrow at the periphery."""
     organs = geometry.organs
     x, y = grid.x[:, box[2]], grid.y[box[1]]

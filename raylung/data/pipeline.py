@@ -92,8 +92,8 @@ def select_cases(store: CaseStore, cfg: DataConfig, split: str, domain: str | No
     """The manifest rows a stream draws from; a clear error when none are left."""
     manifest = read_manifest(store)
     if manifest.empty:
-        raise NoCasesError(f"{cfg.store}: the store holds no cases (did every case fail at ingest? "
-                         "see its ingest_report.csv)")
+        raise NoCasesError(f"{cfg.store}: the store holds no cases (did every case fail at "
+                           "ingest? see its ingest_report.csv)")
     cases = cases_of(store, manifest, split, cfg)
     if domain is not None:
         cases = cases[cases["domain"] == domain]
@@ -101,8 +101,8 @@ def select_cases(store: CaseStore, cfg: DataConfig, split: str, domain: str | No
         cases = cases[cases["labelled"]]
     if cases.empty:
         what = " ".join(w for w in (("labelled" if labelled_only else ""), domain or "") if w)
-        raise NoCasesError(f"{cfg.store}: no {what + ' ' if what else ''}cases in split {split!r} "
-                         f"({len(manifest)} cases in the store)")
+        raise NoCasesError(f"{cfg.store}: no {what + ' ' if what else ''}cases in split "
+                           f"{split!r} ({len(manifest)} cases in the store)")
     return cases.reset_index(drop=True)
 
 

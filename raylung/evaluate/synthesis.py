@@ -1,10 +1,11 @@
 """How well G(h) keeps the healthy lung's shape and leaves its surroundings alone, in HU.
 
 The shape-preservation score needs a lung mask of G(h). Without a trained segmenter at hand
-during GAN validation, raylung uses a fixed rule that is right on the phantoms: the lung is every voxel darker than ``DENSE_HU`` that
-lies inside the body (the holes of the body outline), i.e. what an air threshold finds. The
-wall Dice asks the same of the band around the lung: its dense voxels (rib, muscle, pleura)
-in G(h) against those in h; an opacity G draws inside the lung does not lower it.
+during GAN validation, raylung uses a fixed rule that is right on the phantoms: the lung is
+every voxel darker than ``DENSE_HU`` that lies inside the body (the holes of the body
+outline), i.e. what an air threshold finds. The wall Dice asks the same of the band around the
+lung: its dense voxels (rib, muscle, pleura) in G(h) against those in h; an opacity G draws
+inside the lung does not lower it.
 """
 
 from __future__ import annotations

@@ -65,8 +65,10 @@ class SweepProgress(tune.Callback):
         ...       "validation": 2})
         >>> b = T(trial_id="a_00001", status="RUNNING", last_result={"objective": 0.7,
         ...       "validation": 1})
-        >>> progress.line([a, b], b, {"objective": 0.4, "validation": 2}, elapsed=180.0)
-        'validation 4/17  trial a_00001 at 2/5: objective 0.4  best 0.4 (a_00001)  1.00/min  at most 13m00s left'
+        >>> line = progress.line([a, b], b, {"objective": 0.4, "validation": 2}, elapsed=180.0)
+        >>> line.split("  ")  # doctest: +NORMALIZE_WHITESPACE
+        ['validation 4/17', 'trial a_00001 at 2/5: objective 0.4', 'best 0.4 (a_00001)',
+         '1.00/min', 'at most 13m00s left']
         """
         latest = {t.trial_id: t.last_result or {} for t in trials} | {trial.trial_id: result}
         done = sum(_validations(r) for r in latest.values())

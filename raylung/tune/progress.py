@@ -1,5 +1,5 @@
-"""A sweep's console: one line per trial validation and one per trial's end, in place of
-Tune's own status tables (as wide as the searched fields and metrics, every 30 s).
+"""A sweep's console: one line at a trial's start, one per validation and one at its end, in
+place of Tune's own status tables (as wide as the searched fields and metrics, every 30 s).
 
     tune  validation 4/9  trial e0cec_00002 at 1/3: objective 818.3  best 804.1 (e0cec_00001)
           1.54/min  at most 3m15s left

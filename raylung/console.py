@@ -86,6 +86,11 @@ def _filter(stream: TextIO) -> None:
     thread.start()
 
     def restore() -> None:
+        # Ray's own exit handler, registered when Ray was imported, would run after this one
+        # (last in, first out) and print the messages it waits for on the bare console: it
+        # runs here instead, while the filter stands (and then finds nothing to do).
+        if ray.is_initialized():
+            ray.shutdown(_exiting_interpreter=True)
         stream.flush()
         os.dup2(console, fd)  # the pipe's last writer closes: the thread drains it and ends
         thread.join(timeout=5)

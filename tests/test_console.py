@@ -38,3 +38,26 @@ def test_verbose_shows_everything():
     out = _run(verbose=True)
     assert b"constructor arguments in the object store" in out.stderr
     assert b"PYTHON worker processes" in out.stdout
+
+
+def test_what_ray_prints_while_it_shuts_down_at_exit_is_filtered_too():
+    """Ray's exit handler, registered when Ray is imported, runs after the filter's own: its
+    worker-pool warning reached the console at the end of every sweep."""
+    code = r"""
+import ray
+import ray._private.worker as worker
+from raylung.console import quiet_driver
+quiet_driver(verbose=False)
+ray.init(num_cpus=1, include_dashboard=False)
+disconnect = worker.disconnect
+def noisy_disconnect(*args, **kwargs):  # what Ray's exit prints from its error listener
+    if worker.global_worker.connected:
+        print("(raylet) WARNING: 18 PYTHON worker processes have been started on node: 8c06",
+              flush=True)
+    disconnect(*args, **kwargs)
+worker.disconnect = noisy_disconnect
+print("tune: 6 trials (6 finished)", flush=True)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout == b"tune: 6 trials (6 finished)\n"

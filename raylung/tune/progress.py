@@ -84,11 +84,13 @@ class SweepProgress(tune.Callback):
                 f"at most {duration(left)} left")
 
     def _best(self, latest: dict[str, dict[str, Any]]) -> str:
+        """The best objective so far and its trial (the first of a tie: the demo's short
+        sweep ties at 0)."""
         scored = [(result["objective"], trial) for trial, result in latest.items()
                   if not math.isnan(result.get("objective", math.nan))]
         if not scored:
             return ""
-        value, trial = (min if self.mode == "min" else max)(scored)
+        value, trial = (min if self.mode == "min" else max)(scored, key=lambda pair: pair[0])
         return f"  best {value:.4g} ({trial})"
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -58,6 +59,7 @@ def noisy_disconnect(*args, **kwargs):  # what Ray's exit prints from its error 
 worker.disconnect = noisy_disconnect
 print("tune: 6 trials (6 finished)", flush=True)
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}  # its own cluster
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout == b"tune: 6 trials (6 finished)\n"

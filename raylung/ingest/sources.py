@@ -17,12 +17,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from raylung.config import DOMAINS
 from raylung.errors import InputError
 from raylung.io.read import CASE_FILES, IMAGE_SUFFIXES, case_files, image_suffix, printable
-from raylung.io.table import read_table
+from raylung.io.table import cell_text, read_table
 
 TABLE_NAMES = ("cases.csv", "cases.parquet")
 REQUIRED_COLUMNS = ("case_id", "image", "domain")
@@ -128,7 +126,7 @@ def _no_image(case_dir: Path) -> str:
 
 
 def _resolve(base: Path, value: object) -> str | None:
-    text = _text(value)
+    text = cell_text(value)
     if text is None:
         return None
     path = Path(text)
@@ -137,8 +135,8 @@ def _resolve(base: Path, value: object) -> str | None:
 
 def _validate(rows: list[dict], origin: Path) -> tuple[list[CaseSource], list[Failure]]:
     for row in rows:
-        row["case_id"] = _text(row["case_id"]) or ""
-        row["domain"] = _text(row["domain"])
+        row["case_id"] = cell_text(row["case_id"]) or ""
+        row["domain"] = cell_text(row["domain"])
     counts = Counter(row["case_id"] for row in rows)
     sources, failures = [], []
     for row in rows:
@@ -180,10 +178,3 @@ def _case_id_problem(case_id: str) -> str | None:
     if printable(case_id) != case_id:
         return "it is not valid UTF-8"
     return None
-
-
-def _text(value: object) -> str | None:
-    """A stripped string, or None for an empty or missing table cell."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    return str(value).strip() or None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from raylung.errors import InputError
+from raylung.errors import InputError, first_line
 
 
 def read_table(path: Path, required: Sequence[str], what: str = "table") -> pd.DataFrame:
@@ -17,10 +17,18 @@ def read_table(path: Path, required: Sequence[str], what: str = "table") -> pd.D
         table = (pd.read_parquet(path) if path.suffix == ".parquet"
                  else pd.read_csv(path, dtype=str, keep_default_na=False))
     except Exception as err:  # noqa: BLE001 - pandas raises many types for a malformed table
-        raise InputError(path, f"unreadable {what} ({type(err).__name__}: {err})") from None
+        raise InputError(path, f"unreadable {what} ({first_line(err)})") from None
     missing = [c for c in required if c not in table.columns]
     if missing:
         raise InputError(path, f"{what} lacks column(s) {', '.join(missing)}")
     if table.empty:
         raise InputError(path, f"{what} has no rows")
     return table
+
+
+def cell_text(value: object) -> str | None:
+    """A stripped string, or None for an empty or missing table cell (a CSV's "", a parquet
+    table's None or NaN)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return str(value).strip() or None

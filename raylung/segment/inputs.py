@@ -23,7 +23,7 @@ from pathlib import Path
 from raylung.errors import InputError
 from raylung.io.read import (IMAGE_SUFFIXES, case_files, dicom_series, image_name,
                              image_suffix)
-from raylung.io.table import read_table
+from raylung.io.table import cell_text, read_table
 from raylung.io.write import write_atomic
 
 TABLE_SUFFIXES = (".csv", ".parquet")
@@ -58,22 +58,23 @@ def plan_jobs(source: str | Path, out: str | Path) -> tuple[list[Job], bool]:
         is_file = bool(image_suffix(out.name)) and not out.is_dir()
         output = out if is_file else out / f"{_scan_name(source)}{OUTPUT_SUFFIX}"
         return _unless_overwriting([Job(_scan_name(source), str(source), str(output))]), False
-    scans = sorted(p for p in source.iterdir()  # not hidden ones: .git, a killed write's temp
-                   if not p.name.startswith(".") and (p.is_dir() or _is_image(p)))
+    # not hidden ones: .git, a killed write's temp file
+    entries = sorted(p for p in source.iterdir() if not p.name.startswith("."))
+    scans = [p for p in entries if p.is_dir() or _is_image(p)]
     if not scans:
         raise InputError(source, "folder holds no DICOM series, image files or scan folders")
-    _warn_not_scans(source, scans)
+    _warn_not_scans(source, entries, scans)
     return _unless_overwriting(_named([_case_scan(p) for p in scans], out)), True
 
 
-def _warn_not_scans(folder: Path, scans: list[Path], listed: int = 5) -> None:
-    """Name the files of a batch folder that are not read (a scan in an unsupported format,
-    ``.hdr``/``.img``, would otherwise only be missing from the count); the data file of a
-    ``ct.mhd`` or ``ct.nhdr`` header (``ct.raw``) is read with it."""
+def _warn_not_scans(folder: Path, entries: list[Path], scans: list[Path],
+                    listed: int = 5) -> None:
+    """Name the files among a batch folder's ``entries`` that are not ``scans`` (a scan in an
+    unsupported format, ``.hdr``/``.img``, would otherwise only be missing from the count);
+    the data file of a ``ct.mhd`` or ``ct.nhdr`` header (``ct.raw``) is read with it."""
     headers = {image_name(p) for p in scans if p.suffix in (".mhd", ".nhdr")}
-    others = sorted(p.name for p in folder.iterdir()
-                    if not p.name.startswith(".") and p.is_file() and not _is_image(p)
-                    and p.name.split(".")[0] not in headers)
+    others = [p.name for p in entries if p.is_file() and not _is_image(p)
+              and p.name.split(".")[0] not in headers]
     if others:
         more = f" and {len(others) - listed} more" if len(others) > listed else ""
         warnings.warn(f"{folder}: {', '.join(others[:listed])}{more} not read: not a scan "
@@ -146,7 +147,7 @@ def _named(scans: list[Path] | list[tuple[str, Path]], out: Path) -> list[Job]:
 def _table(path: Path) -> list[tuple[str, Path]]:
     """(name, image) of every row of a CSV/parquet table; relative paths are the table's."""
     table = read_table(path, ["image"])
-    blank = [i for i, image in enumerate(table["image"]) if not str(image or "").strip()]
+    blank = [i for i, image in enumerate(table["image"]) if cell_text(image) is None]
     if blank:
         raise InputError(path, f"row {blank[0] + 1} (after the header) has no image")
     images = [p if Path(p).is_absolute() else path.parent / p for p in table["image"].astype(str)]

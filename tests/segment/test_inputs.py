@@ -88,6 +88,10 @@ def test_table_names_masks_by_case_id_and_resolves_relative_paths(image_writer, 
     (tmp_path / "blank.csv").write_text("case_id,image\np1,data/x.nii.gz\np2,\n")
     with pytest.raises(InputError, match=r"blank.csv: row 2 \(after the header\) has no image$"):
         plan_jobs(tmp_path / "blank.csv", tmp_path / "masks")
+    pd.DataFrame({"case_id": ["p1", "p2"], "image": ["data/x.nii.gz", None]}).to_parquet(
+        tmp_path / "blank.parquet")  # read back as NaN
+    with pytest.raises(InputError, match=r"blank.parquet: row 2 \(after the header\) has no "):
+        plan_jobs(tmp_path / "blank.parquet", tmp_path / "masks")
 
 
 def test_a_dicom_file_named_without_a_suffix_keeps_its_name(tmp_path):
